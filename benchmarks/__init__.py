@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs them; they print medians and ratios, they do not assert."""
