@@ -1,0 +1,152 @@
+"""`python -m generator` (also installed as `ecs-connect`).
+
+Exit codes: 0 success; 1 lint findings or stale templates (or a failed AWS check);
+2 bad input (topology, parameters, environment, credentials).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from generator.topology import DEFAULT_TOPOLOGY, TopologyError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_OUT = "templates"
+
+
+class UsageError(Exception):
+    """Bad input the user can fix; str() is the one-line message."""
+
+
+def _load(args: argparse.Namespace):
+    from generator import topology
+
+    return topology.load(args.topology)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from generator import render
+
+    files = render.render(_load(args))
+    out_dir = Path(args.out)
+    if args.check:
+        stale = render.stale_files(out_dir, files)
+        for relative in stale:
+            print(f"{out_dir / relative}: out of date", file=sys.stderr)
+        if stale:
+            print("run `python -m generator generate` (or `make templates`) and commit the "
+                  "result", file=sys.stderr)
+            return EXIT_FINDINGS
+        print(f"{out_dir}: {len(files)} file(s) up to date")
+        return EXIT_OK
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: --out must be a directory")
+    changed = render.write(out_dir, files)
+    for relative in sorted(files):
+        state = "written" if relative in changed else "unchanged"
+        print(f"{out_dir / relative}  ({state})")
+    for relative in changed:
+        if relative not in files:
+            print(f"{out_dir / relative}  (removed: no such service)")
+    return EXIT_OK
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from generator import lint
+
+    out_dir = Path(args.out)
+    service_template = out_dir / lint.SERVICE_TEMPLATE
+    if not service_template.is_file():
+        raise UsageError(f"{service_template}: not found; run `python -m generator generate` first")
+    linted = [str(p) for p in sorted(out_dir.glob(lint.TEMPLATE_GLOB))]
+    linted += [str(p) for p in sorted((out_dir / "params").glob("*.json"))]
+    findings = lint.lint_directory(out_dir)
+    report = lint.FORMATS[args.format](findings, linted)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(report, encoding="utf-8")
+        print(lint.format_text(findings, linted), end="")
+    else:
+        print(report, end="")
+    failing = [f for f in findings if f.level in ("error", "warning")]
+    return EXIT_FINDINGS if failing else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from generator import plan
+
+    topology = _load(args)
+    deploy_plan = plan.build(topology)
+    if args.format == "mermaid":
+        print(plan.mermaid(topology), end="")
+    else:
+        print(plan.describe(topology, deploy_plan), end="")
+        print("\n```mermaid")
+        print(plan.mermaid(topology), end="")
+        print("```")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="python -m generator",
+        description="topology.yaml -> linted CloudFormation for ECS Service Connect",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_topology(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--topology", default=DEFAULT_TOPOLOGY, metavar="FILE",
+                         help=f"topology file (default: {DEFAULT_TOPOLOGY})")
+        return sub
+
+    generate = with_topology(commands.add_parser(
+        "generate", help="write templates/ from the topology"))
+    generate.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                          help=f"output directory (default: {DEFAULT_OUT})")
+    generate.add_argument("--check", action="store_true",
+                          help="write nothing; exit 1 if the files on disk are stale")
+    generate.set_defaults(handler=cmd_generate)
+
+    lint = commands.add_parser("lint", help="cfn-lint the templates and check the params files")
+    lint.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                      help=f"directory holding the templates (default: {DEFAULT_OUT})")
+    lint.add_argument("--format", choices=["text", "json", "junit"], default="text")
+    lint.add_argument("--output", metavar="FILE",
+                      help="write the report to FILE and a text summary to stdout")
+    lint.set_defaults(handler=cmd_lint)
+
+    plan = with_topology(commands.add_parser(
+        "plan", help="deploy order (callees before callers) and a Mermaid diagram"))
+    plan.add_argument("--format", choices=["text", "mermaid"], default="text")
+    plan.set_defaults(handler=cmd_plan)
+
+    _register_operations(commands, with_topology)
+    return top
+
+
+def _register_operations(commands, with_topology) -> None:
+    """The boto3 commands (bootstrap, deploy, verify, status) live in generator.ops."""
+    import importlib.util
+
+    if importlib.util.find_spec("generator.ops") is None:
+        return
+    from generator.ops import cli as ops_cli
+
+    ops_cli.register(commands, with_topology)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (TopologyError, UsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

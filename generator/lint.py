@@ -1,0 +1,218 @@
+"""Lint every generated template in one process, and every params file against service.yaml.
+
+cfn-lint's rule collection (its own rules plus ours in generator/rules) is built once
+and run over each template, instead of paying cfn-lint's start-up per template.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+from xml.sax.saxutils import quoteattr
+
+import yaml
+
+from generator.lintrules import RULES_DIR
+from generator.names import DEPLOY_TIME_PARAMETERS
+
+TEMPLATE_GLOB = "*.yaml"
+SERVICE_TEMPLATE = "service.yaml"
+# One region is enough: the templates use no region-specific resource types or values.
+REGIONS = ["us-east-1"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    line: int
+    column: int
+    rule: str
+    level: str  # error | warning | informational
+    message: str
+
+
+def lint_directory(out_dir: Path) -> list[Finding]:
+    templates = sorted(out_dir.glob(TEMPLATE_GLOB))
+    findings = lint_templates(templates)
+    service_template = out_dir / SERVICE_TEMPLATE
+    if service_template.is_file():
+        parameters, rules = _service_contract(service_template)
+        for params_file in sorted((out_dir / "params").glob("*.json")):
+            findings.extend(check_params_file(params_file, parameters, rules))
+    return findings
+
+
+def lint_templates(paths: Iterable[Path]) -> list[Finding]:
+    paths = list(paths)
+    if not paths:
+        return []
+    # cfn-lint takes most of a second to import; `generate` alone never pays for it.
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.core import get_rules
+    from cfnlint.runner.template.runner import run_template_by_file_path
+
+    rules = get_rules([str(RULES_DIR)], [], [])
+    config = ConfigMixIn(regions=REGIONS)
+    findings = []
+    for path in paths:
+        for match in run_template_by_file_path(str(path), config, rules, False):
+            findings.append(Finding(
+                file=str(path),
+                line=match.linenumber,
+                column=match.columnnumber,
+                rule=match.rule.id,
+                level=match.rule.severity,
+                message=match.message,
+            ))
+    return findings
+
+
+# --- params files ----------------------------------------------------------------------
+
+
+def _service_contract(template_path: Path) -> tuple[dict, dict]:
+    class _TagLoader(yaml.SafeLoader):
+        pass
+
+    # The short-form intrinsics (!Ref, !Sub ...) only matter to CloudFormation; here
+    # only Parameters and Rules are read.
+    _TagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    document = yaml.load(template_path.read_text(encoding="utf-8"), Loader=_TagLoader)  # noqa: S506
+    return document.get("Parameters", {}), document.get("Rules", {})
+
+
+def check_params_file(path: Path, parameters: dict, rules: dict) -> list[Finding]:
+    def finding(rule: str, message: str, line: int = 1) -> Finding:
+        return Finding(str(path), line, 1, rule, "error", message)
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        return [Finding(str(path), err.lineno, err.colno, "P1000", "error",
+                        f"not valid JSON: {err.msg}")]
+    if not isinstance(document, dict) or not isinstance(document.get("Parameters"), dict):
+        return [finding("P1000", 'expected {"Parameters": {...}, "Tags": {...}}')]
+    unexpected = sorted(set(document) - {"Parameters", "Tags", "StackPolicy"})
+    findings = [finding("P1000", f"unknown top-level key '{key}'") for key in unexpected]
+    values = document["Parameters"]
+
+    def line_of(key: str) -> int:
+        match = re.search(r'^\s*"%s"\s*:' % re.escape(key), text, re.MULTILINE)
+        return text.count("\n", 0, match.start()) + 1 if match else 1
+
+    for key, value in values.items():
+        if key not in parameters:
+            findings.append(finding("P1001", f"'{key}' is not a parameter of service.yaml",
+                                    line_of(key)))
+            continue
+        problem = _parameter_problem(parameters[key], value)
+        if problem:
+            findings.append(finding("P1002", f"{key}: {problem}", line_of(key)))
+    for key, spec in parameters.items():
+        if key not in values and "Default" not in spec and key not in DEPLOY_TIME_PARAMETERS:
+            findings.append(finding("P1003", f"required parameter '{key}' is missing"))
+    resolved = {key: str(spec["Default"]) for key, spec in parameters.items() if "Default" in spec}
+    resolved.update({key: str(value) for key, value in values.items()})
+    for name, rule in rules.items():
+        if _evaluate(rule.get("RuleCondition", True), resolved) is not True:
+            continue
+        for assertion in rule.get("Assertions", []):
+            if _evaluate(assertion["Assert"], resolved) is False:
+                description = assertion.get("AssertDescription", "assertion failed")
+                findings.append(finding("P1004", f"rule {name}: {description}"))
+    return findings
+
+
+def _parameter_problem(spec: dict, value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"value must be a string, got {json.dumps(value)}"
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in [str(v) for v in allowed]:
+        return f"{value!r} is not one of {', '.join(map(str, allowed))}"
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        return f"{value!r} does not match {pattern}"
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return f"{value!r} is not a number"
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            return f"{value} is below the minimum {spec['MinValue']}"
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            return f"{value} is above the maximum {spec['MaxValue']}"
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        return f"longer than {spec['MaxLength']} characters"
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        return f"shorter than {spec['MinLength']} characters"
+    return None
+
+
+def _evaluate(expression: Any, values: dict[str, str]) -> Any:
+    """The subset of CloudFormation's rule functions our templates use; None = unknown."""
+    if not isinstance(expression, dict) or len(expression) != 1:
+        return expression
+    (function, argument), = expression.items()
+    if function == "Ref":
+        return values.get(argument)
+    args = [_evaluate(arg, values) for arg in argument] if isinstance(argument, list) else []
+    if function == "Fn::Equals" and len(args) == 2 and None not in args:
+        return str(args[0]) == str(args[1])
+    if function == "Fn::Contains" and len(args) == 2 and None not in args:
+        return str(args[1]) in [str(item) for item in args[0]]
+    if function == "Fn::Not" and len(args) == 1 and isinstance(args[0], bool):
+        return not args[0]
+    if function in ("Fn::And", "Fn::Or") and all(isinstance(a, bool) for a in args):
+        return all(args) if function == "Fn::And" else any(args)
+    return None
+
+
+# --- output formats --------------------------------------------------------------------
+
+
+def format_text(findings: list[Finding], linted: list[str]) -> str:
+    lines = [
+        f"{f.file}:{f.line}:{f.column}: {f.rule} [{f.level}] {f.message}" for f in findings
+    ]
+    verdict = (
+        f"lint: {len(findings)} finding(s) in {len({f.file for f in findings})} of "
+        f"{len(linted)} file(s)" if findings else f"lint: {len(linted)} file(s) clean"
+    )
+    return "\n".join(lines + [verdict]) + "\n"
+
+
+def format_json(findings: list[Finding], linted: list[str]) -> str:
+    return json.dumps({"files": linted, "findings": [asdict(f) for f in findings]},
+                      indent=2) + "\n"
+
+
+def format_junit(findings: list[Finding], linted: list[str]) -> str:
+    """One test case per file; a file with findings fails with all of them in its body."""
+    by_file: dict[str, list[Finding]] = {name: [] for name in linted}
+    for finding in findings:
+        by_file.setdefault(finding.file, []).append(finding)
+    failed = sum(1 for items in by_file.values() if items)
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuites name="lint" tests="{len(by_file)}" failures="{failed}">',
+        f'  <testsuite name="lint" tests="{len(by_file)}" failures="{failed}" errors="0">',
+    ]
+    for name, items in by_file.items():
+        lines.append(f'    <testcase classname="lint" name={quoteattr(name)}>')
+        if items:
+            summary = f"{len(items)} finding(s): " + ", ".join(sorted({i.rule for i in items}))
+            body = "\n".join(f"{i.file}:{i.line}:{i.column}: {i.rule} {i.message}" for i in items)
+            lines.append(f"      <failure message={quoteattr(summary)}>{_escape(body)}</failure>")
+        lines.append("    </testcase>")
+    lines += ["  </testsuite>", "</testsuites>"]
+    return "\n".join(lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+FORMATS = {"text": format_text, "json": format_json, "junit": format_junit}

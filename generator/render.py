@@ -1,0 +1,91 @@
+"""Topology -> the bytes of every file under templates/, and writing them all or nothing.
+
+Same topology, same bytes: the committed templates/ are golden files that
+`generate --check` compares against.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from troposphere import Template
+
+from generator import params
+from generator.stacks import cluster, service
+from generator.topology import Topology
+
+HEADER = "# Generated from topology.yaml by `python -m generator generate`; do not edit.\n"
+PARAMS_DIR = "params"
+
+
+def _stacks() -> dict[str, Callable[[Topology], Template]]:
+    from pipeline import stack as pipeline_stack  # the pipeline is a stack like the others
+
+    return {
+        "cluster.yaml": cluster.build,
+        "service.yaml": service.build,
+        "pipeline.yaml": pipeline_stack.build,
+    }
+
+
+def template_bytes(template: Template) -> bytes:
+    return (HEADER + template.to_yaml()).encode("utf-8")
+
+
+def json_bytes(document: dict) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def render(topology: Topology) -> dict[str, bytes]:
+    """Relative path (POSIX) -> content, for every generated file."""
+    files = {name: template_bytes(build(topology)) for name, build in _stacks().items()}
+    for svc in topology.services:
+        files[f"{PARAMS_DIR}/{svc.name}.json"] = json_bytes(params.configuration(topology, svc))
+    return dict(sorted(files.items()))
+
+
+def stale_files(out_dir: Path, files: dict[str, bytes]) -> list[str]:
+    """Files that differ from `files`, are missing, or are params files no service owns."""
+    differing = []
+    for relative, content in files.items():
+        path = out_dir / relative
+        if not path.is_file() or path.read_bytes() != content:
+            differing.append(relative)
+    return sorted(differing + orphaned_params(out_dir, files))
+
+
+def orphaned_params(out_dir: Path, files: dict[str, bytes]) -> list[str]:
+    params_dir = out_dir / PARAMS_DIR
+    if not params_dir.is_dir():
+        return []
+    return sorted(
+        f"{PARAMS_DIR}/{path.name}" for path in params_dir.glob("*.json")
+        if f"{PARAMS_DIR}/{path.name}" not in files
+    )
+
+
+def write(out_dir: Path, files: dict[str, bytes]) -> list[str]:
+    """Write changed files atomically (temp file + rename); return what changed.
+
+    Everything is rendered before this is called, so bad input never reaches the disk.
+    """
+    changed = stale_files(out_dir, files)
+    for relative in changed:
+        path = out_dir / relative
+        if relative not in files:
+            path.unlink()
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(files[relative])
+            os.chmod(temp, 0o644)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    return changed

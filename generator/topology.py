@@ -1,0 +1,361 @@
+"""topology.yaml -> immutable Topology, validated once, here, at the edge.
+
+Everything downstream (stacks, params files, plan, pipeline, boto3 commands)
+takes a `Topology` and trusts it: nothing else re-checks or reads the YAML.
+Every error names the file and the field (`topology.yaml: services.client.port: ...`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from generator import fargate
+from generator.names import environment_parameter
+
+DEFAULT_TOPOLOGY = "topology.yaml"
+
+# Names become DNS labels (discovery names), stack-name parts and ECS service names,
+# so the strictest of those rules applies: RFC 1123 label, lower case.
+_DNS_LABEL = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_MAX_STACK_NAME = 128
+
+# Environment variables the service template sets itself; a topology may not override them.
+RESERVED_ENVIRONMENT = frozenset(
+    {"SERVICE_NAME", "PORT", "PEER_URLS", "PEER_TIMEOUT_SECONDS", "HEALTH_CHECK_PATH"}
+)
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+    2557, 2922, 3288, 3653,
+)
+
+_TOP_KEYS = {"app", "namespace", "log_retention_days", "services"}
+_SERVICE_KEYS = {
+    "port", "cpu", "memory", "desired_count", "calls", "public", "health_check_path",
+    "scaling", "environment", "discovery_name",
+}
+_SCALING_KEYS = {"min", "max", "cpu_target"}
+
+
+class TopologyError(ValueError):
+    """A topology file that cannot be used; str() is the one-line message for the user."""
+
+
+@dataclass(frozen=True)
+class Scaling:
+    min: int
+    max: int
+    cpu_target: int
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    discovery_name: str
+    port: int
+    cpu: int
+    memory: int
+    desired_count: int
+    calls: tuple[str, ...]
+    public: bool
+    health_check_path: str
+    scaling: Scaling
+    environment: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Topology:
+    app: str
+    namespace: str
+    log_retention_days: int
+    services: tuple[Service, ...]
+    source: str = field(default=DEFAULT_TOPOLOGY, compare=False)
+
+    @property
+    def cluster_stack_name(self) -> str:
+        return f"{self.app}-cluster"
+
+    def stack_name(self, service: Service) -> str:
+        return f"{self.app}-{service.name}"
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
+
+    def endpoint(self, service: Service) -> str:
+        """The URL a caller uses: Service Connect's client alias for `service`."""
+        return f"http://{service.discovery_name}.{self.namespace}:{service.port}"
+
+    def callees(self, service: Service) -> tuple[Service, ...]:
+        return tuple(self.service(name) for name in service.calls)
+
+    def callers(self, service: Service) -> tuple[Service, ...]:
+        return tuple(s for s in self.services if service.name in s.calls)
+
+    @property
+    def has_public_service(self) -> bool:
+        return any(service.public for service in self.services)
+
+    @property
+    def environment_names(self) -> tuple[str, ...]:
+        """Every extra variable name any service sets, sorted: the service template's env slots."""
+        return tuple(sorted({name for s in self.services for name, _ in s.environment}))
+
+
+# --- loading -------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a topology must not lose a service that way."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def load(path: str | Path = DEFAULT_TOPOLOGY) -> Topology:
+    """Read and validate a topology file. Raises TopologyError with a one-line message."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TopologyError(f"{source}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise TopologyError(f"{source}: cannot read: {reason}") from None
+    return parse(text, source)
+
+
+def parse(text: str, source: str = DEFAULT_TOPOLOGY) -> Topology:
+    try:
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise TopologyError(_yaml_error_message(source, err)) from None
+    return _Validator(source).topology(document)
+
+
+def _yaml_error_message(source: str, err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    problem = getattr(err, "problem", None) or str(err)
+    return f"{where}: invalid YAML: {' '.join(str(problem).split())}"
+
+
+class _Validator:
+    """Turns the parsed document into a Topology; each check names the field it is about."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, message: str) -> TopologyError:
+        return TopologyError(f"{self.source}: {where}: {message}")
+
+    def mapping(self, value: Any, where: str, allowed: set[str], required: set[str]) -> Mapping:
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping, got {_kind(value)}")
+        for key in value:
+            if key not in allowed:
+                hint = ", ".join(sorted(allowed))
+                raise self.fail(_join(where, key), f"unknown key (allowed: {hint})")
+        for key in sorted(required - set(value)):
+            raise self.fail(_join(where, key), "required field is missing")
+        return value
+
+    def integer(self, value: Any, where: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"expected an integer, got {_kind(value)}")
+        if not low <= value <= high:
+            raise self.fail(where, f"{value} is outside {low}..{high}")
+        return value
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def label(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not _DNS_LABEL.match(value):
+            raise self.fail(
+                where,
+                f"{value!r} is not a valid DNS label (lower-case letters, digits and '-', "
+                "starting with a letter, at most 63 characters)",
+            )
+        return value
+
+    def topology(self, document: Any) -> Topology:
+        if document is None:
+            raise TopologyError(f"{self.source}: the file is empty")
+        top = self.mapping(document, "(top level)", _TOP_KEYS, {"app", "namespace", "services"})
+        app = self.label(top["app"], "app")
+        namespace = self.namespace(top["namespace"])
+        retention = top.get("log_retention_days", 30)
+        if retention not in LOG_RETENTION_DAYS or isinstance(retention, bool):
+            raise self.fail(
+                "log_retention_days",
+                f"{retention!r} is not a CloudWatch Logs retention "
+                f"({', '.join(map(str, LOG_RETENTION_DAYS))})",
+            )
+        raw_services = top["services"]
+        if not isinstance(raw_services, dict) or not raw_services:
+            raise self.fail("services", "expected a non-empty mapping of service name to settings")
+        services = tuple(
+            self.service(app, name, settings) for name, settings in raw_services.items()
+        )
+        self.check_relations(services)
+        return Topology(app, namespace, retention, services, self.source)
+
+    def namespace(self, value: Any) -> str:
+        labels = value.split(".") if isinstance(value, str) else []
+        if not labels or len(value) > 253 or not all(_DNS_LABEL.match(part) for part in labels):
+            raise self.fail(
+                "namespace", f"{value!r} is not a valid DNS name (dot-separated DNS labels)"
+            )
+        return value
+
+    def service(self, app: str, name: Any, settings: Any) -> Service:
+        where = f"services.{name}"
+        self.label(name, where)
+        if len(f"{app}-{name}") > _MAX_STACK_NAME:
+            raise self.fail(where, f"stack name '{app}-{name}' is longer than {_MAX_STACK_NAME}")
+        if settings is None:
+            settings = {}
+        raw = self.mapping(settings, where, _SERVICE_KEYS, {"port"})
+        port = self.integer(raw["port"], f"{where}.port", 1, 65535)
+        cpu = raw.get("cpu", 256)
+        if cpu not in fargate.CPU_VALUES or isinstance(cpu, bool):
+            raise self.fail(
+                f"{where}.cpu",
+                f"{cpu!r} is not a Fargate cpu ({', '.join(map(str, fargate.CPU_VALUES))})",
+            )
+        memory = self.integer(raw.get("memory", 512), f"{where}.memory", 512, 122880)
+        if not fargate.is_valid_size(cpu, memory):
+            raise self.fail(
+                f"{where}.memory",
+                f"{memory} MiB is not valid with cpu {cpu} on Fargate "
+                f"(valid: {fargate.describe_valid_memory(cpu)})",
+            )
+        desired = self.integer(raw.get("desired_count", 1), f"{where}.desired_count", 0, 1000)
+        calls = raw.get("calls", [])
+        if not isinstance(calls, list) or not all(isinstance(c, str) for c in calls):
+            raise self.fail(f"{where}.calls", "expected a list of service names")
+        for index, callee in enumerate(calls):
+            if calls.index(callee) != index:
+                raise self.fail(f"{where}.calls[{index}]", f"'{callee}' is listed twice")
+        path = raw.get("health_check_path", "/healthz")
+        if not isinstance(path, str) or not _HEALTH_PATH.match(path) or len(path) > 1024:
+            raise self.fail(
+                f"{where}.health_check_path", f"{path!r} is not an absolute URL path like /healthz"
+            )
+        return Service(
+            name=name,
+            discovery_name=self.label(
+                raw.get("discovery_name", name), f"{where}.discovery_name"
+            ),
+            port=port,
+            cpu=cpu,
+            memory=memory,
+            desired_count=desired,
+            calls=tuple(calls),
+            public=self.boolean(raw.get("public", False), f"{where}.public"),
+            health_check_path=path,
+            scaling=self.scaling(raw.get("scaling", {}), f"{where}.scaling", desired),
+            environment=self.environment(raw.get("environment", {}), f"{where}.environment"),
+        )
+
+    def scaling(self, value: Any, where: str, desired: int) -> Scaling:
+        raw = self.mapping(value if value is not None else {}, where, _SCALING_KEYS, set())
+        low = self.integer(raw.get("min", desired), f"{where}.min", 0, 1000)
+        high = self.integer(raw.get("max", max(desired, low)), f"{where}.max", 1, 1000)
+        target = self.integer(raw.get("cpu_target", 70), f"{where}.cpu_target", 10, 95)
+        if low > high:
+            raise self.fail(f"{where}.min", f"min {low} is greater than max {high}")
+        if not low <= desired <= high:
+            raise self.fail(
+                f"{where}", f"desired_count {desired} is outside min..max ({low}..{high})"
+            )
+        return Scaling(low, high, target)
+
+    def environment(self, value: Any, where: str) -> tuple[tuple[str, str], ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping of NAME: value, got {_kind(value)}")
+        pairs = []
+        for name, raw_value in value.items():
+            if not isinstance(name, str) or not _ENV_NAME.match(name):
+                raise self.fail(_join(where, name), "not a valid environment variable name")
+            if name in RESERVED_ENVIRONMENT:
+                raise self.fail(_join(where, name), "is set by the service template itself")
+            if isinstance(raw_value, (dict, list)) or raw_value is None:
+                raise self.fail(_join(where, name), "expected a string, number or boolean")
+            text = str(raw_value).lower() if isinstance(raw_value, bool) else str(raw_value)
+            pairs.append((name, text))
+        return tuple(sorted(pairs))
+
+    def check_relations(self, services: tuple[Service, ...]) -> None:
+        names = [service.name for service in services]
+        owners: dict[str, str] = {}
+        self.check_environment_slots(services)
+        for service in services:
+            where = f"services.{service.name}"
+            other = owners.setdefault(service.discovery_name, service.name)
+            if other != service.name:
+                raise self.fail(
+                    f"{where}.discovery_name",
+                    f"'{service.discovery_name}' is already the discovery name of '{other}'; "
+                    "each service needs its own",
+                )
+            for index, callee in enumerate(service.calls):
+                if callee not in names:
+                    raise self.fail(
+                        f"{where}.calls[{index}]",
+                        f"unknown service '{callee}' (known: {', '.join(sorted(names))})",
+                    )
+                if callee == service.name:
+                    raise self.fail(f"{where}.calls[{index}]", "a service cannot call itself")
+
+
+    def check_environment_slots(self, services: tuple[Service, ...]) -> None:
+        # The one service template gets a parameter per variable name, named from it.
+        slots: dict[str, str] = {}
+        for service in services:
+            for variable, _ in service.environment:
+                other = slots.setdefault(environment_parameter(variable), variable)
+                if other != variable:
+                    raise self.fail(
+                        f"services.{service.name}.environment.{variable}",
+                        f"clashes with '{other}' (both become template parameter "
+                        f"{environment_parameter(variable)}); rename one",
+                    )
+
+
+def _join(where: str, key: Any) -> str:
+    return str(key) if where == "(top level)" else f"{where}.{key}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)

@@ -1,0 +1,1 @@
+"""The CodePipeline that deploys the cluster and every service on a merge to main."""
