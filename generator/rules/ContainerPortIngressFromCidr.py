@@ -38,6 +38,12 @@ def _port(value):
     return None
 
 
+def _describe(port):
+    if isinstance(port, dict) and "Ref" in port:
+        return f"Ref {port['Ref']}"
+    return str(port)
+
+
 def _protocol(value):
     """tcp/udp/_EVERY_PORT for literals, None for port-less protocols (icmp...)."""
     if common.is_intrinsic(value):
@@ -89,7 +95,7 @@ class ContainerPortIngressFromCidr(CloudFormationLintRule):
                             protocol = mapping.get("Protocol", "tcp")
                             ports.append(
                                 (port, _protocol(protocol) or _ANY,
-                                 f"container {container.get('Name')} of {name}")
+                                 f"{_describe(port)} (container {container.get('Name')} of {name})")
                             )
         for name, properties, _ in common.resources_of_type(cfn, "AWS::ECS::Service"):
             for target, _ in common.items(properties.get("LoadBalancers"), []):
@@ -98,7 +104,7 @@ class ContainerPortIngressFromCidr(CloudFormationLintRule):
                 for value, _ in common.alternatives(target.get("ContainerPort"), []):
                     port = _port(value)
                     if port is not None:
-                        ports.append((port, "tcp", f"load balancer target of {name}"))
+                        ports.append((port, "tcp", f"{_describe(port)} (load balancer target of {name})"))
         return ports
 
     @staticmethod
@@ -173,7 +179,7 @@ class ContainerPortIngressFromCidr(CloudFormationLintRule):
                     RuleMatch(
                         rule_path + [cidr_key],
                         f"Ingress from {cidr_key} {common.normalize(rule[cidr_key])!r} "
-                        f"covers the container port of {', '.join(sorted(set(exposed)))}; "
+                        f"covers container port {', '.join(sorted(set(exposed)))}; "
                         f"allow a security group (SourceSecurityGroupId) instead",
                     )
                 )
