@@ -104,7 +104,8 @@ class ContainerPortIngressFromCidr(CloudFormationLintRule):
                 for value, _ in common.alternatives(target.get("ContainerPort"), []):
                     port = _port(value)
                     if port is not None:
-                        ports.append((port, "tcp", f"{_describe(port)} (load balancer target of {name})"))
+                        where = f"{_describe(port)} (load balancer target of {name})"
+                        ports.append((port, "tcp", where))
         return ports
 
     @staticmethod

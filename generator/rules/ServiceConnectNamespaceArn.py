@@ -69,9 +69,15 @@ class ServiceConnectNamespaceArn(CloudFormationLintRule):
             if not _is_namespace_type(cfn.get_resources()[name].get("Type")):
                 return None
             if attribute is None:
-                return f"Ref {name} returns the namespace Id, not its ARN; use !GetAtt {name}.Arn"
+                return (
+                    f"Ref {name} returns the namespace Id, not its ARN; "
+                    f"use !GetAtt {name}.Arn"
+                )
             if attribute != "Arn":
-                return f"!GetAtt {name}.{attribute} is not the namespace ARN; use !GetAtt {name}.Arn"
+                return (
+                    f"!GetAtt {name}.{attribute} is not the namespace ARN; "
+                    f"use !GetAtt {name}.Arn"
+                )
             return None
         if isinstance(value, str):
             if value.startswith("arn:"):
