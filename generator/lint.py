@@ -73,14 +73,29 @@ def lint_templates(paths: Iterable[Path]) -> list[Finding]:
 
 
 def _service_contract(template_path: Path) -> tuple[dict, dict]:
-    class _TagLoader(yaml.SafeLoader):
-        pass
-
-    # The short-form intrinsics (!Ref, !Sub ...) only matter to CloudFormation; here
-    # only Parameters and Rules are read.
-    _TagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    document = yaml.load(template_path.read_text(encoding="utf-8"), Loader=_TagLoader)  # noqa: S506
+    document = yaml.load(template_path.read_text(encoding="utf-8"), Loader=_IntrinsicLoader)  # noqa: S506
     return document.get("Parameters", {}), document.get("Rules", {})
+
+
+class _IntrinsicLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short forms (!Ref X, !Equals [...]) as their long forms."""
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_IntrinsicLoader.add_multi_constructor("!", _construct_intrinsic)
 
 
 def check_params_file(path: Path, parameters: dict, rules: dict) -> list[Finding]:
