@@ -131,6 +131,8 @@ def _register_operations(commands, with_topology) -> None:
 
     if importlib.util.find_spec("generator.ops") is None:
         return
+    if importlib.util.find_spec("generator.ops.cli") is None:
+        return
     from generator.ops import cli as ops_cli
 
     ops_cli.register(commands, with_topology)

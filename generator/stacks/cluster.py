@@ -16,6 +16,8 @@ from generator.topology import Service, Topology
 VPC = "VpcId"
 PRIVATE_SUBNETS = "PrivateSubnetIds"
 PUBLIC_SUBNETS = "PublicSubnetIds"
+# What the public-subnets export holds when no service of the topology is public.
+NO_PUBLIC_SUBNETS = "none: no service in topology.yaml is public"
 
 
 def vpc_parameter() -> Parameter:
@@ -114,10 +116,12 @@ def outputs(topology: Topology) -> list[Output]:
         export(names.VPC_ID, Ref(VPC), "VPC of the cluster"),
         export(names.PRIVATE_SUBNETS, Join(",", Ref(PRIVATE_SUBNETS)), "Task subnets"),
     ]
-    if topology.has_public_service:
-        result.append(
-            export(names.PUBLIC_SUBNETS, Join(",", Ref(PUBLIC_SUBNETS)), "Load balancer subnets")
-        )
+    # Exported even without a public service: every service stack names this import (in
+    # resources it may never create), and a missing export must not be what stops a stack.
+    public_subnets = (
+        Join(",", Ref(PUBLIC_SUBNETS)) if topology.has_public_service else NO_PUBLIC_SUBNETS
+    )
+    result.append(export(names.PUBLIC_SUBNETS, public_subnets, "Load balancer subnets"))
     for service in topology.services:
         result.append(
             export(

@@ -210,3 +210,10 @@ def test_params_files_cover_the_template_and_carry_the_topology(rich_topology):
     assert catalog["PeerUrls"] == "" and catalog["EnvLogLevel"] == ""
     assert all(isinstance(v, str) for v in values.values())
     assert web["Tags"]["service"] == "web"
+
+
+def test_public_subnets_export_exists_even_without_public_services(default_topology):
+    outputs = as_dict(cluster.build(default_topology))["Outputs"]
+    export = outputs[names.PUBLIC_SUBNETS]
+    assert export["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-PublicSubnetIds"}
+    assert export["Value"] == cluster.NO_PUBLIC_SUBNETS
