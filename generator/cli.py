@@ -39,7 +39,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                   "result", file=sys.stderr)
             return EXIT_FINDINGS
         print(f"{out_dir}: {len(files)} file(s) up to date")
-        return EXIT_OK
+        return cmd_lint(args) if args.lint else EXIT_OK
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: --out must be a directory")
     changed = render.write(out_dir, files)
@@ -49,7 +49,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for relative in changed:
         if relative not in files:
             print(f"{out_dir / relative}  (removed: no such service)")
-    return EXIT_OK
+    # --lint: one process, so Python and the generator start once for both steps.
+    return cmd_lint(args) if args.lint else EXIT_OK
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
@@ -61,7 +62,8 @@ def cmd_lint(args: argparse.Namespace) -> int:
         raise UsageError(f"{service_template}: not found; run `python -m generator generate` first")
     linted = [str(p) for p in sorted(out_dir.glob(lint.TEMPLATE_GLOB))]
     linted += [str(p) for p in sorted((out_dir / "params").glob("*.json"))]
-    findings = lint.lint_directory(out_dir)
+    cache_dir = None if args.no_cache else lint.DEFAULT_CACHE_DIR
+    findings = lint.lint_directory(out_dir, cache_dir=cache_dir, jobs=args.jobs)
     report = lint.FORMATS[args.format](findings, linted)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -106,14 +108,16 @@ def parser() -> argparse.ArgumentParser:
                           help=f"output directory (default: {DEFAULT_OUT})")
     generate.add_argument("--check", action="store_true",
                           help="write nothing; exit 1 if the files on disk are stale")
+    generate.add_argument("--lint", action="store_true",
+                          help="then lint, in the same process (what `lint` does; exit 1 on "
+                               "findings)")
+    _lint_options(generate, with_format=False)
     generate.set_defaults(handler=cmd_generate)
 
     lint = commands.add_parser("lint", help="cfn-lint the templates and check the params files")
     lint.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                       help=f"directory holding the templates (default: {DEFAULT_OUT})")
-    lint.add_argument("--format", choices=["text", "json", "junit"], default="text")
-    lint.add_argument("--output", metavar="FILE",
-                      help="write the report to FILE and a text summary to stdout")
+    _lint_options(lint, with_format=True)
     lint.set_defaults(handler=cmd_lint)
 
     plan = with_topology(commands.add_parser(
@@ -123,6 +127,30 @@ def parser() -> argparse.ArgumentParser:
 
     _register_operations(commands, with_topology)
     return top
+
+
+def _lint_options(sub: argparse.ArgumentParser, with_format: bool) -> None:
+    if with_format:
+        sub.add_argument("--format", choices=["text", "json", "junit"], default="text")
+        sub.add_argument("--output", metavar="FILE",
+                         help="write the report to FILE and a text summary to stdout")
+    else:
+        sub.set_defaults(format="text", output=None)
+    sub.add_argument("--no-cache", action="store_true",
+                     help="lint every template even if an identical one was linted before "
+                          "(the cache lives in .cache/lint/)")
+    sub.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                     help="lint templates in N processes (default: one per CPU; 1 = serial)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _register_operations(commands, with_topology) -> None:
