@@ -1,12 +1,472 @@
-"""templates/pipeline.yaml (placeholder until the pipeline is built: see issue 4)."""
-from troposphere import Template
-from troposphere.cloudformation import WaitConditionHandle
+"""templates/pipeline.yaml: the CodePipeline that deploys the cluster and every service.
 
+Stages: Source (a push to the branch, through a CodeConnections connection) -> Build
+(buildspec.yml: tests, generate --check, lint, image push) -> UpdatePipeline (this
+template onto its own stack, so pipeline changes land by merge) -> Approval (only when
+RequireApproval is "true") -> Cluster (the cluster stack, and the live-parameters
+snapshot) -> Deploy-1..n (one CloudFormation action per service in the plan's waves,
+then the redeploys generator.rollout asks for; see pipeline.layout).
+
+The template is regenerated from the topology, so adding a service to topology.yaml adds
+its deploy action; the UpdatePipeline stage installs it before any service deploys.
+"""
+from __future__ import annotations
+
+import json
+
+from awacs.aws import Action, Bool, Condition, Deny, PolicyDocument, Statement
+from awacs.aws import Principal as AwsPrincipal
+from troposphere import (
+    AWS_NO_VALUE, Equals, GetAtt, If, Join, Output, Parameter, Ref, Sub, Template,
+)
+from troposphere import codebuild, codepipeline, ecr, logs, s3
+
+from generator import names, params
+from generator import plan as plan_module
+from generator.stacks import cluster as cluster_stack
 from generator.topology import Topology
+from pipeline import iam, layout
+
+SOURCE_ARTIFACT = "SourceOutput"
+BUILD_ARTIFACT = "BuildOutput"
+LIVE_ARTIFACT = "LiveParameters"
+# Written by buildspec.yml at the root of the build artifact; read with Fn::GetParam.
+IMAGE_FILE = "image.json"
+IMAGE_KEY = "ImageUri"
+SERVICE_TEMPLATE = "templates/service.yaml"
+CLUSTER_TEMPLATE = "templates/cluster.yaml"
+PIPELINE_TEMPLATE = "templates/pipeline.yaml"
+PARAMS_DIR = "templates/params"
+BUILDSPEC = "buildspec.yml"
+LIVE_BUILDSPEC = "pipeline/live-parameters.buildspec.yml"
+# Report names used in buildspec.yml's `reports:`; CodeBuild files a report named N
+# under the report group "<project name>-N", which this stack creates.
+REPORTS = {"TestReportGroup": "tests", "LintReportGroup": "lint"}
+BUILD_IMAGE = "aws/codebuild/standard:7.0"
+APPROVAL_REQUIRED = "ApprovalRequired"
+# ParameterOverrides is limited to 1 kilobyte by CodePipeline.
+MAX_PARAMETER_OVERRIDES = 1000
+CAPABILITIES = "CAPABILITY_IAM"
+
+# The pipeline stack's own parameters; UpdatePipeline passes each back unchanged.
+PIPELINE_PARAMETERS = (
+    "ConnectionArn", "FullRepositoryId", "BranchName", "RequireApproval",
+    cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS,
+    "ImagesToKeep", "ArtifactRetentionDays",
+)
+_LIST_PARAMETERS = (cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS)
+
+
+def parameters() -> list[Parameter]:
+    return [
+        Parameter(
+            "ConnectionArn", Type="String",
+            AllowedPattern=r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):"
+                           r"[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]+$",
+            Description="ARN of an AVAILABLE CodeConnections (CodeStar) connection to the "
+                        "repository host; see the README's bootstrap section.",
+            ConstraintDescription="must be a connection ARN",
+        ),
+        Parameter(
+            "FullRepositoryId", Type="String", AllowedPattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+            Description="Repository as owner/name, e.g. my-org/ecs-service-connect-kit.",
+            ConstraintDescription="must be owner/name",
+        ),
+        Parameter(
+            "BranchName", Type="String", Default="main", MinLength=1, MaxLength=255,
+            Description="A push to this branch starts the pipeline.",
+        ),
+        Parameter(
+            "RequireApproval", Type="String", Default="false", AllowedValues=["true", "false"],
+            Description="Stop for a manual approval after the build, before any stack "
+                        "(except this pipeline) is touched.",
+        ),
+        Parameter(
+            cluster_stack.VPC, Type="AWS::EC2::VPC::Id",
+            Description="Passed to the cluster stack: the VPC of the tasks and namespace.",
+        ),
+        Parameter(
+            cluster_stack.PRIVATE_SUBNETS, Type="List<AWS::EC2::Subnet::Id>",
+            Description="Passed to the cluster stack: private subnets of the tasks "
+                        "(two Availability Zones at least).",
+        ),
+        Parameter(
+            cluster_stack.PUBLIC_SUBNETS, Type="List<AWS::EC2::Subnet::Id>",
+            Description="Passed to the cluster stack: public subnets for internet-facing "
+                        "load balancers (two Availability Zones at least).",
+        ),
+        Parameter(
+            "ImagesToKeep", Type="Number", Default=30, MinValue=5, MaxValue=1000,
+            Description="The image repository keeps this many most recent images; a "
+                        "rollback can only go back as far as this.",
+        ),
+        Parameter(
+            "ArtifactRetentionDays", Type="Number", Default=30, MinValue=1, MaxValue=3650,
+            Description="Days the artifact bucket keeps pipeline artifacts and build cache.",
+        ),
+    ]
+
+
+def interface() -> dict:
+    groups = [
+        ("Source", ["ConnectionArn", "FullRepositoryId", "BranchName", "RequireApproval"]),
+        ("Network (passed to the cluster stack)",
+         [cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS]),
+        ("Retention", ["ImagesToKeep", "ArtifactRetentionDays"]),
+    ]
+    return {"AWS::CloudFormation::Interface": {"ParameterGroups": [
+        {"Label": {"default": label}, "Parameters": members} for label, members in groups
+    ]}}
+
+
+# --- storage -----------------------------------------------------------------------------
+
+
+def artifact_bucket() -> s3.Bucket:
+    return s3.Bucket(
+        iam.ARTIFACT_BUCKET,
+        BucketEncryption=s3.BucketEncryption(ServerSideEncryptionConfiguration=[
+            s3.ServerSideEncryptionRule(
+                ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
+                    SSEAlgorithm="AES256"))
+        ]),
+        VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
+        PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
+            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True,
+            RestrictPublicBuckets=True,
+        ),
+        OwnershipControls=s3.OwnershipControls(
+            Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
+        LifecycleConfiguration=s3.LifecycleConfiguration(Rules=[
+            s3.LifecycleRule(
+                Id="expire-old-artifacts", Status="Enabled",
+                ExpirationInDays=Ref("ArtifactRetentionDays"),
+                NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=7),
+                AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
+                    DaysAfterInitiation=1),
+            ),
+        ]),
+    )
+
+
+# A TLS-only policy is usually one Deny of "s3:*"; this project allows no "*" action, so
+# the Deny lists every action any principal here performs on the bucket, and more.
+_TLS_DENIED_ACTIONS = (
+    "GetObject", "GetObjectVersion", "PutObject", "DeleteObject", "DeleteObjectVersion",
+    "ListBucket", "ListBucketVersions", "GetBucketLocation", "GetBucketVersioning",
+    "GetBucketAcl", "GetObjectAcl", "PutObjectAcl", "RestoreObject",
+    "ListMultipartUploadParts", "AbortMultipartUpload",
+)
+
+
+def artifact_bucket_policy() -> s3.BucketPolicy:
+    bucket_arn = GetAtt(iam.ARTIFACT_BUCKET, "Arn")
+    return s3.BucketPolicy(
+        "ArtifactBucketPolicy",
+        Bucket=Ref(iam.ARTIFACT_BUCKET),
+        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
+            Sid="DenyInsecureTransport",
+            Effect=Deny,
+            Principal=AwsPrincipal("*"),
+            Action=[Action("s3", name) for name in _TLS_DENIED_ACTIONS],
+            Resource=[bucket_arn, Join("", [bucket_arn, "/*"])],
+            Condition=Condition(Bool("aws:SecureTransport", "false")),
+        )]),
+    )
+
+
+def image_repository(topology: Topology) -> ecr.Repository:
+    lifecycle = {"rules": [{
+        "rulePriority": 1,
+        "description": "keep the most recent ImagesToKeep images",
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                      "countNumber": "${ImagesToKeep}"},
+        "action": {"type": "expire"},
+    }]}
+    # countNumber must be a JSON number: substitute the parameter without quotes.
+    text = json.dumps(lifecycle, sort_keys=True).replace('"${ImagesToKeep}"', "${ImagesToKeep}")
+    return ecr.Repository(
+        iam.IMAGE_REPOSITORY,
+        RepositoryName=f"{topology.app}/service",
+        ImageScanningConfiguration=ecr.ImageScanningConfiguration(ScanOnPush=True),
+        ImageTagMutability="IMMUTABLE",
+        EncryptionConfiguration=ecr.EncryptionConfiguration(EncryptionType="AES256"),
+        LifecyclePolicy=ecr.LifecyclePolicy(LifecyclePolicyText=Sub(text)),
+    )
+
+
+# --- builds ------------------------------------------------------------------------------
+
+
+def build_project_name() -> Sub:
+    return Sub("${AWS::StackName}-build")
+
+
+def log_groups() -> list[logs.LogGroup]:
+    return [
+        logs.LogGroup(iam.BUILD_LOG_GROUP, LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-build"),
+                      RetentionInDays=90),
+        logs.LogGroup(iam.LIVE_PARAMETERS_LOG_GROUP,
+                      LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-live-parameters"),
+                      RetentionInDays=90),
+    ]
+
+
+def report_groups() -> list[codebuild.ReportGroup]:
+    return [
+        codebuild.ReportGroup(
+            logical_id,
+            Name=Sub("${AWS::StackName}-build-%s" % report),
+            Type="TEST",
+            DeleteReports=True,
+            ExportConfig=codebuild.ReportExportConfig(ExportConfigType="NO_EXPORT"),
+        )
+        for logical_id, report in REPORTS.items()
+    ]
+
+
+def build_project() -> codebuild.Project:
+    return codebuild.Project(
+        iam.BUILD_PROJECT,
+        Name=build_project_name(),
+        Description="Tests, generate --check, lint, then build and push the service image",
+        ServiceRole=GetAtt(iam.BUILD_ROLE, "Arn"),
+        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=BUILDSPEC),
+        Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
+        Environment=codebuild.Environment(
+            Type="LINUX_CONTAINER",
+            ComputeType="BUILD_GENERAL1_MEDIUM",
+            Image=BUILD_IMAGE,
+            PrivilegedMode=True,  # docker build needs it
+            EnvironmentVariables=[codebuild.EnvironmentVariable(
+                Name="IMAGE_REPOSITORY_URI", Type="PLAINTEXT",
+                Value=GetAtt(iam.IMAGE_REPOSITORY, "RepositoryUri"),
+            )],
+        ),
+        # pip's cache (buildspec.yml `cache: paths`) kept in the artifact bucket.
+        Cache=codebuild.ProjectCache(
+            Type="S3", Location=Sub("${%s}/codebuild-cache" % iam.ARTIFACT_BUCKET)),
+        LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
+            Status="ENABLED", GroupName=Ref(iam.BUILD_LOG_GROUP))),
+        TimeoutInMinutes=30,
+    )
+
+
+def live_parameters_project() -> codebuild.Project:
+    return codebuild.Project(
+        iam.LIVE_PARAMETERS_PROJECT,
+        Name=Sub("${AWS::StackName}-live-parameters"),
+        Description="Reads the operator-owned parameters the deploys carry over",
+        ServiceRole=GetAtt(iam.LIVE_PARAMETERS_ROLE, "Arn"),
+        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=LIVE_BUILDSPEC),
+        Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
+        Environment=codebuild.Environment(
+            Type="LINUX_CONTAINER", ComputeType="BUILD_GENERAL1_SMALL", Image=BUILD_IMAGE),
+        LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
+            Status="ENABLED", GroupName=Ref(iam.LIVE_PARAMETERS_LOG_GROUP))),
+        TimeoutInMinutes=15,
+    )
+
+
+# --- actions -----------------------------------------------------------------------------
+
+
+def _artifacts(*names_: str) -> list[codepipeline.InputArtifacts]:
+    return [codepipeline.InputArtifacts(Name=name) for name in names_]
+
+
+def _cloudformation_action(name: str, run_order: int, configuration: dict,
+                           inputs: tuple[str, ...] = (BUILD_ARTIFACT,)) -> codepipeline.Actions:
+    return codepipeline.Actions(
+        Name=name,
+        ActionTypeId=codepipeline.ActionTypeId(
+            Category="Deploy", Owner="AWS", Provider="CloudFormation", Version="1"),
+        InputArtifacts=_artifacts(*inputs),
+        RunOrder=run_order,
+        Configuration={
+            "ActionMode": "CREATE_UPDATE",
+            "RoleArn": GetAtt(iam.DEPLOY_ROLE, "Arn"),
+            **configuration,
+        },
+    )
+
+
+def service_overrides(service: str, nonce: str | None) -> str:
+    """ParameterOverrides of a service deploy: the image from the build, the carried
+    parameters from the live snapshot, and (for a redeploy) the rollout's nonce."""
+    overrides: dict = {IMAGE_KEY: {"Fn::GetParam": [BUILD_ARTIFACT, IMAGE_FILE, IMAGE_KEY]}}
+    for parameter in params.CARRIED_PARAMETERS:
+        overrides[parameter] = {"Fn::GetParam": [LIVE_ARTIFACT, f"{service}.json", parameter]}
+    if nonce is not None:
+        overrides["DeploymentNonce"] = nonce
+    text = json.dumps(overrides, separators=(",", ":"))
+    if len(text) > MAX_PARAMETER_OVERRIDES:
+        raise ValueError(f"ParameterOverrides of {service} exceed CodePipeline's 1 KB limit")
+    return text
+
+
+def service_action(topology: Topology, service: str, run_order: int,
+                   nonce: str | None = None) -> codepipeline.Actions:
+    return _cloudformation_action(
+        service if nonce is None else f"{service}-redeploy",
+        run_order,
+        {
+            "StackName": topology.stack_name(topology.service(service)),
+            "TemplatePath": f"{BUILD_ARTIFACT}::{SERVICE_TEMPLATE}",
+            "TemplateConfiguration": f"{BUILD_ARTIFACT}::{PARAMS_DIR}/{service}.json",
+            "ParameterOverrides": service_overrides(service, nonce),
+            "Capabilities": CAPABILITIES,
+        },
+        inputs=(BUILD_ARTIFACT, LIVE_ARTIFACT),
+    )
+
+
+def _json_sub(keys: tuple[str, ...]) -> Sub:
+    """ParameterOverrides passing this stack's own parameters on, by name."""
+    body = ",".join('"%s":"${%s}"' % (key, key) for key in keys)
+    lists = {key: Join(",", Ref(key)) for key in keys if key in _LIST_PARAMETERS}
+    return Sub("{%s}" % body, **lists) if lists else Sub("{%s}" % body)
+
+
+# --- stages ------------------------------------------------------------------------------
+
+
+def source_stage() -> codepipeline.Stages:
+    return codepipeline.Stages(Name="Source", Actions=[codepipeline.Actions(
+        Name="Source",
+        ActionTypeId=codepipeline.ActionTypeId(
+            Category="Source", Owner="AWS", Provider="CodeStarSourceConnection", Version="1"),
+        OutputArtifacts=[codepipeline.OutputArtifacts(Name=SOURCE_ARTIFACT)],
+        Configuration={
+            "ConnectionArn": Ref("ConnectionArn"),
+            "FullRepositoryId": Ref("FullRepositoryId"),
+            "BranchName": Ref("BranchName"),
+            "OutputArtifactFormat": "CODE_ZIP",
+        },
+        RunOrder=1,
+    )])
+
+
+def _codebuild_action(name: str, project: str, output: str) -> codepipeline.Actions:
+    return codepipeline.Actions(
+        Name=name,
+        ActionTypeId=codepipeline.ActionTypeId(
+            Category="Build", Owner="AWS", Provider="CodeBuild", Version="1"),
+        InputArtifacts=_artifacts(SOURCE_ARTIFACT),
+        OutputArtifacts=[codepipeline.OutputArtifacts(Name=output)],
+        Configuration={"ProjectName": Ref(project)},
+        RunOrder=1,
+    )
+
+
+def build_stage() -> codepipeline.Stages:
+    return codepipeline.Stages(
+        Name="Build", Actions=[_codebuild_action("Build", iam.BUILD_PROJECT, BUILD_ARTIFACT)])
+
+
+def update_pipeline_stage() -> codepipeline.Stages:
+    return codepipeline.Stages(Name="UpdatePipeline", Actions=[_cloudformation_action(
+        "UpdatePipeline", 1, {
+            "StackName": Ref("AWS::StackName"),
+            "TemplatePath": f"{BUILD_ARTIFACT}::{PIPELINE_TEMPLATE}",
+            # The operator chose these at bootstrap; passing them back keeps them (a
+            # parameter not passed would fall back to its Default, or fail without one).
+            "ParameterOverrides": _json_sub(PIPELINE_PARAMETERS),
+            "Capabilities": CAPABILITIES,
+        })])
+
+
+def approval_stage():
+    stage = codepipeline.Stages(Name="Approval", Actions=[codepipeline.Actions(
+        Name="Approve",
+        ActionTypeId=codepipeline.ActionTypeId(
+            Category="Approval", Owner="AWS", Provider="Manual", Version="1"),
+        Configuration={"CustomData": "Approve to deploy this commit's cluster and services."},
+        RunOrder=1,
+    )])
+    return If(APPROVAL_REQUIRED, stage, Ref(AWS_NO_VALUE))
+
+
+def cluster_stage(topology: Topology) -> codepipeline.Stages:
+    network = (cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS)
+    return codepipeline.Stages(Name="Cluster", Actions=[
+        _cloudformation_action("Cluster", 1, {
+            "StackName": topology.cluster_stack_name,
+            "TemplatePath": f"{BUILD_ARTIFACT}::{CLUSTER_TEMPLATE}",
+            "ParameterOverrides": _json_sub(network),
+        }),
+        # After approval, as close to the service deploys as the stage order allows.
+        _codebuild_action("LiveParameters", iam.LIVE_PARAMETERS_PROJECT, LIVE_ARTIFACT),
+    ])
+
+
+def deploy_stages(topology: Topology) -> list[codepipeline.Stages]:
+    result = []
+    for stage in layout.stages(topology, plan_module.build(topology)):
+        actions = []
+        for run_order, step in enumerate(stage.steps, start=1):
+            nonces = step.nonces or (None,) * len(step.services)
+            actions += [service_action(topology, service, run_order, nonce)
+                        for service, nonce in zip(step.services, nonces)]
+        result.append(codepipeline.Stages(Name=stage.name, Actions=actions))
+    return result
+
+
+def pipeline(topology: Topology) -> codepipeline.Pipeline:
+    stages = [source_stage(), build_stage(), update_pipeline_stage(), approval_stage(),
+              cluster_stage(topology), *deploy_stages(topology)]
+    if len(stages) > layout.MAX_STAGES_PER_PIPELINE:
+        raise ValueError(f"{len(stages)} stages exceed CodePipeline's "
+                         f"{layout.MAX_STAGES_PER_PIPELINE}; split the topology")
+    return codepipeline.Pipeline(
+        "Pipeline",
+        PipelineType="V2",
+        # A newer commit may take over from a waiting older one: every commit contains
+        # its predecessors, so deploying the newest is enough.
+        ExecutionMode="SUPERSEDED",
+        # When UpdatePipeline changes this pipeline, run the new definition on the commit.
+        RestartExecutionOnUpdate=True,
+        RoleArn=GetAtt(iam.PIPELINE_ROLE, "Arn"),
+        ArtifactStore=codepipeline.ArtifactStore(Type="S3", Location=Ref(iam.ARTIFACT_BUCKET)),
+        Triggers=[codepipeline.PipelineTriggerDeclaration(
+            ProviderType="CodeStarSourceConnection",
+            GitConfiguration=codepipeline.GitConfiguration(
+                SourceActionName="Source",
+                Push=[codepipeline.GitPushFilter(
+                    Branches=codepipeline.GitBranchFilterCriteria(Includes=[Ref("BranchName")]))],
+            ),
+        )],
+        Stages=stages,
+    )
+
+
+def outputs() -> list[Output]:
+    return [
+        Output("PipelineName", Value=Ref("Pipeline"), Description="The CodePipeline"),
+        Output("ArtifactBucketName", Value=Ref(iam.ARTIFACT_BUCKET),
+               Description="Pipeline artifacts and build cache"),
+        Output("ImageRepositoryUri", Value=GetAtt(iam.IMAGE_REPOSITORY, "RepositoryUri"),
+               Description="ECR repository of the service image"),
+        Output("DeployRoleArn", Value=GetAtt(iam.DEPLOY_ROLE, "Arn"),
+               Description="Role CloudFormation uses for the app stacks"),
+    ]
 
 
 def build(topology: Topology) -> Template:
-    template = Template(Description=f"{topology.app}: deployment pipeline (not built yet)")
+    template = Template(
+        Description=f"{topology.app}: CodePipeline deploying the cluster and every service on "
+                    "a merge (generated from topology.yaml; do not edit)"
+    )
     template.set_version("2010-09-09")
-    template.add_resource(WaitConditionHandle("Placeholder"))
+    template.set_metadata(interface())
+    template.add_parameter(parameters())
+    template.add_condition(APPROVAL_REQUIRED, Equals(Ref("RequireApproval"), "true"))
+    for resource in (
+        artifact_bucket(), artifact_bucket_policy(), image_repository(topology),
+        *log_groups(), *report_groups(), build_project(), live_parameters_project(),
+        iam.pipeline_role(topology), iam.build_role(topology),
+        iam.live_parameters_role(topology), iam.deploy_role(topology), pipeline(topology),
+    ):
+        template.add_resource(resource)
+    template.add_output(outputs())
     return template

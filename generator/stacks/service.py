@@ -93,7 +93,8 @@ def parameters(topology: Topology) -> list[Parameter]:
         ),
         Parameter(
             "DesiredCount", Type="Number", Default=1, MinValue=0, MaxValue=1000,
-            Description="Tasks to run; keep it within MinCapacity..MaxCapacity.",
+            Description="Tasks to run; keep it within MinCapacity..MaxCapacity. Operator-owned: "
+                        "a value set here in the console survives pipeline runs.",
         ),
         Parameter(
             "MinCapacity", Type="Number", Default=1, MinValue=0, MaxValue=1000,
@@ -146,7 +147,8 @@ def parameters(topology: Topology) -> list[Parameter]:
         Parameter(
             "EnableExecuteCommand", Default="false", **_BOOLEAN,
             Description="Allow ECS Exec into the tasks (grants the task role the SSM "
-                        "messages permissions it needs).",
+                        "messages permissions it needs). Operator-owned: a value set here in "
+                        "the console survives pipeline runs.",
         ),
         Parameter(
             "PublicLoadBalancer", Default="false", **_BOOLEAN,
@@ -158,7 +160,8 @@ def parameters(topology: Topology) -> list[Parameter]:
             "DeploymentNonce", Type="String", Default="", MaxLength=64,
             AllowedPattern=r"^[A-Za-z0-9._-]*$",
             Description="Change it to force a new deployment with an unchanged task "
-                        "definition, so the proxy relearns the namespace's endpoints.",
+                        "definition, so the proxy relearns the namespace's endpoints. "
+                        "Deployments carry it over; generator.rollout sets it.",
             ConstraintDescription="letters, digits, '.', '_' and '-' only",
         ),
     ]
