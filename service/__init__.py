@@ -1,0 +1,1 @@
+"""The container every service stack runs: a Flask app under Gunicorn."""
