@@ -48,7 +48,7 @@ class ServiceProcess:
     """One Gunicorn master (and its workers) running the service on a loopback port."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, name: str):
-        self.port = int(env["PORT"])
+        self.port = int(env["PORT"]) if env["PORT"].isdigit() else 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout_path = log_dir / f"{name}-{self.port}.out"
         self.stderr_path = log_dir / f"{name}-{self.port}.err"
@@ -66,8 +66,10 @@ class ServiceProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"gunicorn exited {self.process.returncode}: {self.stderr()}")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2):
+                with urllib.request.urlopen(self.url + "/", timeout=2):
                     return self
+            except urllib.error.HTTPError:
+                return self
             except OSError:
                 time.sleep(0.1)
         raise AssertionError(f"gunicorn on {self.port} not ready: {self.stderr()}")
