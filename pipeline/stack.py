@@ -48,17 +48,18 @@ APPROVAL_REQUIRED = "ApprovalRequired"
 MAX_PARAMETER_OVERRIDES = 1000
 CAPABILITIES = "CAPABILITY_IAM"
 
-# The pipeline stack's own parameters; UpdatePipeline passes each back unchanged.
-PIPELINE_PARAMETERS = (
-    "ConnectionArn", "FullRepositoryId", "BranchName", "RequireApproval",
-    cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS,
-    "ImagesToKeep", "ArtifactRetentionDays",
-)
 _LIST_PARAMETERS = (cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS)
 
 
-def parameters() -> list[Parameter]:
-    return [
+def network_parameters(topology: Topology) -> tuple[str, ...]:
+    """The cluster stack's parameters, which this stack takes and passes on; the cluster
+    template declares PublicSubnetIds only when some service is public."""
+    public = (cluster_stack.PUBLIC_SUBNETS,) if topology.has_public_service else ()
+    return (cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS, *public)
+
+
+def parameters(topology: Topology) -> list[Parameter]:
+    result = [
         Parameter(
             "ConnectionArn", Type="String",
             AllowedPattern=r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):"
@@ -105,13 +106,15 @@ def parameters() -> list[Parameter]:
             Description="Days the artifact bucket keeps pipeline artifacts and build cache.",
         ),
     ]
+    network = network_parameters(topology)
+    return [p for p in result if p.title not in _LIST_PARAMETERS + (cluster_stack.VPC,)
+            or p.title in network]
 
 
-def interface() -> dict:
+def interface(topology: Topology) -> dict:
     groups = [
         ("Source", ["ConnectionArn", "FullRepositoryId", "BranchName", "RequireApproval"]),
-        ("Network (passed to the cluster stack)",
-         [cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS]),
+        ("Network (passed to the cluster stack)", list(network_parameters(topology))),
         ("Retention", ["ImagesToKeep", "ArtifactRetentionDays"]),
     ]
     return {"AWS::CloudFormation::Interface": {"ParameterGroups": [
@@ -364,14 +367,14 @@ def build_stage() -> codepipeline.Stages:
         Name="Build", Actions=[_codebuild_action("Build", iam.BUILD_PROJECT, BUILD_ARTIFACT)])
 
 
-def update_pipeline_stage() -> codepipeline.Stages:
+def update_pipeline_stage(topology: Topology) -> codepipeline.Stages:
     return codepipeline.Stages(Name="UpdatePipeline", Actions=[_cloudformation_action(
         "UpdatePipeline", 1, {
             "StackName": Ref("AWS::StackName"),
             "TemplatePath": f"{BUILD_ARTIFACT}::{PIPELINE_TEMPLATE}",
             # The operator chose these at bootstrap; passing them back keeps them (a
             # parameter not passed would fall back to its Default, or fail without one).
-            "ParameterOverrides": _json_sub(PIPELINE_PARAMETERS),
+            "ParameterOverrides": _json_sub(tuple(p.title for p in parameters(topology))),
             "Capabilities": CAPABILITIES,
         })])
 
@@ -388,7 +391,7 @@ def approval_stage():
 
 
 def cluster_stage(topology: Topology) -> codepipeline.Stages:
-    network = (cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS)
+    network = network_parameters(topology)
     return codepipeline.Stages(Name="Cluster", Actions=[
         _cloudformation_action("Cluster", 1, {
             "StackName": topology.cluster_stack_name,
@@ -413,7 +416,7 @@ def deploy_stages(topology: Topology) -> list[codepipeline.Stages]:
 
 
 def pipeline(topology: Topology) -> codepipeline.Pipeline:
-    stages = [source_stage(), build_stage(), update_pipeline_stage(), approval_stage(),
+    stages = [source_stage(), build_stage(), update_pipeline_stage(topology), approval_stage(),
               cluster_stage(topology), *deploy_stages(topology)]
     if len(stages) > layout.MAX_STAGES_PER_PIPELINE:
         raise ValueError(f"{len(stages)} stages exceed CodePipeline's "
@@ -458,8 +461,8 @@ def build(topology: Topology) -> Template:
                     "a merge (generated from topology.yaml; do not edit)"
     )
     template.set_version("2010-09-09")
-    template.set_metadata(interface())
-    template.add_parameter(parameters())
+    template.set_metadata(interface(topology))
+    template.add_parameter(parameters(topology))
     template.add_condition(APPROVAL_REQUIRED, Equals(Ref("RequireApproval"), "true"))
     for resource in (
         artifact_bucket(), artifact_bucket_policy(), image_repository(topology),

@@ -1,0 +1,162 @@
+"""buildspec.yml and the generated pipeline agree: every path a deploy action reads is
+produced by the build's artifacts, and every params key is a parameter of service.yaml."""
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator import lint, render
+from generator import topology as topology_module
+from pipeline import stack as pipeline_stack
+
+
+def cfn_yaml(path: Path) -> dict:
+    """A template with its short-form intrinsics (!If, !Sub) read as long form."""
+    from cfn_flip import load_yaml
+
+    return json.loads(json.dumps(load_yaml(path.read_text(encoding="utf-8"))))
+
+
+@pytest.fixture(scope="module")
+def buildspec(repo_root) -> dict:
+    return yaml.safe_load((repo_root / "buildspec.yml").read_text(encoding="utf-8"))
+
+
+def artifact_globs(spec: dict) -> list[str]:
+    return spec["artifacts"]["files"]
+
+
+def produced_by_build(path: str, spec: dict) -> bool:
+    # CodeBuild globs: "**/*" matches any depth; fnmatch's "*" already crosses "/".
+    return any(fnmatch.fnmatch(path, glob.replace("**/", "")) or fnmatch.fnmatch(path, glob)
+               for glob in artifact_globs(spec))
+
+
+def artifact_reads(template: dict):
+    """(artifact, path) for every file a CloudFormation action reads, incl. Fn::GetParam."""
+    for stage in template["Resources"]["Pipeline"]["Properties"]["Stages"]:
+        stage = stage["Fn::If"][1] if "Fn::If" in stage else stage
+        for action in stage["Actions"]:
+            config = action["Configuration"]
+            if action["ActionTypeId"]["Provider"] != "CloudFormation":
+                continue
+            for key in ("TemplatePath", "TemplateConfiguration"):
+                if key in config:
+                    artifact, path = config[key].split("::", 1)
+                    yield artifact, path, None
+            overrides = config.get("ParameterOverrides")
+            if isinstance(overrides, str):
+                for value in json.loads(overrides).values():
+                    if isinstance(value, dict):
+                        artifact, path, key = value["Fn::GetParam"]
+                        yield artifact, path, key
+
+
+def test_every_build_artifact_path_is_in_buildspec_artifacts(buildspec, repo_root):
+    template = cfn_yaml(repo_root / "templates/pipeline.yaml")
+    reads = [(p, k) for a, p, k in artifact_reads(template) if a == pipeline_stack.BUILD_ARTIFACT]
+    assert {p for p, _ in reads} >= {"templates/service.yaml", "templates/cluster.yaml",
+                                    "templates/pipeline.yaml", "image.json"}
+    for path, _ in reads:
+        assert produced_by_build(path, buildspec), path
+        if path.startswith("templates/"):
+            assert (repo_root / path).is_file(), f"{path} is read but not generated"
+
+
+def test_image_file_and_key_are_what_buildspec_writes(buildspec, repo_root):
+    template = cfn_yaml(repo_root / "templates/pipeline.yaml")
+    image_reads = {(p, k) for a, p, k in artifact_reads(template)
+                   if a == pipeline_stack.BUILD_ARTIFACT and k is not None}
+    assert image_reads == {(pipeline_stack.IMAGE_FILE, pipeline_stack.IMAGE_KEY)}
+    assert buildspec["env"]["variables"]["IMAGE_FILE"] == pipeline_stack.IMAGE_FILE
+    commands = "\n".join(buildspec["phases"]["build"]["commands"])
+    assert '{"%s": "%%s"}' % pipeline_stack.IMAGE_KEY in commands
+    assert '> "${IMAGE_FILE}"' in commands
+
+
+def test_live_parameter_reads_match_the_snapshot(repo_root, seed_topology):
+    from generator import params
+
+    template = cfn_yaml(repo_root / "templates/pipeline.yaml")
+    live = {(p, k) for a, p, k in artifact_reads(template) if a == pipeline_stack.LIVE_ARTIFACT}
+    expected = {(f"{s.name}.json", k) for s in seed_topology.services
+                for k in params.CARRIED_PARAMETERS}
+    assert live == expected
+    live_spec = yaml.safe_load((repo_root / pipeline_stack.LIVE_BUILDSPEC).read_text())
+    assert live_spec["artifacts"]["files"] == ["*.json"]
+    assert "python -m pipeline.live_parameters" in " ".join(live_spec["phases"]["build"]["commands"])
+
+
+def test_every_params_key_is_a_service_parameter(repo_root):
+    service = cfn_yaml(repo_root / "templates/service.yaml")["Parameters"]
+    files = sorted((repo_root / "templates/params").glob("*.json"))
+    assert files
+    for path in files:
+        keys = set(json.loads(path.read_text())["Parameters"])
+        assert keys <= set(service), (path.name, keys - set(service))
+        # The rest is supplied per run, so no parameter is left to its Default by accident.
+        from generator import params
+
+        assert keys | set(params.CARRIED_PARAMETERS) | {"ImageUri"} == set(service), path.name
+
+
+def test_buildspec_checks_before_it_pushes(buildspec):
+    pre_build = "\n".join(buildspec["phases"]["pre_build"]["commands"])
+    build = "\n".join(buildspec["phases"]["build"]["commands"])
+    for command in ("python -m pytest --junitxml=", "python -m generator generate --check",
+                    "python -m generator lint --format junit --output"):
+        assert command in pre_build
+    assert "docker push" not in pre_build and "docker push" in build
+    assert "post_build" not in buildspec["phases"]  # post_build would run after a failed build
+    assert "--file service/Dockerfile" in build and build.rstrip().count(" .\n") >= 1
+    assert "CODEBUILD_RESOLVED_SOURCE_VERSION" in pre_build + build
+
+
+def test_buildspec_reports_match_the_report_groups(buildspec, seed_pipeline):
+    assert set(buildspec["reports"]) == set(pipeline_stack.REPORTS.values())
+    pre_build = "\n".join(buildspec["phases"]["pre_build"]["commands"])
+    for report in buildspec["reports"].values():
+        (path,) = report["files"]
+        assert path in pre_build  # the command that writes it
+        assert report["file-format"] == "JUNITXML"
+    groups = {v["Properties"]["Name"]["Fn::Sub"] for v in seed_pipeline["Resources"].values()
+              if v["Type"] == "AWS::CodeBuild::ReportGroup"}
+    project = seed_pipeline["Resources"]["BuildProject"]["Properties"]["Name"]["Fn::Sub"]
+    assert groups == {f"{project}-{name}" for name in buildspec["reports"]}
+
+
+def test_build_project_runs_this_buildspec(seed_pipeline, repo_root):
+    source = seed_pipeline["Resources"]["BuildProject"]["Properties"]["Source"]
+    assert source["BuildSpec"] == "buildspec.yml"
+    live = seed_pipeline["Resources"]["LiveParametersProject"]["Properties"]["Source"]
+    assert (repo_root / live["BuildSpec"]).is_file()
+
+
+def test_dockerfile_builds_from_the_repository_root(repo_root):
+    dockerfile = repo_root / "service/Dockerfile"
+    if not dockerfile.is_file():
+        pytest.skip("service/Dockerfile not written yet")
+    text = dockerfile.read_text()
+    assert "COPY service/" in text  # paths relative to the root, as buildspec's context "."
+
+
+def test_public_topology_passes_public_subnets_to_the_cluster(tmp_path):
+    topology = topology_module.parse(
+        "app: shop\nnamespace: shop.local\nservices:\n"
+        "  web: {port: 8080, public: true}\n", "t.yaml")
+    files = render.render(topology)
+    for relative, content in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(content)
+    cluster = cfn_yaml(tmp_path / "cluster.yaml")
+    pipeline = pipeline_stack.build(topology).to_dict()
+    stage = next(s for s in pipeline["Resources"]["Pipeline"]["Properties"]["Stages"]
+                 if s.get("Name") == "Cluster")
+    body = stage["Actions"][0]["Configuration"]["ParameterOverrides"]["Fn::Sub"][0]
+    keys = {part.split('"')[1] for part in body.strip("{}").split(",")}
+    assert keys == set(cluster["Parameters"]) == {"VpcId", "PrivateSubnetIds", "PublicSubnetIds"}
+    assert not lint.lint_templates([tmp_path / "pipeline.yaml"])
