@@ -26,6 +26,16 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    if args.lint and args.jobs != 1:
+        from generator import lint
+
+        # cfn-lint imports and builds its rules on the other CPU while this one renders.
+        with lint.PrewarmedRules() as prewarmed:
+            return _generate(args, prewarmed)
+    return _generate(args, None)
+
+
+def _generate(args: argparse.Namespace, prewarmed) -> int:
     from generator import render
 
     files = render.render(_load(args))
@@ -39,7 +49,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                   "result", file=sys.stderr)
             return EXIT_FINDINGS
         print(f"{out_dir}: {len(files)} file(s) up to date")
-        return cmd_lint(args) if args.lint else EXIT_OK
+        return cmd_lint(args, prewarmed) if args.lint else EXIT_OK
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: --out must be a directory")
     changed = render.write(out_dir, files)
@@ -50,10 +60,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if relative not in files:
             print(f"{out_dir / relative}  (removed: no such service)")
     # --lint: one process, so Python and the generator start once for both steps.
-    return cmd_lint(args) if args.lint else EXIT_OK
+    return cmd_lint(args, prewarmed) if args.lint else EXIT_OK
 
 
-def cmd_lint(args: argparse.Namespace) -> int:
+def cmd_lint(args: argparse.Namespace, prewarmed=None) -> int:
     from generator import lint
 
     out_dir = Path(args.out)
@@ -63,7 +73,8 @@ def cmd_lint(args: argparse.Namespace) -> int:
     linted = [str(p) for p in sorted(out_dir.glob(lint.TEMPLATE_GLOB))]
     linted += [str(p) for p in sorted((out_dir / "params").glob("*.json"))]
     cache_dir = None if args.no_cache else lint.DEFAULT_CACHE_DIR
-    findings = lint.lint_directory(out_dir, cache_dir=cache_dir, jobs=args.jobs)
+    findings = lint.lint_directory(out_dir, cache_dir=cache_dir, jobs=args.jobs,
+                                   prewarmed=prewarmed)
     report = lint.FORMATS[args.format](findings, linted)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -57,10 +57,12 @@ class Finding:
 
 
 def lint_directory(out_dir: Path, *, cache_dir: Path | None = None,
-                   jobs: int | None = None) -> list[Finding]:
+                   jobs: int | None = None,
+                   prewarmed: "PrewarmedRules | None" = None) -> list[Finding]:
     """Lint out_dir/*.yaml and check out_dir/params/*.json against service.yaml.
 
     The params checks run in this process while the forked workers lint templates.
+    `prewarmed` (see `PrewarmedRules`) lints in a process that built the rules earlier.
     """
     out_dir = Path(out_dir)
     templates = sorted(out_dir.glob(TEMPLATE_GLOB))
@@ -77,7 +79,7 @@ def lint_directory(out_dir: Path, *, cache_dir: Path | None = None,
 
     extra: list[Finding] = []
     findings = _lint(templates, cache_dir=cache_dir, jobs=jobs,
-                     meanwhile=lambda: extra.extend(params_findings()))
+                     meanwhile=lambda: extra.extend(params_findings()), prewarmed=prewarmed)
     return findings + extra
 
 
@@ -95,9 +97,11 @@ def lint_templates(paths: Iterable[Path], *, cache_dir: Path | None = None,
 
 
 def _lint(paths: list[Path], *, cache_dir: Path | None, jobs: int | None,
-          meanwhile: Callable[[], None] | None = None) -> list[Finding]:
+          meanwhile: Callable[[], None] | None = None,
+          prewarmed: "PrewarmedRules | None" = None) -> list[Finding]:
     paths = [Path(p) for p in paths]
     contents = [p.read_bytes() for p in paths]
+    meanwhile = _once(meanwhile)
     results: dict[int, list[Finding]] = {}
     cache = LintCache(cache_dir) if cache_dir is not None else None
     keys: list[str] = []
@@ -109,8 +113,10 @@ def _lint(paths: list[Path], *, cache_dir: Path | None, jobs: int | None,
                 results[index] = hit
     todo = [index for index in range(len(paths)) if index not in results]
     if todo:
-        linted = _lint_uncached([paths[i] for i in todo], [len(contents[i]) for i in todo],
-                                _jobs(jobs, len(todo)), meanwhile)
+        work = ([paths[i] for i in todo], [len(contents[i]) for i in todo], _jobs(jobs, len(todo)))
+        linted = prewarmed.lint(*work, meanwhile) if prewarmed is not None else None
+        if linted is None:  # no prewarmed process, or it failed: build the rules here
+            linted = _lint_uncached(*work, meanwhile)
         for index, found in zip(todo, linted):
             results[index] = found
             if cache is not None:
@@ -118,6 +124,19 @@ def _lint(paths: list[Path], *, cache_dir: Path | None, jobs: int | None,
     elif meanwhile is not None:
         meanwhile()
     return [finding for index in range(len(paths)) for finding in results[index]]
+
+
+def _once(work: Callable[[], None] | None) -> Callable[[], None] | None:
+    if work is None:
+        return None
+    done = []
+
+    def run() -> None:
+        if not done:
+            done.append(True)
+            work()
+
+    return run
 
 
 def _jobs(requested: int | None, work: int) -> int:
@@ -171,8 +190,8 @@ def _partition(sizes: list[int], jobs: int) -> list[list[int]]:
 
 
 def _lint_uncached(paths: list[Path], sizes: list[int], jobs: int,
-                   meanwhile: Callable[[], None] | None) -> list[list[Finding]]:
-    rules, config = _build_rules()
+                   meanwhile: Callable[[], None] | None, built=None) -> list[list[Finding]]:
+    rules, config = built if built is not None else _build_rules()
     shares = _partition(sizes, jobs) if jobs > 1 else [list(range(len(paths)))]
     results: list[list[Finding] | None] = [None] * len(paths)
     children = []
@@ -218,6 +237,95 @@ def _collect(pid: int, reader: int) -> list[list[Finding]] | None:
     if status != 0 or not data:
         return None
     return pickle.loads(data)  # noqa: S301 - our own forked child wrote it
+
+
+class PrewarmedRules:
+    """Import cfn-lint and build its rules in a forked process *now*, lint later.
+
+    `generate --lint` starts this before it renders, so the second CPU pays cfn-lint's
+    import and rule building (most of a second) while the first one renders templates.
+    `lint()` hands the templates to that process, which lints them (forking its own
+    workers) and sends the findings back. Nothing is linted that would not be anyway;
+    if the process fails, `lint()` returns None and the caller lints in-process.
+    `close()` stops the process if it was never used (every template was a cache hit).
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        if not hasattr(os, "fork"):
+            return
+        request_r, self._request_w = os.pipe()
+        self._response_r, response_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                os.close(self._request_w)
+                os.close(self._response_r)
+                status = self._serve(request_r, response_w)
+            except BaseException:  # noqa: BLE001 - the parent lints in-process instead
+                status = 1
+            finally:
+                os._exit(status)
+        os.close(request_r)
+        os.close(response_w)
+        self.pid = pid
+
+    @staticmethod
+    def _serve(request_r: int, response_w: int) -> int:
+        built = _build_rules()
+        with os.fdopen(request_r, "rb") as stream:
+            request = stream.read()
+        if not request:  # closed unused
+            return 0
+        paths, sizes, jobs = pickle.loads(request)  # noqa: S301 - from our parent
+        results = _lint_uncached(paths, sizes, jobs, None, built)
+        with os.fdopen(response_w, "wb") as stream:
+            stream.write(pickle.dumps(results))
+        return 0
+
+    def lint(self, paths: list[Path], sizes: list[int], jobs: int,
+             meanwhile: Callable[[], None] | None) -> list[list[Finding]] | None:
+        if self.pid is None:
+            return None
+        try:
+            with os.fdopen(self._request_w, "wb") as stream:
+                stream.write(pickle.dumps((paths, sizes, jobs)))
+        except OSError:  # the process died (BrokenPipeError): reap it, lint here
+            results = None
+            os.close(self._response_r)
+            os.waitpid(self.pid, 0)
+        else:
+            if meanwhile is not None:
+                meanwhile()
+            results = _collect(self.pid, self._response_r)
+        self.pid = None
+        return results
+
+    def close(self) -> None:
+        if self.pid is None:
+            return
+        import signal
+
+        for fd in (self._request_w, self._response_r):
+            try:
+                os.close(fd)
+            except OSError:  # already closed by lint()
+                pass
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        self.pid = None
+
+    def __enter__(self) -> "PrewarmedRules":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 # --- cache -----------------------------------------------------------------------------

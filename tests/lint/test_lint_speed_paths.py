@@ -235,3 +235,49 @@ def test_jobs_must_be_positive(capsys):
 
 def test_empty_input_never_imports_cfn_lint():
     assert lint.lint_templates([]) == []
+
+
+def test_prewarmed_rules_give_the_same_findings(tree: Path):
+    serial = lint.lint_directory(tree, jobs=1)
+    with lint.PrewarmedRules() as prewarmed:
+        assert lint.lint_directory(tree, jobs=2, prewarmed=prewarmed) == serial
+    with lint.PrewarmedRules() as prewarmed:
+        assert lint.lint_directory(tree, jobs=1, prewarmed=prewarmed) == serial
+
+
+def test_prewarmed_rules_closed_unused_leave_no_process():
+    prewarmed = lint.PrewarmedRules()
+    pid = prewarmed.pid
+    assert pid
+    prewarmed.close()
+    assert prewarmed.pid is None
+    with pytest.raises(ChildProcessError):
+        import os
+
+        os.waitpid(pid, 0)
+
+
+def test_a_failed_prewarmed_process_falls_back_to_linting_here(tree: Path, monkeypatch):
+    serial = lint.lint_directory(tree, jobs=1)
+    prewarmed = lint.PrewarmedRules()
+    import os
+    import signal
+
+    os.kill(prewarmed.pid, signal.SIGKILL)
+    try:
+        assert lint.lint_directory(tree, jobs=2, prewarmed=prewarmed) == serial
+    finally:
+        prewarmed.close()
+
+
+def test_cli_generate_lint_reports_planted_findings_and_exits_1(tmp_path, monkeypatch, capsys):
+    """generate --lint lints what it just wrote: a stale cache cannot hide a finding."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    args = ["generate", "--topology", str(REPO / "topology.yaml"), "--out", str(out), "--lint"]
+    assert cli.main(args) == 0
+    service = out / "service.yaml"
+    service.write_text(_plant(service.read_text(encoding="utf-8")), encoding="utf-8")
+    assert cli.main(["lint", "--out", str(out)]) == 1
+    assert "E9005" in capsys.readouterr().out
+    assert cli.main(args) == 0  # generate rewrites the planted file; the cache knows the bytes
