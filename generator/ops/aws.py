@@ -1,0 +1,136 @@
+"""One place that turns flags and the usual AWS settings into boto3 clients, and
+botocore's exceptions into the one-line messages an operator can act on."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+# Throttling is retried by botocore itself ("standard" mode: exponential backoff with
+# jitter, throttling codes included), never by a loop of ours. Operators can raise it with
+# --max-attempts or botocore's own AWS_MAX_ATTEMPTS.
+DEFAULT_MAX_ATTEMPTS = 8
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "RequestLimitExceeded", "SlowDown",
+    "ProvisionedThroughputExceededException", "RequestThrottled",
+})
+ACCESS_DENIED_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
+    "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
+    "ExpiredTokenException", "SignatureDoesNotMatch",
+})
+
+
+class AwsProblem(Exception):
+    """An AWS call that cannot succeed as asked; str() is the one-line message.
+
+    `exit_code` is 2 when the operator must fix their input or environment (credentials,
+    region, permissions) and 1 when AWS refused or failed the operation itself.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Aws:
+    """A boto3 session plus the settings every client shares.
+
+    boto3 sessions are not thread-safe but clients are, so all clients are made here in
+    the calling thread and then shared by the deploy threads.
+    """
+
+    session: Any
+    config: Any
+    endpoint_url: str | None
+
+    @property
+    def region(self) -> str:
+        return self.session.region_name
+
+    def client(self, service: str):
+        kwargs = {"config": self.config}
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+        return self.session.client(service, **kwargs)
+
+
+def connect(region: str | None = None, profile: str | None = None,
+            endpoint_url: str | None = None, max_attempts: int | None = None) -> Aws:
+    """Session from flags, else the environment and ~/.aws; fails early with one line."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ProfileNotFound
+
+    # botocore reads AWS_DEFAULT_REGION; the other SDKs (and CodeBuild) also set AWS_REGION.
+    region = region or os.environ.get("AWS_REGION") or None
+    try:
+        session = boto3.Session(region_name=region, profile_name=profile)
+    except ProfileNotFound as err:
+        raise AwsProblem(f"{err} (check --profile / AWS_PROFILE and ~/.aws/config)", 2) from None
+    if not session.region_name:
+        raise AwsProblem(
+            "no AWS region: pass --region, set AWS_REGION, or set a region in your profile", 2)
+    if session.get_credentials() is None:
+        raise AwsProblem(
+            "no AWS credentials found: pass --profile, set AWS_PROFILE or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws sso login`", 2)
+    retries: dict[str, Any] = {"mode": "standard"}
+    if max_attempts is not None:
+        retries["max_attempts"] = max_attempts
+    elif not _env_sets_max_attempts():
+        retries["max_attempts"] = DEFAULT_MAX_ATTEMPTS
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    # Some operations (Cloud Map's DiscoverInstances) prefix the host ("data-"); a local
+    # endpoint such as moto's has no such host, so the prefix goes when the URL is explicit.
+    config = Config(retries=retries, user_agent_extra="ecs-service-connect-kit",
+                    inject_host_prefix=endpoint_url is None)
+    return Aws(session=session, config=config, endpoint_url=endpoint_url)
+
+
+def _env_sets_max_attempts() -> bool:
+    return bool(os.environ.get("AWS_MAX_ATTEMPTS"))
+
+
+def error_code(err: Exception) -> str:
+    response = getattr(err, "response", None) or {}
+    return response.get("Error", {}).get("Code", "")
+
+
+def error_message(err: Exception) -> str:
+    response = getattr(err, "response", None) or {}
+    return " ".join(str(response.get("Error", {}).get("Message", err)).split())
+
+
+def explain(err: Exception) -> AwsProblem | None:
+    """The operator-facing problem for a botocore exception, or None if it is not one."""
+    from botocore import exceptions as bx
+
+    if isinstance(err, AwsProblem):
+        return err
+    if isinstance(err, bx.NoCredentialsError):
+        return AwsProblem("no AWS credentials found: pass --profile, set AWS_PROFILE or "
+                          "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws sso login`", 2)
+    if isinstance(err, bx.NoRegionError):
+        return AwsProblem("no AWS region: pass --region, set AWS_REGION, or set a region "
+                          "in your profile", 2)
+    if isinstance(err, (bx.TokenRetrievalError, bx.SSOTokenLoadError)):
+        return AwsProblem(f"AWS credentials expired or unreadable: {err} "
+                          "(run `aws sso login`)", 2)
+    if isinstance(err, bx.EndpointConnectionError):
+        return AwsProblem(f"cannot reach AWS: {err}", 1)
+    if isinstance(err, bx.ClientError):
+        code = error_code(err)
+        operation = getattr(err, "operation_name", "the call")
+        if code in ACCESS_DENIED_CODES:
+            return AwsProblem(f"access denied: {operation}: {error_message(err)} "
+                              "(check the role or profile's permissions)", 2)
+        if code in THROTTLING_CODES:
+            attempts = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+            return AwsProblem(f"AWS is throttling {operation} (still throttled after "
+                              f"{attempts} attempts with backoff); wait a minute and run "
+                              "again, or raise --max-attempts", 1)
+        return AwsProblem(f"{operation} failed: {code}: {error_message(err)}", 1)
+    return None

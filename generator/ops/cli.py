@@ -1,0 +1,242 @@
+"""bootstrap, deploy, verify and status for `python -m generator`.
+
+Exit codes, as for the other commands: 0 ok; 1 a failed deploy or check (or AWS refused
+the operation); 2 bad input: flags, files, credentials, region, permissions.
+boto3 is imported inside the handlers, so `generate` and `lint` never load it.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_TEMPLATES = "templates"
+
+
+def register(commands, with_topology) -> None:
+    bootstrap = _with_aws(with_topology(commands.add_parser(
+        "bootstrap", help="create or update the pipeline stack (templates/pipeline.yaml)")))
+    bootstrap.add_argument("--stack-name", metavar="NAME",
+                           help="pipeline stack name (default: <app>-pipeline)")
+    bootstrap.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
+                           help="a pipeline template parameter, e.g. ConnectionArn=arn:...; "
+                                "repeatable; an update keeps the values not given")
+    bootstrap.add_argument("--yes", action="store_true",
+                           help="execute the change set without asking")
+    _with_templates(bootstrap)
+    bootstrap.set_defaults(handler=_guarded(cmd_bootstrap))
+
+    deploy = _with_aws(with_topology(commands.add_parser(
+        "deploy", help="deploy the cluster and service stacks in deploy order, without the "
+                       "pipeline")))
+    deploy.add_argument("services", nargs="*", metavar="SERVICE",
+                        help="deploy only these services (default: all); the cluster stack "
+                             "always comes first")
+    deploy.add_argument("--image", metavar="URI",
+                        help="container image for the services; default: each stack keeps "
+                             "its current image (required for a new stack)")
+    deploy.add_argument("--vpc-id", metavar="VPC", help="cluster VpcId (first deploy)")
+    deploy.add_argument("--subnets", metavar="IDS",
+                        help="cluster PrivateSubnetIds, comma-separated (first deploy)")
+    deploy.add_argument("--public-subnets", metavar="IDS",
+                        help="cluster PublicSubnetIds, comma-separated, when a service is "
+                             "public (first deploy)")
+    deploy.add_argument("--max-parallel", type=_positive_int, default=8, metavar="N",
+                        help="stacks of one wave deployed at once (default: 8)")
+    _with_templates(deploy)
+    deploy.set_defaults(handler=_guarded(cmd_deploy))
+
+    verify = _with_aws(with_topology(commands.add_parser(
+        "verify", help="exit 0 if every stack, ECS service and Service Connect endpoint is "
+                       "healthy; else 1 with a table of what is wrong")))
+    verify.set_defaults(handler=_guarded(cmd_verify))
+
+    status = _with_aws(with_topology(commands.add_parser(
+        "status", help="one row per service: stack, tasks, rollout, endpoint, last event")))
+    status.set_defaults(handler=_guarded(cmd_status))
+
+
+def _with_aws(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    group = sub.add_argument_group("AWS")
+    group.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    group.add_argument("--profile", help="AWS profile (default: AWS_PROFILE or default)")
+    group.add_argument("--endpoint-url", metavar="URL",
+                       help="send every AWS call to URL (local testing against moto or "
+                            "LocalStack); AWS_ENDPOINT_URL does the same")
+    group.add_argument("--max-attempts", type=_positive_int, metavar="N",
+                       help="attempts per AWS call, throttling included, with botocore's "
+                            "backoff (default: AWS_MAX_ATTEMPTS or 8)")
+    group.add_argument("--poll-seconds", type=float, default=5.0, metavar="S",
+                       help="seconds between polls of a stack's events (default: 5)")
+    return sub
+
+
+def _with_templates(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--templates", default=DEFAULT_TEMPLATES, metavar="DIR",
+                     help=f"generated templates and params/ (default: {DEFAULT_TEMPLATES})")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _guarded(handler):
+    """Turns the exceptions an operator can act on into `error: <one line>` and an exit code."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from generator.ops.aws import explain
+        from generator.ops.bootstrap import BootstrapInputError
+        from generator.ops.deploy import DeployInputError
+        from generator.ops.files import FilesProblem
+
+        try:
+            return handler(args)
+        except (FilesProblem, DeployInputError, BootstrapInputError) as err:
+            return _fail(str(err), EXIT_BAD_INPUT)
+        except Exception as err:
+            problem = explain(err)
+            if problem is None:
+                raise
+            return _fail(str(problem), problem.exit_code)
+
+    return run
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _topology(args):
+    from generator import topology
+
+    return topology.load(args.topology)
+
+
+def _aws(args):
+    from generator.ops.aws import connect
+
+    return connect(args.region, args.profile, args.endpoint_url or None, args.max_attempts)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from generator import names
+    from generator.ops.deploy import Deployment, DeployOptions
+    from generator.ops.report import Reporter
+
+    topology = _topology(args)
+    aws = _aws(args)
+    options = DeployOptions(
+        templates_dir=Path(args.templates),
+        services=tuple(args.services),
+        image=args.image,
+        cluster_values={names.VPC_ID: args.vpc_id, names.PRIVATE_SUBNETS: args.subnets,
+                        names.PUBLIC_SUBNETS: args.public_subnets},
+        poll_seconds=args.poll_seconds,
+        max_parallel=args.max_parallel,
+    )
+    width = max(len(topology.cluster_stack_name),
+                *(len(topology.stack_name(s)) for s in topology.services))
+    reporter = Reporter(sys.stdout, name_width=width)
+    deployment = Deployment(aws.client("cloudformation"), topology, options, reporter)
+    reporter.say(f"deploying {topology.app} to {aws.region}")
+    succeeded = deployment.run()
+    reporter.say()
+    reporter.say(deployment.summary().rstrip())
+    if not succeeded:
+        failed = [o for o in deployment.outcomes if not o.ok]
+        first = failed[0]
+        return _fail(f"deploy failed: {first.stack_name}: {first.failure.rstrip('.')}; later stacks were "
+                     "not deployed", EXIT_FAILED)
+    reporter.say(f"deploy complete; run `python -m generator verify` to check the services "
+                 "reach each other")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from generator.ops import inspect
+
+    topology = _topology(args)
+    aws = _aws(args)
+    _, states = inspect.gather(aws.client("cloudformation"), aws.client("ecs"),
+                               aws.client("servicediscovery"), topology)
+    report = inspect.verify_table(states)
+    if report:
+        count = sum(len(inspect.problems(state)) for state in states)
+        print(f"verify: {count} problem(s) in {topology.app} ({aws.region})")
+        print(report, end="")
+        return EXIT_FAILED
+    print(f"verify: OK: {len(states)} service(s) in {topology.app} ({aws.region}): stacks "
+          f"complete, running = desired, rollouts COMPLETED, every endpoint healthy in "
+          f"Cloud Map namespace {topology.namespace}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from generator.ops import inspect
+
+    topology = _topology(args)
+    aws = _aws(args)
+    cluster, states = inspect.gather(aws.client("cloudformation"), aws.client("ecs"),
+                                     aws.client("servicediscovery"), topology)
+    cluster_status = cluster["StackStatus"] if cluster else "does not exist"
+    print(f"{topology.app} in {aws.region}: cluster stack {topology.cluster_stack_name} "
+          f"{cluster_status}, namespace {topology.namespace}")
+    print(inspect.status_table(states), end="")
+    return EXIT_OK
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from generator.ops import bootstrap, files
+    from generator.ops.report import Reporter
+    from generator.ops.stackflow import StackDeployer, StackRequest, current_stack
+
+    topology = _topology(args)
+    given = bootstrap.parse_assignments(args.parameter)
+    template = files.read_template(Path(args.templates), files.PIPELINE_TEMPLATE)
+    if not args.yes and not _interactive():
+        raise bootstrap.BootstrapInputError(
+            "stdin is not a terminal, so the change set cannot be confirmed; pass --yes")
+    aws = _aws(args)
+    cfn = aws.client("cloudformation")
+    stack_name = args.stack_name or f"{topology.app}-pipeline"
+    stack = current_stack(cfn, stack_name)
+    request = StackRequest(stack_name, template.body,
+                           bootstrap.pipeline_parameters(template, stack, given),
+                           {"app": topology.app, "managed-by": "ecs-service-connect-kit"})
+    reporter = Reporter(sys.stdout, name_width=len(stack_name))
+    confirm = None if args.yes else _ask_to_execute
+    outcome = StackDeployer(cfn, reporter, args.poll_seconds).deploy(request, stack, confirm)
+    if outcome.result == "declined":
+        return EXIT_FAILED
+    if not outcome.ok:
+        return _fail(f"bootstrap failed: {stack_name}: {outcome.failure}", EXIT_FAILED)
+    deployed = current_stack(cfn, stack_name)
+    arns = bootstrap.connection_arns(deployed)
+    connections = aws.client("codestar-connections") if arns else None
+    statuses = {arn: bootstrap.connection_status(connections, arn) for arn in arns}
+    for line in bootstrap.next_steps(arns, statuses, stack_name):
+        print(line)
+    return EXIT_OK
+
+
+def _interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _ask_to_execute(changes) -> bool:
+    answer = input(f"Execute this change set ({len(changes)} change(s))? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+

@@ -1,0 +1,339 @@
+"""One stack, created or updated through a change set, its events streamed while it runs.
+
+The flow is CloudFormation's own: CreateChangeSet (CREATE or UPDATE) -> wait -> describe
+-> ExecuteChangeSet -> poll DescribeStackEvents and DescribeStacks until the stack settles.
+An empty change set is "no changes": it is deleted and counts as success.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Mapping
+
+from generator.ops.aws import error_code, error_message
+from generator.ops.report import Reporter
+
+
+class _UsePrevious:
+    def __repr__(self) -> str:
+        return "PREVIOUS"
+
+
+# A parameter value meaning "keep what the stack has now" (UsePreviousValue).
+PREVIOUS = _UsePrevious()
+
+NO_CHANGES_REASONS = ("didn't contain changes", "No updates are to be performed")
+CHANGE_SET_PENDING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
+CANCELLED_REASONS = ("Resource creation cancelled", "Resource update cancelled")
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+
+# Stack states a change set cannot start from, and what the operator does about each.
+BLOCKED_STATES = {
+    "ROLLBACK_COMPLETE": (
+        "its first create failed and was rolled back, and such a stack cannot be updated: "
+        "delete it (aws cloudformation delete-stack --stack-name {name}) and deploy again"),
+    "ROLLBACK_FAILED": (
+        "its first create failed and the rollback failed too: delete it "
+        "(aws cloudformation delete-stack --stack-name {name}), fix what blocked the "
+        "delete, and deploy again"),
+    "CREATE_FAILED": (
+        "its first create failed: delete it (aws cloudformation delete-stack "
+        "--stack-name {name}) and deploy again"),
+    "UPDATE_ROLLBACK_FAILED": (
+        "an update rollback failed: finish it with `aws cloudformation "
+        "continue-update-rollback --stack-name {name}`, then deploy again"),
+    "DELETE_FAILED": (
+        "a delete failed: delete it again from the console or the CLI, then deploy"),
+}
+
+
+class StackBlocked(Exception):
+    """The stack is in a state no change set can start from; str() says how to recover."""
+
+
+@dataclass(frozen=True)
+class StackRequest:
+    stack_name: str
+    template_body: str | None  # None: keep the stack's current template
+    parameters: Mapping[str, object]  # str value, or PREVIOUS
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str
+    logical_id: str
+    resource_type: str
+    replacement: str
+
+    def describe(self) -> str:
+        replace = "  (replacement)" if self.replacement == "True" else (
+            "  (may replace)" if self.replacement == "Conditional" else "")
+        return f"{self.action:<6} {self.logical_id} ({self.resource_type}){replace}"
+
+
+@dataclass(frozen=True)
+class StackOutcome:
+    stack_name: str
+    result: str  # "created", "updated", "no changes", "declined", "failed"
+    changes: tuple[Change, ...] = ()
+    failure: str = ""  # "<resource>: <reason>", the first thing that failed
+
+    @property
+    def ok(self) -> bool:
+        return self.result not in ("failed", "declined")
+
+
+def current_stack(cfn, stack_name: str) -> dict | None:
+    """The stack as DescribeStacks returns it, or None when there is none."""
+    try:
+        return cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    except Exception as err:  # botocore ClientError: "Stack with id X does not exist"
+        if error_code(err) == "ValidationError" and "does not exist" in error_message(err):
+            return None
+        raise
+
+
+def check_deployable(stack: dict | None) -> None:
+    if stack is None:
+        return
+    name, status = stack["StackName"], stack["StackStatus"]
+    if status in BLOCKED_STATES:
+        raise StackBlocked(f"stack {name} is {status}: {BLOCKED_STATES[status].format(name=name)}")
+    if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+        raise StackBlocked(f"stack {name} is {status}: another operation is running on it; "
+                           "wait for it to finish and deploy again")
+
+
+def change_set_type(stack: dict | None) -> str:
+    # A stack left in REVIEW_IN_PROGRESS by a never-executed CREATE change set has no
+    # resources yet; CloudFormation accepts only another CREATE change set for it.
+    if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+        return "CREATE"
+    return "UPDATE"
+
+
+def previous_parameters(stack: dict | None) -> dict[str, str]:
+    if stack is None:
+        return {}
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+
+
+class StackDeployer:
+    """Runs the flow for one stack at a time; safe to share between threads (boto3 clients
+    are thread-safe, and the deployer keeps no per-stack state)."""
+
+    def __init__(self, cfn, reporter: Reporter, poll_seconds: float = 5.0,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.cfn = cfn
+        self.reporter = reporter
+        self.poll_seconds = poll_seconds
+        self.sleep = sleep
+
+    def deploy(self, request: StackRequest, stack: dict | None,
+               confirm: Callable[[tuple[Change, ...]], bool] | None = None) -> StackOutcome:
+        """`stack` is the stack as it is now (current_stack), so callers read it once.
+
+        `confirm`, if given, sees the change set's changes and says whether to execute it.
+        """
+        name = request.stack_name
+        try:
+            check_deployable(stack)
+        except StackBlocked as blocked:
+            self.reporter.line(name, str(blocked))
+            return StackOutcome(name, "failed", failure=str(blocked))
+        kind = change_set_type(stack)
+        try:
+            change_set = self._create_change_set(request, kind)
+        except Exception as err:
+            # Some endpoints refuse an empty update at CreateChangeSet instead of
+            # failing the change set; it is the same "no changes".
+            if error_code(err) == "ValidationError" and _no_changes(error_message(err)):
+                self.reporter.line(name, "no changes")
+                return StackOutcome(name, "no changes")
+            raise
+        described = self._wait_for_change_set(change_set)
+        if described["Status"] == "FAILED":
+            reason = " ".join(described.get("StatusReason", "").split())
+            if _no_changes(reason):
+                self.cfn.delete_change_set(ChangeSetName=change_set)
+                self.reporter.line(name, "no changes")
+                return StackOutcome(name, "no changes")
+            self.reporter.line(name, f"change set failed: {reason}")
+            return StackOutcome(name, "failed", failure=f"change set: {reason}")
+        changes = tuple(_changes(described))
+        self.reporter.line(name, f"{'creating' if kind == 'CREATE' else 'updating'}: "
+                                 f"{len(changes)} resource change(s)")
+        for change in changes:
+            self.reporter.line(name, "  " + change.describe())
+        if confirm is not None and not confirm(changes):
+            self.cfn.delete_change_set(ChangeSetName=described["ChangeSetId"])
+            self.reporter.line(name, "not executed; change set deleted")
+            return StackOutcome(name, "declined", changes)
+        return self._execute(name, described, kind, changes)
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _create_change_set(self, request: StackRequest, kind: str) -> str:
+        arguments = {
+            "StackName": request.stack_name,
+            "ChangeSetName": _change_set_name(),
+            "ChangeSetType": kind,
+            "Parameters": _parameter_list(request.parameters, kind, request.stack_name),
+            "Capabilities": CAPABILITIES,
+            "Description": "python -m generator deploy",
+        }
+        if request.template_body is None:
+            arguments["UsePreviousTemplate"] = True
+        else:
+            arguments["TemplateBody"] = request.template_body
+        if request.tags:
+            arguments["Tags"] = [{"Key": k, "Value": v} for k, v in sorted(request.tags.items())]
+        return self.cfn.create_change_set(**arguments)["Id"]
+
+    def _wait_for_change_set(self, change_set: str) -> dict:
+        while True:
+            described = _describe_change_set(self.cfn, change_set)
+            if described["Status"] not in CHANGE_SET_PENDING:
+                return described
+            self.sleep(self.poll_seconds)
+
+    def _execute(self, name: str, described: dict, kind: str,
+                 changes: tuple[Change, ...]) -> StackOutcome:
+        stack_id = described["StackId"]
+        events = EventStream(self.cfn, stack_id)
+        events.skip_existing()
+        try:
+            self.cfn.execute_change_set(ChangeSetName=described["ChangeSetId"])
+        except Exception as err:
+            if not error_code(err):
+                raise
+            reason = error_message(err)
+            self.reporter.line(name, f"execute failed: {reason}")
+            return StackOutcome(name, "failed", changes, failure=f"execute: {reason}")
+        status = self._stream_until_settled(name, stack_id, events)
+        if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            result = "created" if kind == "CREATE" else "updated"
+            self.reporter.line(name, f"{status} ({result})")
+            return StackOutcome(name, result, changes)
+        failure = events.first_failure() or f"{name}: {status}"
+        self.reporter.line(name, f"{status}: first failure: {failure}")
+        return StackOutcome(name, "failed", changes, failure=failure)
+
+    def _stream_until_settled(self, name: str, stack_id: str, events: EventStream) -> str:
+        while True:
+            self._report(name, events.read_new())
+            status = self.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+            if not status.endswith("_IN_PROGRESS"):
+                # Events written just before the status settled.
+                self._report(name, events.read_new())
+                return status
+            self.sleep(self.poll_seconds)
+
+    def _report(self, name: str, new_events: list[dict]) -> None:
+        for event in new_events:
+            self.reporter.event(name, event)
+
+
+class EventStream:
+    """The events of one stack operation, oldest first, each read once.
+
+    DescribeStackEvents pages newest first; reading stops at the newest event already seen.
+    """
+
+    def __init__(self, cfn, stack_id: str):
+        self.cfn = cfn
+        self.stack_id = stack_id
+        self.last_seen: str | None = None
+        self.seen: list[dict] = []
+
+    def skip_existing(self) -> None:
+        page = self.cfn.describe_stack_events(StackName=self.stack_id)["StackEvents"]
+        self.last_seen = page[0]["EventId"] if page else None
+
+    def read_new(self) -> list[dict]:
+        fresh: list[dict] = []
+        token = None
+        while True:
+            arguments = {"StackName": self.stack_id}
+            if token:
+                arguments["NextToken"] = token
+            response = self.cfn.describe_stack_events(**arguments)
+            for event in response["StackEvents"]:
+                if event["EventId"] == self.last_seen:
+                    return self._remember(fresh)
+                fresh.append(event)
+            token = response.get("NextToken")
+            if not token:
+                return self._remember(fresh)
+
+    def _remember(self, fresh: list[dict]) -> list[dict]:
+        if fresh:
+            self.last_seen = fresh[0]["EventId"]
+        oldest_first = list(reversed(fresh))
+        self.seen.extend(oldest_first)
+        return oldest_first
+
+    def first_failure(self) -> str | None:
+        """'<LogicalId>: <reason>' of the earliest failure, cancellations skipped.
+
+        A resource's own failure is preferred over the stack-level event it causes.
+        """
+        failures = [
+            event for event in self.seen
+            if event.get("ResourceStatus", "").endswith("_FAILED")
+            and not _reason(event).startswith(CANCELLED_REASONS)
+        ]
+        resources = [e for e in failures if e.get("LogicalResourceId") != e.get("StackName")]
+        for event in resources or failures:
+            return f"{event['LogicalResourceId']}: {_reason(event) or event['ResourceStatus']}"
+        return None
+
+
+def _no_changes(reason: str) -> bool:
+    return any(marker in reason for marker in NO_CHANGES_REASONS)
+
+
+def _reason(event: dict) -> str:
+    return " ".join(str(event.get("ResourceStatusReason", "")).split())
+
+
+def _describe_change_set(cfn, change_set: str) -> dict:
+    """DescribeChangeSet with every page of Changes folded into the first."""
+    described = cfn.describe_change_set(ChangeSetName=change_set)
+    token = described.get("NextToken")
+    while token:
+        page = cfn.describe_change_set(ChangeSetName=change_set, NextToken=token)
+        described.setdefault("Changes", []).extend(page.get("Changes", []))
+        token = page.get("NextToken")
+    return described
+
+
+def _changes(described: dict):
+    for change in described.get("Changes", []):
+        resource = change.get("ResourceChange", {})
+        yield Change(
+            action=resource.get("Action", "?"),
+            logical_id=resource.get("LogicalResourceId", "?"),
+            resource_type=resource.get("ResourceType", "?"),
+            replacement=str(resource.get("Replacement", "")),
+        )
+
+
+def _parameter_list(parameters: Mapping[str, object], kind: str, stack_name: str) -> list[dict]:
+    listed = []
+    for key, value in parameters.items():
+        if value is PREVIOUS:
+            if kind == "CREATE":
+                raise ValueError(f"{stack_name}: {key} cannot keep a previous value on create")
+            listed.append({"ParameterKey": key, "UsePreviousValue": True})
+        else:
+            listed.append({"ParameterKey": key, "ParameterValue": str(value)})
+    return listed
+
+
+def _change_set_name() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"generator-deploy-{stamp}-{uuid.uuid4().hex[:6]}"

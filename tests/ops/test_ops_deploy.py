@@ -1,0 +1,180 @@
+"""`deploy` against a real moto server: first deploy, no-change redeploy, a parameter
+change, the console-update rule, a failing stack, the order and the parallel waves."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from generator import plan, rollout
+from generator.ops.deploy import Deployment, DeployOptions
+from generator.ops.report import Reporter
+from conftest import IMAGE, NEW_IMAGE
+
+
+def parameters(boto, stack: str) -> dict[str, str]:
+    described = boto("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
+
+
+def console_update(boto, stack: str, **changed: str) -> None:
+    """What the console does: a change set keeping the template and every other value."""
+    cfn = boto("cloudformation")
+    change_set = cfn.create_change_set(
+        StackName=stack, ChangeSetName="console", ChangeSetType="UPDATE", UsePreviousTemplate=True,
+        Parameters=[{"ParameterKey": k, "ParameterValue": changed[k]} if k in changed
+                    else {"ParameterKey": k, "UsePreviousValue": True}
+                    for k in parameters(boto, stack)])["Id"]
+    cfn.execute_change_set(ChangeSetName=change_set)
+
+
+def stack_results(out: str) -> dict[str, str]:
+    """The summary table's STACK -> RESULT of the last row for each stack."""
+    rows = out.split("STACK ", 1)[1].splitlines()[2:]
+    return {row.split()[0]: row.split()[1] + (" changes" if row.split()[1] == "no" else "")
+            for row in rows if row.startswith("shop-")}
+
+
+def test_first_deploy_creates_every_stack_with_the_params_files(project, run, boto):
+    code, out, err = run(project.first_deploy_argv())
+
+    assert (code, err) == (0, "")
+    assert stack_results(out) == {"shop-cluster": "created", "shop-store": "created",
+                                  "shop-cache": "created", "shop-server": "updated",
+                                  "shop-client": "updated"}
+    cluster = parameters(boto, "shop-cluster")
+    assert cluster["VpcId"] == project.vpc_id
+    server = parameters(boto, "shop-server")
+    assert server["ImageUri"] == IMAGE
+    assert server["PeerUrls"] == project.params("server")["Parameters"]["PeerUrls"]
+    assert server["DesiredCount"] == "1"  # params.initial_values: the topology's count
+    # Events were streamed: resource, status, elapsed.
+    assert "shop-store    +  0s  shop-store" in out and "CREATE_COMPLETE" in out
+
+
+def test_first_deploy_redeploys_the_mutual_callers_with_the_rollout_nonce(project, run, boto):
+    code, out, _ = run(project.first_deploy_argv())
+
+    assert code == 0
+    topology = project.topology
+    deploy_plan = plan.build(topology)
+    for service in ("server", "client"):
+        assert f"shop-{service}   forcing a new deployment" in out
+        assert parameters(boto, f"shop-{service}")["DeploymentNonce"] == \
+            rollout.nonce(topology, deploy_plan, service)
+    for service in ("store", "cache"):  # no same-wave callee: no follow-up
+        assert f"shop-{service}    forcing" not in out
+        assert parameters(boto, f"shop-{service}")["DeploymentNonce"] == ""
+
+
+def test_redeploy_without_changes_reports_no_changes_and_succeeds(project, run):
+    assert run(project.first_deploy_argv())[0] == 0
+
+    code, out, err = run(project.deploy_argv())
+
+    assert (code, err) == (0, "")
+    assert set(stack_results(out).values()) == {"no changes"}
+    assert "forcing" not in out  # nonces already match: no task restarts
+
+
+def test_a_parameter_change_updates_only_that_stack(project, run, boto):
+    assert run(project.first_deploy_argv())[0] == 0
+    document = project.params("cache")
+    document["Parameters"]["PeerTimeoutSeconds"] = "9"
+    project.write_params("cache", document)
+
+    code, out, _ = run(project.deploy_argv())
+
+    assert code == 0
+    assert stack_results(out) == {"shop-cluster": "no changes", "shop-store": "no changes",
+                                  "shop-cache": "updated", "shop-server": "no changes",
+                                  "shop-client": "no changes"}
+    assert parameters(boto, "shop-cache")["PeerTimeoutSeconds"] == "9"
+
+
+def test_a_new_image_updates_every_service_and_keeps_the_carried_values(project, run, boto):
+    assert run(project.first_deploy_argv())[0] == 0
+    # An operator turns on ECS Exec in the console during an incident. (DesiredCount is
+    # the other operator-owned parameter; moto's ECS cannot take it as a string update.)
+    console_update(boto, "shop-server", EnableExecuteCommand="true")
+    current = parameters(boto, "shop-server")
+
+    code, out, _ = run(project.deploy_argv("--image", NEW_IMAGE))
+
+    assert code == 0
+    server = parameters(boto, "shop-server")
+    assert server["ImageUri"] == NEW_IMAGE
+    assert server["EnableExecuteCommand"] == "true"  # operator-owned: not reset
+    assert server["DeploymentNonce"] == current["DeploymentNonce"]  # carried, unchanged
+    assert "forcing" not in out
+
+
+def test_deploying_one_service_deploys_the_cluster_and_that_service_only(project, run, boto):
+    code, out, _ = run(project.first_deploy_argv("store"))
+
+    assert code == 0
+    assert set(stack_results(out)) == {"shop-cluster", "shop-store"}
+
+
+def test_a_failed_stack_stops_the_later_waves(project, run, boto):
+    document = project.params("store")
+    document["Parameters"]["ClusterStackName"] = "no-such-cluster"
+    project.write_params("store", document)
+
+    code, out, err = run(project.first_deploy_argv())
+
+    assert code == 1
+    assert err == ("error: deploy failed: shop-store: execute: Cluster not found; later "
+                   "stacks were not deployed\n")
+    results = stack_results(out)
+    assert results["shop-store"] == "failed" and results["shop-cache"] == "created"
+    assert "shop-server" not in results and "== wave 2" not in out
+
+
+def test_cluster_first_then_waves_in_order_and_each_wave_in_parallel(project, boto):
+    """ExecuteChangeSet calls, observed on the client: store and cache must both be inside
+    the call at once (a barrier that a sequential deploy would time out on)."""
+    cfn = boto("cloudformation")
+    executed: list[str] = []
+    first_wave = threading.Barrier(2, timeout=10)
+    stack_of_change_set = {}
+
+    def remember(params, **_):
+        stack_of_change_set[params["ChangeSetName"]] = params["StackName"]
+
+    def on_execute(params, **_):
+        # deploy executes by change set ARN: arn:...:changeSet/<name>/<uuid>
+        stack = next(s for cs, s in stack_of_change_set.items()
+                     if f"changeSet/{cs}/" in params["ChangeSetName"])
+        if stack in ("shop-store", "shop-cache"):
+            first_wave.wait()  # raises BrokenBarrierError unless both are running at once
+        executed.append(stack)
+
+    cfn.meta.events.register("provide-client-params.cloudformation.CreateChangeSet", remember)
+    cfn.meta.events.register("provide-client-params.cloudformation.ExecuteChangeSet",
+                             on_execute)
+    options = DeployOptions(project.templates, image=IMAGE, poll_seconds=0.01,
+                            cluster_values={"VpcId": project.vpc_id,
+                                            "PrivateSubnetIds": project.subnets})
+    deployment = Deployment(cfn, project.topology, options, Reporter(open("/dev/null", "w")))
+
+    assert deployment.run()
+    assert executed[0] == "shop-cluster"
+    assert set(executed[1:3]) == {"shop-store", "shop-cache"}
+    assert set(executed[3:5]) == {"shop-server", "shop-client"}
+    assert set(executed[5:]) == {"shop-server", "shop-client"}  # the nonce follow-up
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--image", IMAGE),
+     "PrivateSubnetIds, VpcId not given: the cluster stack does not exist yet, so pass "
+     "--subnets --vpc-id"),
+    (("--vpc-id", "vpc-1", "--subnets", "subnet-1"),
+     "store: its stack does not exist yet, so pass --image"),
+    (("nosuch",), "unknown service(s): nosuch (known: store, cache, server, client)"),
+])
+def test_missing_first_deploy_input_is_one_line_and_exit_2(project, run, argv, message):
+    code, _, err = run(project.deploy_argv(*argv))
+
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
