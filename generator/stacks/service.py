@@ -29,7 +29,9 @@ CONTAINER = "app"
 # 30 s for in-flight requests before SIGKILL.
 DEFAULT_PER_REQUEST_TIMEOUT = 15
 DEFAULT_IDLE_TIMEOUT = 60
-DEFAULT_PEER_TIMEOUT = 5
+DEFAULT_PEER_TIMEOUT = 3
+# The app refuses longer: /peers must answer well inside the per-request timeout.
+MAX_PEER_TIMEOUT = 10
 STOP_TIMEOUT = 30
 HEALTH_CHECK_COMMAND = ["CMD", "python", "-m", "service.healthcheck"]
 
@@ -117,7 +119,7 @@ def parameters(topology: Topology) -> list[Parameter]:
         ),
         Parameter(
             "PeerTimeoutSeconds", Type="Number", Default=DEFAULT_PEER_TIMEOUT,
-            MinValue=1, MaxValue=60,
+            MinValue=1, MaxValue=MAX_PEER_TIMEOUT,
             Description="How long the app waits for a peer; keep it below "
                         "PerRequestTimeoutSeconds.",
         ),

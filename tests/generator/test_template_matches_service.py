@@ -1,0 +1,34 @@
+"""The service template and the container it runs agree on timeouts and the health check."""
+from __future__ import annotations
+
+import json
+
+from generator.stacks import service as service_stack
+from service import config as service_config
+
+
+def test_peer_timeout_bounds_match_the_app(default_topology):
+    parameters = json.loads(service_stack.build(default_topology).to_json())["Parameters"]
+    peer_timeout = parameters["PeerTimeoutSeconds"]
+    assert peer_timeout["Default"] == service_config.DEFAULT_PEER_TIMEOUT_SECONDS
+    assert peer_timeout["MaxValue"] == service_config.MAX_PEER_TIMEOUT_SECONDS
+    # The app's longest peer wait stays inside Service Connect's per-request timeout.
+    assert peer_timeout["MaxValue"] < service_stack.DEFAULT_PER_REQUEST_TIMEOUT
+
+
+def test_gunicorn_outlives_envoy_idle_and_fits_the_stop_timeout(repo_root):
+    settings = {}
+    source = (repo_root / "service" / "gunicorn.conf.py").read_text()
+    for line in source.splitlines():
+        for key in ("keepalive", "graceful_timeout"):
+            if line.startswith(f"{key} = "):
+                settings[key] = int(line.split("=", 1)[1])
+    assert settings["keepalive"] > service_stack.DEFAULT_IDLE_TIMEOUT
+    assert settings["graceful_timeout"] < service_stack.STOP_TIMEOUT
+
+
+def test_health_check_command_is_a_module_of_the_image(repo_root):
+    assert service_stack.HEALTH_CHECK_COMMAND[:3] == ["CMD", "python", "-m"]
+    module = service_stack.HEALTH_CHECK_COMMAND[3]
+    assert (repo_root / (module.replace(".", "/") + ".py")).is_file()
+    assert f'CMD ["python", "-m", "{module}"]' in (repo_root / "service" / "Dockerfile").read_text()
