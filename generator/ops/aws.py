@@ -77,11 +77,13 @@ def connect(region: str | None = None, profile: str | None = None,
         raise AwsProblem(
             "no AWS credentials found: pass --profile, set AWS_PROFILE or "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws sso login`", 2)
+    # total_max_attempts counts the first call too (the Config key max_attempts does not),
+    # which is what AWS_MAX_ATTEMPTS and our --max-attempts mean.
     retries: dict[str, Any] = {"mode": "standard"}
     if max_attempts is not None:
-        retries["max_attempts"] = max_attempts
+        retries["total_max_attempts"] = max_attempts
     elif not _env_sets_max_attempts():
-        retries["max_attempts"] = DEFAULT_MAX_ATTEMPTS
+        retries["total_max_attempts"] = DEFAULT_MAX_ATTEMPTS
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
     # Some operations (Cloud Map's DiscoverInstances) prefix the host ("data-"); a local
     # endpoint such as moto's has no such host, so the prefix goes when the URL is explicit.

@@ -1,0 +1,161 @@
+"""Each operator-facing error is one line with the right exit code. Throttling goes
+through a real HTTP proxy in front of moto, so botocore's own retry configuration is what
+is exercised (a Stubber would bypass it)."""
+from __future__ import annotations
+
+import http.server
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from botocore.stub import Stubber
+
+import generator.ops.aws as aws_module
+
+THROTTLED = (b'<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">'
+             b"<Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded"
+             b"</Message></Error><RequestId>1</RequestId></ErrorResponse>")
+
+
+def one_line_error(err: str, message: str) -> None:
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err, err
+
+
+def test_missing_credentials(project, run, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+
+    code, _, err = run(project.cli("status"))
+
+    assert code == 2
+    one_line_error(err, "no AWS credentials found: pass --profile, set AWS_PROFILE")
+
+
+def test_missing_region(project, run, monkeypatch):
+    monkeypatch.delenv("AWS_REGION")
+
+    code, _, err = run(project.cli("verify"))
+
+    assert code == 2
+    one_line_error(err, "no AWS region: pass --region, set AWS_REGION")
+
+
+def test_the_region_flag_is_enough(project, run, monkeypatch):
+    monkeypatch.delenv("AWS_REGION")
+
+    code, out, _ = run(project.cli("status", "--region", "eu-west-1"))
+
+    assert code == 0 and "shop in eu-west-1" in out
+
+
+def test_unknown_profile(project, run):
+    code, _, err = run(project.cli("status", "--profile", "nosuch"))
+
+    assert code == 2
+    one_line_error(err, "The config profile (nosuch) could not be found")
+
+
+def test_access_denied(project, run, monkeypatch):
+    real_client = aws_module.Aws.client
+
+    def client(self, service):
+        made = real_client(self, service)
+        stub = Stubber(made)
+        stub.add_client_error("describe_stacks", "AccessDenied",
+                              "User: arn:aws:iam::123456789012:user/dev is not authorized to "
+                              "perform: cloudformation:DescribeStacks", 403)
+        stub.activate()
+        return made
+
+    monkeypatch.setattr(aws_module.Aws, "client", client)
+
+    code, _, err = run(project.cli("status"))
+
+    assert code == 2
+    one_line_error(err, "access denied: DescribeStacks: User: arn:aws:iam::123456789012:user/dev "
+                        "is not authorized to perform: cloudformation:DescribeStacks (check the "
+                        "role or profile's permissions)")
+
+
+class ThrottlingProxy(http.server.ThreadingHTTPServer):
+    """Answers the first `throttle` requests with CloudFormation's Throttling error and
+    forwards the rest to moto."""
+
+    def __init__(self, target: str, throttle: int):
+        self.target, self.throttle, self.seen = target, throttle, 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Forward)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Forward(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.server.lock:
+            self.server.seen += 1
+            throttled = self.server.seen <= self.server.throttle
+        if throttled:
+            self._answer(400, {"Content-Type": "text/xml"}, THROTTLED)
+            return
+        request = urllib.request.Request(self.server.target + self.path, data=body,
+                                         headers=dict(self.headers), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                self._answer(response.status, dict(response.headers), response.read())
+        except urllib.error.HTTPError as error:  # moto's 4xx answers, passed on as they are
+            self._answer(error.code, dict(error.headers), error.read())
+
+    def _answer(self, status: int, headers: dict, body: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            if key.lower() not in ("content-length", "connection", "transfer-encoding",
+                                   "date", "server"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def throttling_proxy(moto):
+    proxies = []
+
+    def start(throttle: int) -> ThrottlingProxy:
+        proxy = ThrottlingProxy(moto, throttle)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_throttling_is_retried_by_botocore(project, run, throttling_proxy):
+    proxy = throttling_proxy(throttle=2)
+
+    code, out, err = run(project.cli("status", "--endpoint-url", proxy.url, "--max-attempts", "3"))
+
+    assert (code, err) == (0, "")
+    assert "cluster stack shop-cluster does not exist" in out
+    assert proxy.seen > 2  # the two throttled attempts, then the calls that went through
+
+
+def test_throttling_that_outlasts_the_retries_is_one_line(project, run, throttling_proxy):
+    proxy = throttling_proxy(throttle=1000)
+
+    code, _, err = run(project.cli("status", "--endpoint-url", proxy.url, "--max-attempts", "2"))
+
+    assert code == 1
+    one_line_error(err, "AWS is throttling DescribeStacks (still throttled after 2 attempts "
+                        "with backoff); wait a minute and run again, or raise --max-attempts")
+    assert proxy.seen == 2
