@@ -85,7 +85,8 @@ def next_steps(arns: list[str], statuses: Mapping[str, str], pipeline_stack: str
         if status == "AVAILABLE":
             lines.append(f"connection {arn} is AVAILABLE; nothing to confirm")
             continue
-        lines.append(f"to do by hand: the connection is {status}; a connection created by "
+        state = "status could not be read" if status == "unknown" else f"is {status}"
+        lines.append(f"to do by hand: connection {state}; a connection created by "
                      "CloudFormation or the CLI stays PENDING until someone confirms it in "
                      "the console (Update pending connection -> install or choose the app):")
         lines.append(f"  {console_link(arn)}")
