@@ -28,7 +28,6 @@ from generator.ops.files import _TolerantLoader
 
 REGION = "us-east-1"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:abc123"
-NEW_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:def456"
 
 # Two independent services in the first wave, then a pair that call each other (a cycle,
 # like the seed's server <-> client), so one wave runs in parallel and the redeploy rule fires.
@@ -152,6 +151,7 @@ class Project:
     topology: topology_module.Topology
     vpc_id: str
     subnets: str
+    image: str = IMAGE  # what first_deploy_argv passes as --image
 
     def cli(self, command: str, *extra: str) -> list[str]:
         """argv for `python -m generator <command>` on this project, fast polling."""

@@ -9,7 +9,8 @@ import pytest
 from generator import plan, rollout
 from generator.ops.deploy import Deployment, DeployOptions
 from generator.ops.report import Reporter
-from conftest import IMAGE, NEW_IMAGE
+
+NEW_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:def456"
 
 
 def parameters(boto, stack: str) -> dict[str, str]:
@@ -45,7 +46,7 @@ def test_first_deploy_creates_every_stack_with_the_params_files(project, run, bo
     cluster = parameters(boto, "shop-cluster")
     assert cluster["VpcId"] == project.vpc_id
     server = parameters(boto, "shop-server")
-    assert server["ImageUri"] == IMAGE
+    assert server["ImageUri"] == project.image
     assert server["PeerUrls"] == project.params("server")["Parameters"]["PeerUrls"]
     assert server["DesiredCount"] == "1"  # params.initial_values: the topology's count
     # Events were streamed: resource, status, elapsed.
@@ -153,7 +154,7 @@ def test_cluster_first_then_waves_in_order_and_each_wave_in_parallel(project, bo
     cfn.meta.events.register("provide-client-params.cloudformation.CreateChangeSet", remember)
     cfn.meta.events.register("provide-client-params.cloudformation.ExecuteChangeSet",
                              on_execute)
-    options = DeployOptions(project.templates, image=IMAGE, poll_seconds=0.01,
+    options = DeployOptions(project.templates, image=project.image, poll_seconds=0.01,
                             cluster_values={"VpcId": project.vpc_id,
                                             "PrivateSubnetIds": project.subnets})
     deployment = Deployment(cfn, project.topology, options, Reporter(open("/dev/null", "w")))
@@ -166,7 +167,7 @@ def test_cluster_first_then_waves_in_order_and_each_wave_in_parallel(project, bo
 
 
 @pytest.mark.parametrize("argv, message", [
-    (("--image", IMAGE),
+    (("--image", NEW_IMAGE),
      "PrivateSubnetIds, VpcId not given: the cluster stack does not exist yet, so pass "
      "--subnets --vpc-id"),
     (("--vpc-id", "vpc-1", "--subnets", "subnet-1"),
