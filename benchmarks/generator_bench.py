@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -85,6 +86,11 @@ def big_topology(services: int, seed: int = 100) -> dict:
             service["environment"] = env
         result[name] = service
     return {"app": "big", "namespace": "big.internal", "services": result}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run(argv: list[str], cwd: Path) -> float:
@@ -182,6 +188,7 @@ def main() -> int:
                 [CFN_LINT, str(service_template)], REPO),
         }
         samples: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
         names = list(variants)
         started = time.perf_counter()
         for index in range(rounds):
@@ -192,17 +199,23 @@ def main() -> int:
             for name in order:
                 if "warm" in name:  # the cold variants delete out/; re-create it, cache kept
                     (default if name.startswith("default") else big).prime()
+                cpu_before = _children_cpu()
                 samples[name].append(variants[name]())
+                cpu[name].append(_children_cpu() - cpu_before)
             print(f"  round {index + 1}/{rounds} done ({time.perf_counter() - started:.0f} s)",
                   flush=True)
         sizes = {path.name: path.stat().st_size for path in sorted(big.out.glob("*.yaml"))}
 
     stats = {name: _stats(values) for name, values in samples.items() if values}
+    for name in stats:
+        stats[name]["cpu_median"] = statistics.median(cpu[name])
     width = max(map(len, stats))
-    print(f"\n{'variant':<{width}}  median     min     max")
+    print(f"\nwall-clock seconds; cpu = user+sys of all processes of the variant (median)")
+    print(f"{'variant':<{width}}  median     min     max     cpu")
     for name, s in stats.items():
         marker = "   (warm: cache hit, not the headline)" if "warm" in name else ""
-        print(f"{name:<{width}}  {s['median']:6.3f}  {s['min']:6.3f}  {s['max']:6.3f}{marker}")
+        print(f"{name:<{width}}  {s['median']:6.3f}  {s['min']:6.3f}  {s['max']:6.3f}  "
+              f"{s['cpu_median']:6.3f}{marker}")
     print(f"load average at end: {_load()}; {services}-service template sizes: {sizes}")
 
     cfn = stats["plain cfn-lint templates/service.yaml"]["median"]
