@@ -49,3 +49,10 @@ accesslog = None
 errorlog = "-"
 # No management socket in a container; two local instances would also fight over its path.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    # Until a worker has installed its own signal handlers, a SIGTERM reaching it runs the
+    # master's inherited handler and is lost, and the stop then waits for graceful_timeout.
+    # This line marks the point after which a stop is prompt (tests wait for it).
+    worker.log.info("Worker ready (pid: %s)", worker.pid)

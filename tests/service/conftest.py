@@ -65,14 +65,23 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"gunicorn exited {self.process.returncode}: {self.stderr()}")
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=2):
+            if self.workers_ready():
+                try:
+                    with urllib.request.urlopen(self.url + "/", timeout=2):
+                        return self
+                except urllib.error.HTTPError:
                     return self
-            except urllib.error.HTTPError:
-                return self
-            except OSError:
-                time.sleep(0.1)
+                except OSError:
+                    pass
+            time.sleep(0.1)
         raise AssertionError(f"gunicorn on {self.port} not ready: {self.stderr()}")
+
+    def workers_ready(self) -> bool:
+        # Every forked worker must have booted: a SIGTERM sent earlier can be lost by a
+        # worker still starting (see post_worker_init in gunicorn.conf.py).
+        log = self.stderr()
+        booted = log.count("Booting worker")
+        return booted > 0 and log.count("Worker ready") >= booted
 
     def stdout(self) -> str:
         return self.stdout_path.read_text()
