@@ -20,6 +20,9 @@ BUILD_PROJECT = "BuildProject"
 LIVE_PARAMETERS_PROJECT = "LiveParametersProject"
 BUILD_LOG_GROUP = "BuildLogGroup"
 LIVE_PARAMETERS_LOG_GROUP = "LiveParametersLogGroup"
+VERIFY_PROJECT = "VerifyProject"
+VERIFY_LOG_GROUP = "VerifyLogGroup"
+VERIFY_ROLE = "VerifyRole"
 REPORT_GROUPS = ("TestReportGroup", "LintReportGroup")
 PIPELINE_ROLE = "PipelineRole"
 BUILD_ROLE = "BuildRole"
@@ -95,7 +98,8 @@ def _role(name: str, service: str, description, statements: list[Statement]) -> 
 
 
 def pipeline_role(topology: Topology) -> iam.Role:
-    projects = [GetAtt(BUILD_PROJECT, "Arn"), GetAtt(LIVE_PARAMETERS_PROJECT, "Arn")]
+    projects = [GetAtt(BUILD_PROJECT, "Arn"), GetAtt(LIVE_PARAMETERS_PROJECT, "Arn"),
+                GetAtt(VERIFY_PROJECT, "Arn")]
     return _role(PIPELINE_ROLE, "codepipeline.amazonaws.com",
                  Sub("Runs the ${AWS::StackName} pipeline: source, builds, stack deploys"), [
         *_artifact_statements(write=True),
@@ -155,6 +159,26 @@ def live_parameters_role(topology: Topology) -> iam.Role:
         *_artifact_statements(write=True),
         Statement(Effect=Allow, Action=[Action("cloudformation", "DescribeStacks")],
                   Resource=[app_stacks(topology)]),
+    ])
+
+
+def verify_role(topology: Topology) -> iam.Role:
+    """Read-only: what `python -m generator verify` calls."""
+    return _role(VERIFY_ROLE, "codebuild.amazonaws.com",
+                 Sub("Verifies the app's stacks and services for ${AWS::StackName}"), [
+        _log_group_statement(VERIFY_LOG_GROUP),
+        *_artifact_statements(write=False),
+        Statement(
+            Effect=Allow,
+            Action=_actions("cloudformation", "DescribeStacks", "DescribeStackEvents",
+                            "DescribeStackResource"),
+            Resource=[app_stacks(topology)],
+        ),
+        Statement(Effect=Allow, Action=[Action("ecs", "DescribeServices")],
+                  Resource=[_arn("ecs", f"service/{topology.cluster_stack_name}/*")]),
+        # servicediscovery:DiscoverInstances has no resource-level permissions.
+        Statement(Effect=Allow, Action=[Action("servicediscovery", "DiscoverInstances")],
+                  Resource=["*"]),
     ])
 
 

@@ -39,6 +39,7 @@ PIPELINE_TEMPLATE = "templates/pipeline.yaml"
 PARAMS_DIR = "templates/params"
 BUILDSPEC = "buildspec.yml"
 LIVE_BUILDSPEC = "pipeline/live-parameters.buildspec.yml"
+VERIFY_BUILDSPEC = "pipeline/verify.buildspec.yml"
 # Report names used in buildspec.yml's `reports:`; CodeBuild files a report named N
 # under the report group "<project name>-N", which this stack creates.
 REPORTS = {"TestReportGroup": "tests", "LintReportGroup": "lint"}
@@ -212,6 +213,9 @@ def log_groups() -> list[logs.LogGroup]:
         logs.LogGroup(iam.LIVE_PARAMETERS_LOG_GROUP,
                       LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-live-parameters"),
                       RetentionInDays=90),
+        logs.LogGroup(iam.VERIFY_LOG_GROUP,
+                      LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-verify"),
+                      RetentionInDays=90),
     ]
 
 
@@ -267,6 +271,23 @@ def live_parameters_project() -> codebuild.Project:
             Type="LINUX_CONTAINER", ComputeType="BUILD_GENERAL1_SMALL", Image=BUILD_IMAGE),
         LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
             Status="ENABLED", GroupName=Ref(iam.LIVE_PARAMETERS_LOG_GROUP))),
+        TimeoutInMinutes=15,
+    )
+
+
+def verify_project() -> codebuild.Project:
+    return codebuild.Project(
+        iam.VERIFY_PROJECT,
+        Name=Sub("${AWS::StackName}-verify"),
+        Description="python -m generator verify: stacks complete, services stable, "
+                    "every discovery name healthy in Cloud Map",
+        ServiceRole=GetAtt(iam.VERIFY_ROLE, "Arn"),
+        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=VERIFY_BUILDSPEC),
+        Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
+        Environment=codebuild.Environment(
+            Type="LINUX_CONTAINER", ComputeType="BUILD_GENERAL1_SMALL", Image=BUILD_IMAGE),
+        LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
+            Status="ENABLED", GroupName=Ref(iam.VERIFY_LOG_GROUP))),
         TimeoutInMinutes=15,
     )
 
@@ -415,9 +436,21 @@ def deploy_stages(topology: Topology) -> list[codepipeline.Stages]:
     return result
 
 
+def verify_stage() -> codepipeline.Stages:
+    # Last: a run is green only when every service is stable and reachable by its name.
+    return codepipeline.Stages(Name="Verify", Actions=[codepipeline.Actions(
+        Name="Verify",
+        ActionTypeId=codepipeline.ActionTypeId(
+            Category="Test", Owner="AWS", Provider="CodeBuild", Version="1"),
+        InputArtifacts=_artifacts(SOURCE_ARTIFACT),
+        Configuration={"ProjectName": Ref(iam.VERIFY_PROJECT)},
+        RunOrder=1,
+    )])
+
+
 def pipeline(topology: Topology) -> codepipeline.Pipeline:
     stages = [source_stage(), build_stage(), update_pipeline_stage(topology), approval_stage(),
-              cluster_stage(topology), *deploy_stages(topology)]
+              cluster_stage(topology), *deploy_stages(topology), verify_stage()]
     if len(stages) > layout.MAX_STAGES_PER_PIPELINE:
         raise ValueError(f"{len(stages)} stages exceed CodePipeline's "
                          f"{layout.MAX_STAGES_PER_PIPELINE}; split the topology")
@@ -467,8 +500,8 @@ def build(topology: Topology) -> Template:
     for resource in (
         artifact_bucket(), artifact_bucket_policy(), image_repository(topology),
         *log_groups(), *report_groups(), build_project(), live_parameters_project(),
-        iam.pipeline_role(topology), iam.build_role(topology),
-        iam.live_parameters_role(topology), iam.deploy_role(topology), pipeline(topology),
+        verify_project(), iam.pipeline_role(topology), iam.build_role(topology),
+        iam.live_parameters_role(topology), iam.verify_role(topology), iam.deploy_role(topology), pipeline(topology),
     ):
         template.add_resource(resource)
     template.add_output(outputs())

@@ -50,7 +50,22 @@ def test_trigger_is_a_push_to_the_branch_parameter(seed_pipeline):
 
 def test_stage_order(seed_pipeline):
     assert stage_names(seed_pipeline) == [
-        "Source", "Build", "UpdatePipeline", "Approval", "Cluster", "Deploy-1"]
+        "Source", "Build", "UpdatePipeline", "Approval", "Cluster", "Deploy-1", "Verify"]
+
+
+def test_verify_is_the_last_action_and_runs_the_verify_command(seed_pipeline, repo_root):
+    (action,) = pipeline_props(seed_pipeline)["Stages"][-1]["Actions"]
+    assert action["ActionTypeId"]["Provider"] == "CodeBuild"
+    project = seed_pipeline["Resources"][action["Configuration"]["ProjectName"]["Ref"]]
+    buildspec = repo_root / project["Properties"]["Source"]["BuildSpec"]
+    assert "python -m generator verify --topology topology.yaml" in buildspec.read_text()
+    role = seed_pipeline["Resources"][project["Properties"]["ServiceRole"]["Fn::GetAtt"][0]]
+    actions = {a for statement in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+               for a in statement["Action"]}
+    assert {"ecs:DescribeServices", "servicediscovery:DiscoverInstances",
+            "cloudformation:DescribeStacks"} <= actions
+    assert not any(a.split(":")[1].startswith(("Create", "Update", "Delete", "Put"))
+                   for a in actions if not a.startswith("logs:"))
 
 
 def test_approval_stage_exists_only_when_switched_on(seed_pipeline):
@@ -226,6 +241,7 @@ def test_roles_trust_one_service_each(seed_pipeline):
         "PipelineRole": "codepipeline.amazonaws.com",
         "BuildRole": "codebuild.amazonaws.com",
         "LiveParametersRole": "codebuild.amazonaws.com",
+        "VerifyRole": "codebuild.amazonaws.com",
         "CloudFormationDeployRole": "cloudformation.amazonaws.com",
     }
 
