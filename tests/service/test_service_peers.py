@@ -1,0 +1,449 @@
+"""The peer client (service/peers.py) against a raw-socket server whose every byte the test writes."""
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from conftest import REPO
+from service.config import Peer
+from service.peers import DEADLINE_MARGIN_SECONDS, MAX_ANSWER_BYTES, PeerClient
+
+HELLO = b'{"service": "server", "message": "Hello from server"}'
+
+
+def length_response(body: bytes = HELLO, extra_headers: bytes = b"", status: bytes = b"200 OK",
+                    version: bytes = b"HTTP/1.1") -> bytes:
+    return (version + b" " + status + b"\r\nContent-Type: application/json\r\n"
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\n" + extra_headers
+            + b"\r\n" + body)
+
+
+class RawPeer:
+    """Accepts connections; for each, `script(connection, server)` does the talking.
+
+    `server.read_request(connection)` reads one request head (None when the client closed).
+    """
+
+    def __init__(self, script):
+        self.script = script
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.accepted = 0
+        self.requests: list[bytes] = []
+        self.connections: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self.connections.append(connection)
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection):
+        try:
+            self.script(connection, self)
+        except OSError:
+            pass
+
+    def read_request(self, connection) -> bytes | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        self.requests.append(data)
+        return data
+
+    def close(self):
+        self.listener.close()
+        for connection in self.connections:
+            try:
+                connection.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def raw_peer():
+    peers: list[RawPeer] = []
+
+    def start(script) -> RawPeer:
+        peers.append(RawPeer(script))
+        return peers[-1]
+
+    yield start
+    for peer in peers:
+        peer.close()
+
+
+def client_for(peer: RawPeer, timeout: float = 2.0) -> tuple[PeerClient, Peer]:
+    target = Peer("server", peer.url)
+    return PeerClient((target,), timeout), target
+
+
+def serve_forever(response: bytes):
+    """Keep-alive: answer every request on the connection with `response`."""
+
+    def script(connection, server):
+        while server.read_request(connection) is not None:
+            connection.sendall(response)
+
+    return script
+
+
+def test_content_length_answer_on_a_reused_connection(raw_peer):
+    peer = raw_peer(serve_forever(length_response()))
+    client, target = client_for(peer)
+    first = client.call(target, "req-1")
+    second = client.call(target, "req-2")
+    assert (first.status, first.answer) == (200, {"service": "server", "message": "Hello from server"})
+    assert first.error is None and first.ok
+    assert second.answer == first.answer
+    assert peer.accepted == 1
+    head = peer.requests[0].decode()
+    assert head.startswith("GET / HTTP/1.1\r\n")
+    assert f"Host: {peer.url.removeprefix('http://')}\r\n" in head
+    assert "X-Request-Id: req-1\r\n" in head
+    assert "X-Request-Id: req-2\r\n" in peer.requests[1].decode()
+    client.close()
+
+
+def test_a_base_path_is_kept(raw_peer):
+    peer = raw_peer(serve_forever(length_response()))
+    target = Peer("server", peer.url + "/api")
+    result = PeerClient((target,), 2.0).call(target, "r")
+    assert result.status == 200
+    assert peer.requests[0].startswith(b"GET /api/ HTTP/1.1\r\n")
+
+
+def test_chunked_answer_with_extensions_and_trailers_in_pieces(raw_peer):
+    def script(connection, server):
+        while server.read_request(connection) is not None:
+            pieces = [
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n",
+                b"Transfer-Encoding: chunked\r\n\r\n",
+                b"5;ext=1\r\n" + HELLO[:5] + b"\r\n",
+                hex(len(HELLO) - 5)[2:].encode() + b"\r\n" + HELLO[5:20],
+                HELLO[20:] + b"\r",
+                b"\n0\r\nX-Trailer: yes\r\n\r\n",
+            ]
+            for piece in pieces:
+                connection.sendall(piece)
+                time.sleep(0.01)
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    for _ in range(2):
+        result = client.call(target, "r")
+        assert result.status == 200
+        assert result.answer == {"service": "server", "message": "Hello from server"}
+    assert peer.accepted == 1  # chunked answers keep the connection
+
+
+def test_close_delimited_http10_answer_is_read_to_the_end_and_not_reused(raw_peer):
+    def script(connection, server):
+        server.read_request(connection)
+        connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello ")
+        time.sleep(0.05)
+        connection.sendall(b"world")
+        connection.close()
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    assert client.call(target, "r").answer == "hello world"
+    assert client.call(target, "r").answer == "hello world"
+    assert peer.accepted == 2
+
+
+def test_http10_keep_alive_is_honoured(raw_peer):
+    peer = raw_peer(serve_forever(length_response(version=b"HTTP/1.0",
+                                                  extra_headers=b"Connection: keep-alive\r\n")))
+    client, target = client_for(peer)
+    assert client.call(target, "r").status == 200
+    assert client.call(target, "r").status == 200
+    assert peer.accepted == 1
+
+
+def test_connection_close_is_respected(raw_peer):
+    def script(connection, server):
+        server.read_request(connection)
+        connection.sendall(length_response(extra_headers=b"Connection: close\r\n"))
+        # Keeps the socket open: only the header tells the client not to reuse it.
+        time.sleep(1)
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    assert client.call(target, "r").status == 200
+    assert client.call(target, "r").status == 200
+    assert peer.accepted == 2
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_a_pooled_connection_closed_while_idle_is_retried_once_on_a_fresh_one(raw_peer, how):
+    def script(connection, server):
+        server.read_request(connection)
+        connection.sendall(length_response())
+        time.sleep(0.1)
+        if how == "rst":
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    assert client.call(target, "r").status == 200
+    time.sleep(0.3)  # the peer has closed the idle connection meanwhile
+    second = client.call(target, "r")
+    assert (second.status, second.error) == (200, None)
+    assert peer.accepted == 2
+
+
+def test_a_fresh_connection_closed_without_an_answer_is_an_error_not_a_retry(raw_peer):
+    def script(connection, server):
+        server.read_request(connection)
+        connection.close()
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    result = client.call(target, "r")
+    assert result.status is None
+    assert result.error == "invalid answer: peer closed the connection without answering"
+    assert peer.accepted == 1
+
+
+def test_a_refused_connection(refused_url):
+    target = Peer("server", refused_url)
+    result = PeerClient((target,), 2.0).call(target, "r")
+    assert (result.status, result.error) == (None, "connection refused")
+
+
+def test_an_unresolvable_name_is_reported():
+    target = Peer("server", "http://no-such-host.invalid:8080")
+    result = PeerClient((target,), 2.0).call(target, "r")
+    assert result.status is None
+    assert result.error.startswith("gaierror: ")
+
+
+def test_a_hanging_peer_times_out_on_time(raw_peer):
+    peer = raw_peer(lambda connection, server: time.sleep(5))
+    client, target = client_for(peer, timeout=0.5)
+    started = time.monotonic()
+    result = client.call(target, "r")
+    elapsed = time.monotonic() - started
+    assert (result.status, result.error) == (None, "timed out after 0.5 s")
+    assert 0.45 <= elapsed < 0.5 + DEADLINE_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_a_trickling_peer_cannot_outlast_the_timeout(raw_peer, part):
+    response = length_response(body=b'"' + b"x" * 200 + b'"')
+    start = 0 if part == "head" else response.index(b"\r\n\r\n") + 4
+
+    def script(connection, server):
+        server.read_request(connection)
+        connection.sendall(response[:start])
+        for index in range(start, len(response)):
+            connection.sendall(response[index:index + 1])
+            time.sleep(0.05)  # every byte well within any per-read timeout
+
+    peer = raw_peer(script)
+    client, target = client_for(peer, timeout=0.5)
+    started = time.monotonic()
+    result = client.call(target, "r")
+    elapsed = time.monotonic() - started
+    assert (result.status, result.error) == (None, "timed out after 0.5 s")
+    assert elapsed < 0.5 + DEADLINE_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+def test_a_huge_answer_is_cut_and_the_connection_dropped(raw_peer, framing):
+    body = b"y" * (4 * 1024 * 1024)
+
+    def script(connection, server):
+        server.read_request(connection)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        try:
+            if framing == "length":
+                connection.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            elif framing == "chunked":
+                connection.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+                for offset in range(0, len(body), 4096):
+                    connection.sendall(b"1000\r\n" + body[offset:offset + 4096] + b"\r\n")
+                connection.sendall(b"0\r\n\r\n")
+            else:
+                connection.sendall(head + b"\r\n" + body)
+                connection.close()
+        except OSError:
+            pass  # the client stopped reading and closed
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    started = time.monotonic()
+    result = client.call(target, "r")
+    assert time.monotonic() - started < 1.5
+    assert result.status == 200
+    assert result.answer == "y" * MAX_ANSWER_BYTES + "…(truncated)"
+    assert client._targets[peer.url].idle == []
+
+
+def test_an_answer_of_exactly_the_limit_is_whole(raw_peer):
+    body = b"z" * MAX_ANSWER_BYTES
+    peer = raw_peer(serve_forever(length_response(body=body, extra_headers=b"")))
+    client, target = client_for(peer)
+    result = client.call(target, "r")
+    # Content-Type says JSON but it is not: shown as text, whole.
+    assert result.answer == "z" * MAX_ANSWER_BYTES
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"SSH-2.0-OpenSSH_9.2\r\n", "invalid answer: not an HTTP response"),
+        (b"HTTP/1.1 2xx OK\r\n\r\n", "invalid answer: not an HTTP/1.x status line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid answer: invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+         "invalid answer: invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+         "invalid answer: invalid chunk size"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "invalid answer: peer closed the connection mid-answer"),
+        (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 20000, "invalid answer: response head too large"),
+    ],
+    ids=["not-http", "bad-status", "negative-length", "two-lengths", "bad-chunk", "short-body",
+         "huge-head"],
+)
+def test_answers_that_are_not_http_are_errors(raw_peer, answer, error):
+    def script(connection, server):
+        server.read_request(connection)
+        connection.sendall(answer)
+        time.sleep(0.2)
+        connection.close()
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    started = time.monotonic()
+    result = client.call(target, "r")
+    assert (result.status, result.error) == (None, error)
+    assert time.monotonic() - started < 1.0
+    assert client._targets[peer.url].idle == []
+
+
+def test_interim_answers_are_skipped_and_204_has_no_body(raw_peer):
+    def script(connection, server):
+        server.read_request(connection)
+        connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" + length_response())
+        server.read_request(connection)
+        connection.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+        server.read_request(connection)
+        connection.sendall(length_response(status=b"503 Service Unavailable", body=b'{"down":1}'))
+        time.sleep(0.5)
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    assert client.call(target, "r").answer["service"] == "server"
+    no_content = client.call(target, "r")
+    assert (no_content.status, no_content.answer, no_content.ok) == (204, "", True)
+    failing = client.call(target, "r")
+    assert (failing.status, failing.answer, failing.ok) == (503, {"down": 1}, False)
+    assert peer.accepted == 1
+
+
+def test_bytes_after_the_answer_make_the_connection_unusable(raw_peer):
+    def script(connection, server):
+        server.read_request(connection)
+        connection.sendall(length_response() + b"HTTP/1.1 200 OK\r\n")
+        time.sleep(0.5)
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    assert client.call(target, "r").status == 200
+    assert client._targets[peer.url].idle == []
+
+
+def test_json_beyond_64_bit_integers_still_serializes(raw_peer, make_client):
+    peer = raw_peer(serve_forever(length_response(body=b'{"n": 123456789012345678901234567890}')))
+    response = make_client(peers=[("server", peer.url)]).get("/peers")
+    assert response.status_code == 200
+    assert response.get_json()["peers"][0]["answer"]["n"] == pytest.approx(1.2345678901234568e29)
+
+
+def test_a_request_id_with_a_line_break_is_refused(raw_peer):
+    peer = raw_peer(serve_forever(length_response()))
+    client, target = client_for(peer)
+    with pytest.raises(ValueError):
+        client.call(target, "a\r\nX-Evil: 1")
+
+
+def test_the_pool_keeps_one_connection_per_concurrent_call(raw_peer):
+    def script(connection, server):
+        while server.read_request(connection) is not None:
+            time.sleep(0.2)
+            connection.sendall(length_response())
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    threads = [threading.Thread(target=client.call, args=(target, "r")) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peer.accepted == 4
+    assert len(client._targets[peer.url].idle) == 4
+    assert client.call(target, "r").status == 200
+    assert peer.accepted == 4
+    client.close()
+    assert client._targets[peer.url].idle == []
+
+
+GEVENT_SCRIPT = textwrap.dedent(
+    """
+    from gevent import monkey; monkey.patch_all()
+    import socket, sys, time, gevent
+    from service.config import Peer
+    from service.peers import PeerClient
+
+    listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(8)
+    url = "http://127.0.0.1:%d" % listener.getsockname()[1]
+
+    def trickle():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\\r\\nContent-Length: 5000\\r\\n\\r\\n" + b"x" * 5000:
+            connection.sendall(bytes([byte]))
+            gevent.sleep(0.02)
+
+    gevent.spawn(trickle)
+    peer = Peer("server", url)
+    client = PeerClient((peer,), 0.5)
+    started = time.monotonic()
+    # Other greenlets keep running while the call waits.
+    ticks = []
+    ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.05)) for _ in range(100)])
+    result = client.call(peer, "r")
+    elapsed = time.monotonic() - started
+    assert result.error == "timed out after 0.5 s", result
+    assert elapsed < 0.75, elapsed
+    assert len(ticks) >= 5, ticks
+    print("ok", round(elapsed, 3))
+    """
+)
+
+
+def test_under_gevent_a_trickling_peer_times_out_and_other_greenlets_run():
+    result = subprocess.run([sys.executable, "-c", GEVENT_SCRIPT], cwd=REPO, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok")
