@@ -259,37 +259,37 @@ def build_project() -> codebuild.Project:
     )
 
 
-def live_parameters_project() -> codebuild.Project:
+def _small_project(logical_id: str, suffix: str, description: str, role: str,
+                   buildspec: str, log_group: str) -> codebuild.Project:
+    """A CodeBuild project that runs one of the project's own commands, no Docker."""
     return codebuild.Project(
-        iam.LIVE_PARAMETERS_PROJECT,
-        Name=Sub("${AWS::StackName}-live-parameters"),
-        Description="Reads the operator-owned parameters the deploys carry over",
-        ServiceRole=GetAtt(iam.LIVE_PARAMETERS_ROLE, "Arn"),
-        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=LIVE_BUILDSPEC),
+        logical_id,
+        Name=Sub("${AWS::StackName}-%s" % suffix),
+        Description=description,
+        ServiceRole=GetAtt(role, "Arn"),
+        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=buildspec),
         Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
         Environment=codebuild.Environment(
             Type="LINUX_CONTAINER", ComputeType="BUILD_GENERAL1_SMALL", Image=BUILD_IMAGE),
         LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
-            Status="ENABLED", GroupName=Ref(iam.LIVE_PARAMETERS_LOG_GROUP))),
+            Status="ENABLED", GroupName=Ref(log_group))),
         TimeoutInMinutes=15,
     )
+
+
+def live_parameters_project() -> codebuild.Project:
+    return _small_project(
+        iam.LIVE_PARAMETERS_PROJECT, "live-parameters",
+        "Reads the operator-owned parameters the deploys carry over",
+        iam.LIVE_PARAMETERS_ROLE, LIVE_BUILDSPEC, iam.LIVE_PARAMETERS_LOG_GROUP)
 
 
 def verify_project() -> codebuild.Project:
-    return codebuild.Project(
-        iam.VERIFY_PROJECT,
-        Name=Sub("${AWS::StackName}-verify"),
-        Description="python -m generator verify: stacks complete, services stable, "
-                    "every discovery name healthy in Cloud Map",
-        ServiceRole=GetAtt(iam.VERIFY_ROLE, "Arn"),
-        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=VERIFY_BUILDSPEC),
-        Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
-        Environment=codebuild.Environment(
-            Type="LINUX_CONTAINER", ComputeType="BUILD_GENERAL1_SMALL", Image=BUILD_IMAGE),
-        LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
-            Status="ENABLED", GroupName=Ref(iam.VERIFY_LOG_GROUP))),
-        TimeoutInMinutes=15,
-    )
+    return _small_project(
+        iam.VERIFY_PROJECT, "verify",
+        "python -m generator verify: stacks complete, services stable, every discovery "
+        "name healthy in Cloud Map",
+        iam.VERIFY_ROLE, VERIFY_BUILDSPEC, iam.VERIFY_LOG_GROUP)
 
 
 # --- actions -----------------------------------------------------------------------------
