@@ -2,7 +2,7 @@
 
 Each gets PEER_URLS pointing at the local ports of the services it calls, so
 `curl localhost:PORT/peers` shows them talking as they do through Service Connect.
-Ctrl-C (or SIGTERM) stops them all.
+Ctrl-C (or SIGTERM) stops them all. A development tool: the container never runs it.
 """
 from __future__ import annotations
 
@@ -14,67 +14,92 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN_ARGS = ["--config", "service/gunicorn.conf.py", "service.app:create_app()"]
+STOP_TIMEOUT_SECONDS = 30
 
 
-def read_topology(path: Path) -> dict[str, list[str]]:
-    """Service name -> names it calls; the generator validates the rest of the file."""
-    document = yaml.safe_load(path.read_text())
-    services = (document or {}).get("services") or {}
-    if not isinstance(services, dict) or not services:
-        raise SystemExit(f"run: {path}: no services")
-    calls = {}
-    for name, spec in services.items():
-        callees = (spec or {}).get("calls") or []
-        unknown = [callee for callee in callees if callee not in services]
-        if unknown:
-            raise SystemExit(f"run: {path}: services.{name}.calls: unknown service {unknown[0]!r}")
-        calls[str(name)] = [str(callee) for callee in callees]
-    return calls
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop
+
+
+def local_environments(topology, base_port: int) -> dict[str, dict[str, str]]:
+    """Service name -> the environment the service template would give it, on loopback."""
+    ports = {service.name: base_port + index for index, service in enumerate(topology.services)}
+    return {
+        service.name: {
+            "SERVICE_NAME": service.name,
+            "PORT": str(ports[service.name]),
+            "PEER_URLS": ",".join(
+                f"{callee}=http://127.0.0.1:{ports[callee]}" for callee in service.calls
+            ),
+            "HEALTH_CHECK_PATH": service.health_check_path,
+            **dict(service.environment),
+        }
+        for service in topology.services
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The generator validates topology.yaml; `make run` installs both packages.
+    from generator.topology import TopologyError, load
+
     parser = argparse.ArgumentParser(prog="python -m service.run", description=__doc__)
     parser.add_argument("--topology", type=Path, default=REPO / "topology.yaml")
     parser.add_argument("--base-port", type=int, default=8081)
     args = parser.parse_args(argv)
-    calls = read_topology(args.topology)
-    ports = {name: args.base_port + index for index, name in enumerate(calls)}
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    processes: list[subprocess.Popen] = []
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
-        for name, callees in calls.items():
-            env = {
-                **os.environ,
-                "SERVICE_NAME": name,
-                "PORT": str(ports[name]),
-                "PEER_URLS": ",".join(f"{c}=http://127.0.0.1:{ports[c]}" for c in callees),
-                "PYTHONUNBUFFERED": "1",
-            }
-            processes.append(subprocess.Popen([gunicorn, *GUNICORN_ARGS], cwd=REPO, env=env))
+        environments = local_environments(load(args.topology), args.base_port)
+    except TopologyError as error:
+        print(f"run: {error}", file=sys.stderr)
+        return 2
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    processes: dict[str, subprocess.Popen] = {}
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        for name, env in environments.items():
+            # Own session: Ctrl-C reaches only this process, which then stops every
+            # service gracefully, instead of racing Gunicorn's own quick shutdown.
+            processes[name] = subprocess.Popen(
+                [gunicorn, *GUNICORN_ARGS], cwd=REPO, env={**os.environ, **env},
+                start_new_session=True,
+            )
         print("\nservices (Ctrl-C stops them all):")
-        for name, port in ports.items():
+        for name, env in environments.items():
+            port = env["PORT"]
             print(f"  {name:12} curl localhost:{port}/   curl localhost:{port}/peers")
         print(flush=True)
-        while all(process.poll() is None for process in processes):
+        while True:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(f"run: {name} exited with {process.returncode}; stopping the others",
+                          file=sys.stderr)
+                    return 1
             time.sleep(0.5)
-        print("run: a service exited; stopping the others", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+    except _Stop:
         return 0
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop_all(processes.values())
+
+
+def _stop_all(processes) -> None:
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 if __name__ == "__main__":
