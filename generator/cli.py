@@ -101,8 +101,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """A bad flag is one line, like every other bad input (the usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = _OneLineErrorParser(
         prog="python -m generator",
         description="topology.yaml -> linted CloudFormation for ECS Service Connect",
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 
 import sys
 from pathlib import Path
@@ -38,12 +39,15 @@ def register(commands, with_topology) -> None:
     deploy.add_argument("--image", metavar="URI",
                         help="container image for the services; default: each stack keeps "
                              "its current image (required for a new stack)")
-    deploy.add_argument("--vpc-id", metavar="VPC", help="cluster VpcId (first deploy)")
-    deploy.add_argument("--subnets", metavar="IDS",
-                        help="cluster PrivateSubnetIds, comma-separated (first deploy)")
-    deploy.add_argument("--public-subnets", metavar="IDS",
-                        help="cluster PublicSubnetIds, comma-separated, when a service is "
-                             "public (first deploy)")
+    deploy.add_argument("--vpc-id", metavar="VPC", type=_vpc_id,
+                        help="cluster VpcId (first deploy)")
+    deploy.add_argument("--subnets", metavar="IDS", type=_subnet_ids(minimum=1),
+                        help="cluster PrivateSubnetIds, comma-separated, in at least two "
+                             "Availability Zones (first deploy)")
+    deploy.add_argument("--public-subnets", metavar="IDS", type=_subnet_ids(minimum=2),
+                        help="cluster PublicSubnetIds, comma-separated, at least two in "
+                             "different Availability Zones, when a service is public "
+                             "(first deploy)")
     deploy.add_argument("--max-parallel", type=_positive_int, default=8, metavar="N",
                         help="stacks of one wave deployed at once (default: 8)")
     _with_templates(deploy)
@@ -124,6 +128,32 @@ def _aws(args):
     from generator.ops.aws import connect
 
     return connect(args.region, args.profile, args.endpoint_url or None, args.max_attempts)
+
+
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+
+
+def _vpc_id(text: str) -> str:
+    if not _VPC_ID.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a VPC id (vpc-0123abcd...)")
+    return text
+
+
+def _subnet_ids(minimum: int):
+    def parse(text: str) -> str:
+        ids = [part.strip() for part in text.split(",") if part.strip()]
+        bad = [part for part in ids if not _SUBNET_ID.match(part)]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{bad[0]!r} is not a subnet id (subnet-0123abcd...)")
+        if len(ids) < minimum:
+            # The seed deployment's load balancer had one subnet; an ALB needs two AZs.
+            raise argparse.ArgumentTypeError(
+                f"needs at least {minimum} subnet ids in different Availability Zones, "
+                f"got {len(ids)}")
+        return ",".join(ids)
+
+    return parse
 
 
 # --- commands ----------------------------------------------------------------------------

@@ -170,7 +170,7 @@ def test_cluster_first_then_waves_in_order_and_each_wave_in_parallel(project, bo
     (("--image", NEW_IMAGE),
      "PrivateSubnetIds, VpcId not given: the cluster stack does not exist yet, so pass "
      "--subnets --vpc-id"),
-    (("--vpc-id", "vpc-1", "--subnets", "subnet-1"),
+    (("--vpc-id", "vpc-0a1b2c3d", "--subnets", "subnet-0a1b2c3d"),
      "store: its stack does not exist yet, so pass --image"),
     (("nosuch",), "unknown service(s): nosuch (known: store, cache, server, client)"),
 ])
