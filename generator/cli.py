@@ -64,7 +64,7 @@ def _generate(args: argparse.Namespace, prewarmed) -> int:
 
 
 def cmd_lint(args: argparse.Namespace, prewarmed=None) -> int:
-    from generator import lint
+    from generator import lint, lintreport
 
     out_dir = Path(args.out)
     service_template = out_dir / lint.SERVICE_TEMPLATE
@@ -75,11 +75,11 @@ def cmd_lint(args: argparse.Namespace, prewarmed=None) -> int:
     cache_dir = None if args.no_cache else lint.DEFAULT_CACHE_DIR
     findings = lint.lint_directory(out_dir, cache_dir=cache_dir, jobs=args.jobs,
                                    prewarmed=prewarmed)
-    report = lint.FORMATS[args.format](findings, linted)
+    report = lintreport.FORMATS[args.format](findings, linted)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(report, encoding="utf-8")
-        print(lint.format_text(findings, linted), end="")
+        print(lintreport.format_text(findings, linted), end="")
     else:
         print(report, end="")
     failing = [f for f in findings if f.level in ("error", "warning")]

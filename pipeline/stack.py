@@ -21,7 +21,7 @@ from troposphere import (
 )
 from troposphere import codebuild, codepipeline, ecr, logs, s3
 
-from generator import names, params
+from generator import params
 from generator import plan as plan_module
 from generator.stacks import cluster as cluster_stack
 from generator.topology import Topology

@@ -188,7 +188,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         first = failed[0]
         return _fail(f"deploy failed: {first.stack_name}: {first.failure.rstrip('.')}; later stacks were "
                      "not deployed", EXIT_FAILED)
-    reporter.say(f"deploy complete; run `python -m generator verify` to check the services "
+    reporter.say("deploy complete; run `python -m generator verify` to check the services "
                  "reach each other")
     return EXIT_OK
 

@@ -12,7 +12,7 @@ from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, St
 from awacs.sts import AssumeRole
 from troposphere import (
     AWS_ACCOUNT_ID, AWS_NO_VALUE, AWS_REGION, Equals, GetAtt, If, ImportValue, Join,
-    Not, Output, Parameter, Ref, Split, Sub, Tags, Template,
+    Not, Output, Parameter, Ref, Split, Sub, Template,
 )
 from troposphere import applicationautoscaling as aas
 from troposphere import ec2, ecs, iam

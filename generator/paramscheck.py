@@ -1,0 +1,128 @@
+"""Each templates/params/<service>.json checked against service.yaml's own contract:
+its Parameters (keys, AllowedValues, patterns, bounds) and its Rules (e.g. Fargate's
+cpu/memory pairs), which cfn-lint cannot apply once the values are parameters.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from generator.lintreport import Finding
+from generator.names import DEPLOY_TIME_PARAMETERS
+
+
+def service_contract(template_path: Path) -> tuple[dict, dict]:
+    document = yaml.load(template_path.read_text(encoding="utf-8"), Loader=_IntrinsicLoader)  # noqa: S506
+    return document.get("Parameters", {}), document.get("Rules", {})
+
+
+class _IntrinsicLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short forms (!Ref X, !Equals [...]) as their long forms."""
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_IntrinsicLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def check_params_file(path: Path, parameters: dict, rules: dict) -> list[Finding]:
+    def finding(rule: str, message: str, line: int = 1) -> Finding:
+        return Finding(str(path), line, 1, rule, "error", message)
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        return [Finding(str(path), err.lineno, err.colno, "P1000", "error",
+                        f"not valid JSON: {err.msg}")]
+    if not isinstance(document, dict) or not isinstance(document.get("Parameters"), dict):
+        return [finding("P1000", 'expected {"Parameters": {...}, "Tags": {...}}')]
+    unexpected = sorted(set(document) - {"Parameters", "Tags", "StackPolicy"})
+    findings = [finding("P1000", f"unknown top-level key '{key}'") for key in unexpected]
+    values = document["Parameters"]
+
+    def line_of(key: str) -> int:
+        match = re.search(r'^\s*"%s"\s*:' % re.escape(key), text, re.MULTILINE)
+        return text.count("\n", 0, match.start()) + 1 if match else 1
+
+    for key, value in values.items():
+        if key not in parameters:
+            findings.append(finding("P1001", f"'{key}' is not a parameter of service.yaml",
+                                    line_of(key)))
+            continue
+        problem = _parameter_problem(parameters[key], value)
+        if problem:
+            findings.append(finding("P1002", f"{key}: {problem}", line_of(key)))
+    for key, spec in parameters.items():
+        if key not in values and "Default" not in spec and key not in DEPLOY_TIME_PARAMETERS:
+            findings.append(finding("P1003", f"required parameter '{key}' is missing"))
+    resolved = {key: str(spec["Default"]) for key, spec in parameters.items() if "Default" in spec}
+    resolved.update({key: str(value) for key, value in values.items()})
+    for name, rule in rules.items():
+        if _evaluate(rule.get("RuleCondition", True), resolved) is not True:
+            continue
+        for assertion in rule.get("Assertions", []):
+            if _evaluate(assertion["Assert"], resolved) is False:
+                description = assertion.get("AssertDescription", "assertion failed")
+                findings.append(finding("P1004", f"rule {name}: {description}"))
+    return findings
+
+
+def _parameter_problem(spec: dict, value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"value must be a string, got {json.dumps(value)}"
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in [str(v) for v in allowed]:
+        return f"{value!r} is not one of {', '.join(map(str, allowed))}"
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        return f"{value!r} does not match {pattern}"
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return f"{value!r} is not a number"
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            return f"{value} is below the minimum {spec['MinValue']}"
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            return f"{value} is above the maximum {spec['MaxValue']}"
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        return f"longer than {spec['MaxLength']} characters"
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        return f"shorter than {spec['MinLength']} characters"
+    return None
+
+
+def _evaluate(expression: Any, values: dict[str, str]) -> Any:
+    """The subset of CloudFormation's rule functions our templates use; None = unknown."""
+    if not isinstance(expression, dict) or len(expression) != 1:
+        return expression
+    (function, argument), = expression.items()
+    if function == "Ref":
+        return values.get(argument)
+    args = [_evaluate(arg, values) for arg in argument] if isinstance(argument, list) else []
+    if function == "Fn::Equals" and len(args) == 2 and None not in args:
+        return str(args[0]) == str(args[1])
+    if function == "Fn::Contains" and len(args) == 2 and None not in args:
+        return str(args[1]) in [str(item) for item in args[0]]
+    if function == "Fn::Not" and len(args) == 1 and isinstance(args[0], bool):
+        return not args[0]
+    if function in ("Fn::And", "Fn::Or") and all(isinstance(a, bool) for a in args):
+        return all(args) if function == "Fn::And" else any(args)
+    return None
