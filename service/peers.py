@@ -16,10 +16,10 @@ more CPU than the rest of the caller's request. What it does:
   `Connection: keep-alive`);
 - a pooled connection that the peer (or its Envoy) closed while idle fails before
   a byte of an answer arrives; the call is then retried once on a fresh connection;
-- every call has one deadline, `timeout_seconds` from its start: each connect, send
-  and receive waits only for what is left of it, so a peer that hangs or trickles
-  bytes yields its entry on time; under gevent a gevent.Timeout also bounds the
-  name lookup.
+- every call has one deadline, `timeout_seconds` from its start: without gevent each
+  connect, send and receive waits only for what is left of it, so a peer that hangs or trickles
+  bytes yields its entry on time; under gevent one gevent.Timeout bounds the whole
+  call instead (the name lookup too), so the waits need no timers of their own.
 """
 from __future__ import annotations
 
@@ -148,11 +148,14 @@ class PeerClient:
             raise ValueError("a request id must not contain line breaks")
         request = self._targets[peer.url].request_head + request_id.encode("ascii") + b"\r\n\r\n"
         timer = None
+        waits_until = deadline
         if _gevent_monkey.is_module_patched("socket"):
-            # Every wait below is bounded by the deadline; this also bounds the name lookup.
+            # Under gevent one timer bounds the whole call, the name lookup included, and
+            # the socket waits need no timers of their own.
             timer = _GeventTimeout.start_new(self.timeout_seconds, _DeadlineExceeded)
+            waits_until = None
         try:
-            status, content_type, body = self._exchange(peer, request, deadline)
+            status, content_type, body = self._exchange(peer, request, deadline, waits_until)
         except (_DeadlineExceeded, TimeoutError):
             return PeerResult(peer, None, _elapsed_ms(started), error=self._timed_out())
         except ConnectionRefusedError:
@@ -171,7 +174,10 @@ class PeerClient:
             while target.idle:
                 target.idle.pop().close()
 
-    def _exchange(self, peer: Peer, request: bytes, deadline: float) -> tuple[int, bytes, bytes]:
+    def _exchange(
+        self, peer: Peer, request: bytes, deadline: float, waits_until: float | None
+    ) -> tuple[int, bytes, bytes]:
+        """`waits_until`: the deadline for each socket wait, or None when a timer bounds them."""
         target = self._targets[peer.url]
         try:
             sock = target.idle.pop()
@@ -179,11 +185,11 @@ class PeerClient:
             sock = None
         if sock is not None:
             try:
-                return self._round_trip(target, sock, request, deadline, reused=True)
+                return self._round_trip(target, sock, request, waits_until, reused=True)
             except _StaleConnection:
                 pass  # closed by _round_trip; one fresh connection settles it
         sock = self._connect(target, deadline)
-        return self._round_trip(target, sock, request, deadline, reused=False)
+        return self._round_trip(target, sock, request, waits_until, reused=False)
 
     def _connect(self, target: _Target, deadline: float) -> socket.socket:
         sock = socket.create_connection((target.host, target.port), _remaining(deadline))
@@ -200,14 +206,17 @@ class PeerClient:
         return sock
 
     def _round_trip(
-        self, target: _Target, sock: socket.socket, request: bytes, deadline: float,
+        self, target: _Target, sock: socket.socket, request: bytes, deadline: float | None,
         reused: bool,
     ) -> tuple[int, bytes, bytes]:
         keep = False
         try:
-            sock.settimeout(_remaining(deadline))
+            sock.settimeout(None if deadline is None else _remaining(deadline))
             try:
-                sock.sendall(request)
+                # A request fits the socket buffer: one send, without sendall's overhead.
+                sent = sock.send(request)
+                if sent < len(request):
+                    sock.sendall(request[sent:])
             except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                 if reused:
                     raise _StaleConnection() from None
@@ -238,13 +247,14 @@ def _remaining(deadline: float) -> float:
     return remaining
 
 
-def _recv(sock: socket.socket, deadline: float) -> bytes:
-    sock.settimeout(_remaining(deadline))
+def _recv(sock: socket.socket, deadline: float | None) -> bytes:
+    if deadline is not None:
+        sock.settimeout(_remaining(deadline))
     return sock.recv(_RECV_BYTES)
 
 
 def _read_response(
-    sock: socket.socket, deadline: float, reused: bool
+    sock: socket.socket, deadline: float | None, reused: bool
 ) -> tuple[int, bytes, bytes, bool]:
     """(status, content type, body, keep the connection) of one response on `sock`."""
     # The answer usually arrives whole in the first receive.
@@ -331,7 +341,7 @@ def _read_response(
 
 
 def _read_length(
-    sock: socket.socket, deadline: float, buffer: bytes, length: int
+    sock: socket.socket, deadline: float | None, buffer: bytes, length: int
 ) -> tuple[bytes, bytes, bool]:
     wanted = min(length, MAX_ANSWER_BYTES + 1)
     if len(buffer) >= length:
@@ -350,7 +360,7 @@ def _read_length(
     return data[:length], data[length:], True
 
 
-def _read_chunked(sock: socket.socket, deadline: float, buffer: bytes) -> tuple[bytes, bytes, bool]:
+def _read_chunked(sock: socket.socket, deadline: float | None, buffer: bytes) -> tuple[bytes, bytes, bool]:
     body = bytearray()
     position = 0
 
@@ -403,7 +413,7 @@ def _read_chunked(sock: socket.socket, deadline: float, buffer: bytes) -> tuple[
         position += size + 2
 
 
-def _read_until_close(sock: socket.socket, deadline: float, buffer: bytes) -> tuple[bytes, bool]:
+def _read_until_close(sock: socket.socket, deadline: float | None, buffer: bytes) -> tuple[bytes, bool]:
     parts = [buffer]
     have = len(buffer)
     while have <= MAX_ANSWER_BYTES:

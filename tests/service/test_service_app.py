@@ -151,3 +151,17 @@ def test_peers_are_called_concurrently(make_client, peer_server):
     assert response.status_code == 200
     # Sequential calls would take at least 1.8 s.
     assert elapsed < 1.5
+
+
+def test_errors_carry_the_request_id_and_the_log_shows_the_decoded_path(make_client, log_lines):
+    client = make_client()
+
+    def broken():
+        raise RuntimeError("bug")
+
+    client.application.add_url_rule("/broken", view_func=broken)
+    assert client.get("/broken", headers={"X-Request-Id": "err-1"}).headers["X-Request-Id"] == "err-1"
+    assert client.get("/caf%C3%A9").headers["X-Request-Id"]
+    first, second = log_lines()
+    assert (first["path"], first["status"], first["request_id"]) == ("/broken", 500, "err-1")
+    assert (second["path"], second["status"]) == ("/café", 404)

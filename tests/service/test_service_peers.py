@@ -437,12 +437,40 @@ GEVENT_SCRIPT = textwrap.dedent(
     assert result.error == "timed out after 0.5 s", result
     assert elapsed < 0.75, elapsed
     assert len(ticks) >= 5, ticks
+
+    # A keep-alive peer that closes its idle connection after the second answer.
+    listener2 = socket.socket(); listener2.bind(("127.0.0.1", 0)); listener2.listen(8)
+    accepted = []
+
+    def serve():
+        while True:
+            connection, _ = listener2.accept()
+            accepted.append(connection)
+            gevent.spawn(answer_twice, connection)
+
+    def answer_twice(connection):
+        for _ in range(2):
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
+                               b"Content-Length: 7\\r\\n\\r\\n{\\"a\\":1}")
+        gevent.sleep(0.05)
+        connection.close()
+
+    gevent.spawn(serve)
+    peer2 = Peer("server", "http://127.0.0.1:%d" % listener2.getsockname()[1])
+    client2 = PeerClient((peer2,), 2.0)
+    answers = []
+    for _ in range(3):
+        answers.append(client2.call(peer2, "r"))
+        gevent.sleep(0.2)
+    assert [(a.status, a.answer) for a in answers] == [(200, {"a": 1})] * 3, answers
+    assert len(accepted) == 2, accepted
     print("ok", round(elapsed, 3))
     """
 )
 
 
-def test_under_gevent_a_trickling_peer_times_out_and_other_greenlets_run():
+def test_under_gevent_a_trickling_peer_times_out_and_a_stale_connection_is_retried():
     result = subprocess.run([sys.executable, "-c", GEVENT_SCRIPT], cwd=REPO, capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr
