@@ -5,7 +5,8 @@ script alternates ours/Express round after round, so both see the same machine s
 and prints medians over the rounds. It prints and records; it never asserts.
 
 Environment knobs: SERVICE_BENCH_ROUNDS (default 3), SERVICE_BENCH_SECONDS (default 10),
-SERVICE_BENCH_CONNECTIONS (default "32,64"), EXPRESS_ANCHOR (default ../shared/anchors/express).
+SERVICE_BENCH_CONNECTIONS (default "32,64"), SERVICE_BENCH_ENDPOINTS (default "hello,hop"; e.g.
+"hop" to measure only the peer hop), EXPRESS_ANCHOR (default ../shared/anchors/express).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ WRK_THREADS = 2
 WRK_TIMEOUT = "5s"
 START_TIMEOUT_SECONDS = 30
 NPM_TIMEOUT_SECONDS = 300
+ENDPOINTS = ("hello", "hop")
 
 
 @dataclass
@@ -58,6 +60,10 @@ def main() -> int:
     rounds = int(os.environ.get("SERVICE_BENCH_ROUNDS", "3"))
     seconds = int(os.environ.get("SERVICE_BENCH_SECONDS", "10"))
     connections = [int(c) for c in os.environ.get("SERVICE_BENCH_CONNECTIONS", "32,64").split(",")]
+    endpoints = [e.strip() for e in os.environ.get("SERVICE_BENCH_ENDPOINTS", "hello,hop").split(",")]
+    if not endpoints or any(e not in ENDPOINTS for e in endpoints):
+        print(f"service benchmark: SERVICE_BENCH_ENDPOINTS must list some of {', '.join(ENDPOINTS)}")
+        return 2
     wrk = ensure_wrk()
     if wrk is None:
         print("service benchmark: skipped, wrk is not installed and could not be installed "
@@ -77,20 +83,20 @@ def main() -> int:
         for sampler in samplers.values():
             stack.callback(sampler.stop)
             sampler.start()
-        results = run_rounds(wrk, sides, connections, rounds, seconds)
+        results = run_rounds(wrk, sides, connections, rounds, seconds, endpoints)
         peak_rss = {name: sampler.peak_mib for name, sampler in samplers.items()}
-    report(results, peak_rss, connections, rounds, seconds)
+    report(results, peak_rss, connections, rounds, seconds, endpoints)
     return 0
 
 
-def run_rounds(wrk, sides, connections, rounds, seconds):
+def run_rounds(wrk, sides, connections, rounds, seconds, endpoints=ENDPOINTS):
     """results[(endpoint, connections, side)] -> list of WrkResult, one per round."""
     results: dict[tuple[str, int, str], list[WrkResult]] = {}
     for side in sides:  # warm-up: first connections, JIT, pools
-        for endpoint in ("hello", "hop"):
+        for endpoint in endpoints:
             run_wrk(wrk, url_for(side, endpoint), max(connections), 2)
     for conns in connections:
-        for endpoint in ("hello", "hop"):
+        for endpoint in endpoints:
             for round_number in range(rounds):
                 # Alternate who goes first so neither side always gets the cooler machine.
                 ordered = sides if round_number % 2 == 0 else list(reversed(sides))
@@ -103,14 +109,14 @@ def run_rounds(wrk, sides, connections, rounds, seconds):
     return results
 
 
-def report(results, peak_rss, connections, rounds, seconds) -> None:
+def report(results, peak_rss, connections, rounds, seconds, endpoints=ENDPOINTS) -> None:
     names = sorted({name for (_, _, name) in results}, key=lambda n: n != "ours")
     print(f"\nservice benchmark: medians of {rounds} rounds x {seconds} s, wrk -t{WRK_THREADS}, "
           f"loopback; hello = GET /, hop = ours GET /peers (one peer) vs Express GET /health")
     header = f"{'endpoint':8} {'conns':>5} {'side':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
     print(header)
     summary = []
-    for endpoint in ("hello", "hop"):
+    for endpoint in endpoints:
         for conns in connections:
             medians = {}
             for name in names:
