@@ -16,9 +16,9 @@ Timeouts, from the outside in (the service template sets the first three):
   wait on peers, so only a worker stuck on the CPU is replaced.
 
 Worker class and count, measured with `python -m benchmarks service` on a 2-core
-machine (README, service section): gevent's pywsgi server (one write per small
-response) served about 2x the requests of Gunicorn's own gevent or gthread workers on
-the one-peer hop; a peer call waits in a greenlet, so no worker blocks on a peer. Two
+machine (README, service section): gevent's pywsgi server served about 2x the requests
+of Gunicorn's own gevent or gthread workers on the one-peer hop, and service/worker.py
+trims its per-request path further (own header parser, one send per small response); a peer call waits in a greenlet, so no worker blocks on a peer. Two
 workers for two vCPUs (Fargate cpu 2048): three added context switches and lost throughput.
 """
 import os
