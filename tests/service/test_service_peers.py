@@ -475,3 +475,49 @@ def test_under_gevent_a_trickling_peer_times_out_and_a_stale_connection_is_retri
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
+
+
+@pytest.fixture
+def tls_peer(tmp_path):
+    """An HTTPS peer on localhost with a self-signed certificate: (url, certificate path)."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def script(connection, server):
+        try:
+            tls = context.wrap_socket(connection, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        while server.read_request(tls) is not None:
+            tls.sendall(length_response())
+
+    peer = RawPeer(script)
+    yield peer.url.replace("http://127.0.0.1", "https://localhost"), cert, peer
+    peer.close()
+
+
+def test_https_peers_are_verified_and_keep_alive(tls_peer):
+    import ssl
+
+    url, cert, peer = tls_peer
+    target = Peer("server", url)
+    unverified = PeerClient((target,), 5.0).call(target, "r")
+    assert unverified.status is None
+    assert "CERTIFICATE_VERIFY_FAILED" in unverified.error
+    client = PeerClient((target,), 5.0)
+    client._ssl_context = ssl.create_default_context(cafile=str(cert))
+    accepted_before = peer.accepted
+    for _ in range(2):
+        result = client.call(target, "r")
+        assert (result.status, result.answer["service"]) == (200, "server")
+    assert peer.accepted == accepted_before + 1
+    assert b"Host: localhost:" in peer.requests[-1]
