@@ -365,7 +365,7 @@ def _read_chunked(sock: socket.socket, deadline: float | None, buffer: bytes) ->
     position = 0
 
     def line() -> bytes:
-        nonlocal buffer, position
+        nonlocal position
         while True:
             end = buffer.find(b"\r\n", position)
             if end >= 0:
@@ -374,7 +374,9 @@ def _read_chunked(sock: socket.socket, deadline: float | None, buffer: bytes) ->
                 return found
             if len(buffer) - position > 4096:
                 raise PeerProtocolError("chunk header too long")
-            more(1)
+            # At least one byte more than we hold: a line cut between two reads must
+            # wait for the rest, not look again at the same bytes forever.
+            more(len(buffer) - position + 1)
 
     def more(at_least: int) -> None:
         nonlocal buffer, position

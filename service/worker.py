@@ -11,6 +11,10 @@ this worker, so a saving counts twice there):
 - the Date header is formatted once a second;
 - Gunicorn's access-log hook is skipped when its access log is off (the app writes its
   own JSON line), instead of building the log record and throwing it away.
+
+Some of these override pywsgi's internal methods (MessageClass, _write_with_headers,
+_sendall), so gevent is pinned (service/requirements.txt; setup.cfg allows 26.x only),
+and tests/service exercises this worker through real Gunicorn processes.
 """
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ import time
 from email.utils import formatdate
 
 import gevent
-from gevent.pywsgi import MAX_REQUEST_LINE
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
 # How often a draining worker looks again for connections that went idle.

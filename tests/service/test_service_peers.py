@@ -521,3 +521,29 @@ def test_https_peers_are_verified_and_keep_alive(tls_peer):
         assert (result.status, result.answer["service"]) == (200, "server")
     assert peer.accepted == accepted_before + 1
     assert b"Host: localhost:" in peer.requests[-1]
+
+
+def test_a_chunk_size_line_cut_between_reads_is_completed_not_spun_on():
+    # Regression: a chunk-size or trailer line cut between two TCP reads once made the
+    # reader look at the same bytes forever, a busy loop no timeout could interrupt.
+    from service import peers as peers_module
+
+    ours, theirs = socket.socketpair()
+    result = {}
+
+    def feed():
+        for piece in (b"1", b"4\r\n", b"abcdefghijklmnopqrst", b"\r\n0", b"\r\nX-T", b"railer: 1\r", b"\n\r\n"):
+            theirs.sendall(piece)
+            time.sleep(0.02)
+
+    def read():
+        result["answer"] = peers_module._read_chunked(ours, time.monotonic() + 5, b"")
+
+    threading.Thread(target=feed, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    ours.close()
+    theirs.close()
+    assert not reader.is_alive(), "the chunked reader did not finish"
+    assert result["answer"] == (b"abcdefghijklmnopqrst", b"", True)
