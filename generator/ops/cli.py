@@ -193,13 +193,21 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def _observe(args: argparse.Namespace):
+    """(topology, aws, cluster stack or None, per-service states): what verify and status read."""
     from generator.ops import inspect
 
     topology = _topology(args)
     aws = _aws(args)
-    _, states = inspect.gather(aws.client("cloudformation"), aws.client("ecs"),
-                               aws.client("servicediscovery"), topology)
+    cluster, states = inspect.gather(aws.client("cloudformation"), aws.client("ecs"),
+                                     aws.client("servicediscovery"), topology)
+    return topology, aws, cluster, states
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from generator.ops import inspect
+
+    topology, aws, _, states = _observe(args)
     report = inspect.verify_table(states)
     if report:
         count = sum(len(inspect.problems(state)) for state in states)
@@ -215,10 +223,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from generator.ops import inspect
 
-    topology = _topology(args)
-    aws = _aws(args)
-    cluster, states = inspect.gather(aws.client("cloudformation"), aws.client("ecs"),
-                                     aws.client("servicediscovery"), topology)
+    topology, aws, cluster, states = _observe(args)
     cluster_status = cluster["StackStatus"] if cluster else "does not exist"
     print(f"{topology.app} in {aws.region}: cluster stack {topology.cluster_stack_name} "
           f"{cluster_status}, namespace {topology.namespace}")
