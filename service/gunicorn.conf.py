@@ -49,6 +49,9 @@ accesslog = None
 errorlog = "-"
 # No management socket in a container; two local instances would also fight over its path.
 control_socket_disable = True
+# The task's root filesystem is read-only (unless ECS Exec is on); Gunicorn's worker
+# heartbeat files go to the container's tmpfs instead of /tmp.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def post_worker_init(worker):

@@ -149,8 +149,9 @@ def parameters(topology: Topology) -> list[Parameter]:
         Parameter(
             "EnableExecuteCommand", Default="false", **_BOOLEAN,
             Description="Allow ECS Exec into the tasks (grants the task role the SSM "
-                        "messages permissions it needs). Operator-owned: a value set here in "
-                        "the console survives pipeline runs.",
+                        "messages permissions it needs and makes the container's root "
+                        "filesystem writable, as ECS Exec requires). Operator-owned: a value "
+                        "set here in the console survives pipeline runs.",
         ),
         Parameter(
             "PublicLoadBalancer", Default="false", **_BOOLEAN,
@@ -331,6 +332,9 @@ def task_definition(topology: Topology) -> ecs.TaskDefinition:
             Command=HEALTH_CHECK_COMMAND, Interval=10, Timeout=5, Retries=3, StartPeriod=20,
         ),
         StopTimeout=STOP_TIMEOUT,
+        # Read-only unless ECS Exec is on: its agent writes into the container's filesystem
+        # (aws/containers-roadmap#1359). Gunicorn keeps its worker files in /dev/shm.
+        ReadonlyRootFilesystem=If(EXEC_ENABLED, False, True),
     )
     return ecs.TaskDefinition(
         "TaskDefinition",

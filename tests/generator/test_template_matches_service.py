@@ -32,3 +32,17 @@ def test_health_check_command_is_a_module_of_the_image(repo_root):
     module = service_stack.HEALTH_CHECK_COMMAND[3]
     assert (repo_root / (module.replace(".", "/") + ".py")).is_file()
     assert f'CMD ["python", "-m", "{module}"]' in (repo_root / "service" / "Dockerfile").read_text()
+
+
+def test_root_filesystem_is_read_only_unless_ecs_exec_and_gunicorn_needs_no_writable_root(
+        default_topology, repo_root, monkeypatch):
+    template = json.loads(service_stack.build(default_topology).to_json())
+    (container,) = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert container["ReadonlyRootFilesystem"] == {"Fn::If": [service_stack.EXEC_ENABLED, False, True]}
+    # Gunicorn's only file writes (worker heartbeats) go to the container's tmpfs.
+    monkeypatch.setenv("PORT", "8080")
+    monkeypatch.setenv("SERVICE_NAME", "server")
+    settings: dict = {"__file__": str(repo_root / "service" / "gunicorn.conf.py")}
+    exec(compile((repo_root / "service" / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"),
+         settings)
+    assert settings["worker_tmp_dir"] == "/dev/shm"
