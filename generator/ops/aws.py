@@ -64,6 +64,7 @@ def connect(region: str | None = None, profile: str | None = None,
     from botocore.config import Config
     from botocore.exceptions import ProfileNotFound
 
+    _check_environment()
     # botocore reads AWS_DEFAULT_REGION; the other SDKs (and CodeBuild) also set AWS_REGION.
     region = region or os.environ.get("AWS_REGION") or None
     try:
@@ -90,6 +91,17 @@ def connect(region: str | None = None, profile: str | None = None,
     config = Config(retries=retries, user_agent_extra="ecs-service-connect-kit",
                     inject_host_prefix=endpoint_url is None)
     return Aws(session=session, config=config, endpoint_url=endpoint_url)
+
+
+def _check_environment() -> None:
+    """The AWS variables botocore would otherwise reject with a traceback, one line each."""
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS")
+    if attempts and not (attempts.strip().isdigit() and int(attempts) >= 1):
+        raise AwsProblem(f"environment: AWS_MAX_ATTEMPTS={attempts!r} is not a positive "
+                         "integer", 2)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise AwsProblem(f"environment: AWS_ENDPOINT_URL={endpoint!r} is not an http(s) URL", 2)
 
 
 def _env_sets_max_attempts() -> bool:

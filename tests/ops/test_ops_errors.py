@@ -57,6 +57,19 @@ def test_unknown_profile(project, run):
     one_line_error(err, "The config profile (nosuch) could not be found")
 
 
+@pytest.mark.parametrize("variable,value,message", [
+    ("AWS_MAX_ATTEMPTS", "abc", "environment: AWS_MAX_ATTEMPTS='abc' is not a positive integer"),
+    ("AWS_ENDPOINT_URL", "localhost:4566", "environment: AWS_ENDPOINT_URL='localhost:4566' is not"),
+])
+def test_bad_aws_environment_values(project, run, monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+
+    code, _, err = run(project.cli("status"))
+
+    assert code == 2
+    one_line_error(err, message)
+
+
 def test_access_denied(project, run, monkeypatch):
     real_client = aws_module.Aws.client
 
