@@ -52,7 +52,10 @@ def _generate(args: argparse.Namespace, prewarmed) -> int:
         return cmd_lint(args, prewarmed) if args.lint else EXIT_OK
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: --out must be a directory")
-    changed = render.write(out_dir, files)
+    try:
+        changed = render.write(out_dir, files)
+    except OSError as err:
+        raise UsageError(f"{err.filename or out_dir}: cannot write: {err.strerror or err}") from None
     for relative in sorted(files):
         state = "written" if relative in changed else "unchanged"
         print(f"{out_dir / relative}  ({state})")
@@ -77,8 +80,12 @@ def cmd_lint(args: argparse.Namespace, prewarmed=None) -> int:
                                    prewarmed=prewarmed)
     report = lintreport.FORMATS[args.format](findings, linted)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(report, encoding="utf-8")
+        try:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(report, encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"{args.output}: cannot write the report: "
+                             f"{err.strerror or err}") from None
         print(lintreport.format_text(findings, linted), end="")
     else:
         print(report, end="")

@@ -134,3 +134,16 @@ def test_lint_reports_findings_with_exit_1(out_dir, tmp_path, capsys):
 def test_lint_without_templates_is_bad_input(tmp_path, capsys):
     assert main(["lint", "--out", str(tmp_path)]) == 2
     assert "run `python -m generator generate` first" in capsys.readouterr().err
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path, repo_root, out_dir, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    assert main(["generate", "--topology", str(repo_root / "topology.yaml"),
+                 "--out", str(blocker / "templates")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write" in err
+    assert main(["lint", "--out", str(out_dir), "--format", "junit",
+                 "--output", str(blocker / "lint.xml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{blocker / 'lint.xml'}: cannot write the report" in err
