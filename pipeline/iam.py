@@ -10,7 +10,7 @@ from awacs.aws import (
     Action, Allow, Condition, PolicyDocument, Principal, Statement, StringEquals,
 )
 from awacs.sts import AssumeRole
-from troposphere import AWS_ACCOUNT_ID, GetAtt, Join, Ref, Sub, iam
+from troposphere import AWS_ACCOUNT_ID, GetAtt, Ref, Sub, iam
 
 from generator.topology import Topology
 
@@ -51,8 +51,8 @@ def _arn(service: str, resource: str) -> Sub:
     return Sub("arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:%s" % (service, resource))
 
 
-def _bucket_objects() -> Join:
-    return Join("", [GetAtt(ARTIFACT_BUCKET, "Arn"), "/*"])
+def _bucket_objects() -> Sub:
+    return Sub("${%s.Arn}/*" % ARTIFACT_BUCKET)
 
 
 def app_stacks(topology: Topology) -> Sub:
@@ -69,7 +69,7 @@ def _log_group_statement(log_group: str) -> Statement:
     return Statement(
         Effect=Allow,
         Action=_actions("logs", "CreateLogStream", "PutLogEvents"),
-        Resource=[arn, Join("", [arn, ":log-stream:*"])],
+        Resource=[arn, Sub("${%s.Arn}:log-stream:*" % log_group)],
     )
 
 

@@ -127,8 +127,11 @@ def interface(topology: Topology) -> dict:
 
 
 def artifact_bucket() -> s3.Bucket:
+    # Kept when the stack goes: a non-empty bucket would fail the stack's deletion anyway.
     return s3.Bucket(
         iam.ARTIFACT_BUCKET,
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
         BucketEncryption=s3.BucketEncryption(ServerSideEncryptionConfiguration=[
             s3.ServerSideEncryptionRule(
                 ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
@@ -155,12 +158,6 @@ def artifact_bucket() -> s3.Bucket:
 
 # A TLS-only policy is usually one Deny of "s3:*"; this project allows no "*" action, so
 # the Deny lists every action any principal here performs on the bucket, and more.
-_TLS_DENIED_ACTIONS = (
-    "GetObject", "GetObjectVersion", "PutObject", "DeleteObject", "DeleteObjectVersion",
-    "ListBucket", "ListBucketVersions", "GetBucketLocation", "GetBucketVersioning",
-    "GetBucketAcl", "GetObjectAcl", "PutObjectAcl", "RestoreObject",
-    "ListMultipartUploadParts", "AbortMultipartUpload",
-)
 
 
 def artifact_bucket_policy() -> s3.BucketPolicy:
@@ -172,8 +169,10 @@ def artifact_bucket_policy() -> s3.BucketPolicy:
             Sid="DenyInsecureTransport",
             Effect=Deny,
             Principal=AwsPrincipal("*"),
-            Action=[Action("s3", name) for name in _TLS_DENIED_ACTIONS],
-            Resource=[bucket_arn, Join("", [bucket_arn, "/*"])],
+            # A Deny grants nothing, so every S3 action is refused without TLS (AWS's
+            # TLS-only pattern); the roles' Allow statements never use a wildcard action.
+            Action=[Action("s3", "*")],
+            Resource=[bucket_arn, Sub("${%s.Arn}/*" % iam.ARTIFACT_BUCKET)],
             Condition=Condition(Bool("aws:SecureTransport", "false")),
         )]),
     )
@@ -189,8 +188,11 @@ def image_repository(topology: Topology) -> ecr.Repository:
     }]}
     # countNumber must be a JSON number: substitute the parameter without quotes.
     text = json.dumps(lifecycle, sort_keys=True).replace('"${ImagesToKeep}"', "${ImagesToKeep}")
+    # Kept when the stack goes: running tasks and rollbacks still pull these images.
     return ecr.Repository(
         iam.IMAGE_REPOSITORY,
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
         RepositoryName=f"{topology.app}/service",
         ImageScanningConfiguration=ecr.ImageScanningConfiguration(ScanOnPush=True),
         ImageTagMutability="IMMUTABLE",
@@ -208,15 +210,22 @@ def build_project_name() -> Sub:
 
 def log_groups() -> list[logs.LogGroup]:
     return [
-        logs.LogGroup(iam.BUILD_LOG_GROUP, LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-build"),
-                      RetentionInDays=90),
-        logs.LogGroup(iam.LIVE_PARAMETERS_LOG_GROUP,
-                      LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-live-parameters"),
-                      RetentionInDays=90),
-        logs.LogGroup(iam.VERIFY_LOG_GROUP,
-                      LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-verify"),
-                      RetentionInDays=90),
+        _build_log_group(iam.BUILD_LOG_GROUP, "build"),
+        _build_log_group(iam.LIVE_PARAMETERS_LOG_GROUP, "live-parameters"),
+        _build_log_group(iam.VERIFY_LOG_GROUP, "verify"),
     ]
+
+
+def _build_log_group(logical_id: str, project_suffix: str) -> logs.LogGroup:
+    # Named as CodeBuild names it, so it goes with the stack: a retained group would make
+    # re-creating the stack fail on the existing name.
+    return logs.LogGroup(
+        logical_id,
+        DeletionPolicy="Delete",
+        UpdateReplacePolicy="Delete",
+        LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-%s" % project_suffix),
+        RetentionInDays=90,
+    )
 
 
 def report_groups() -> list[codebuild.ReportGroup]:

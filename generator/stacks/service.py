@@ -206,8 +206,12 @@ def fargate_size_rules() -> dict:
 
 
 def log_group() -> LogGroup:
+    # A named group goes with its stack: a retained one would make re-creating the service
+    # stack fail on the existing name. LogRetentionDays bounds what is kept meanwhile.
     return LogGroup(
         "LogGroup",
+        DeletionPolicy="Delete",
+        UpdateReplacePolicy="Delete",
         LogGroupName=Sub("/ecs/${%s}/${ServiceName}" % names.CLUSTER_STACK_PARAMETER),
         RetentionInDays=Ref("LogRetentionDays"),
     )
@@ -251,7 +255,7 @@ def execution_role() -> iam.Role:
                     Statement(
                         Effect=Allow,
                         Action=[logs.CreateLogStream, logs.PutLogEvents],
-                        Resource=[log_group_arn, Join("", [log_group_arn, ":log-stream:*"])],
+                        Resource=[log_group_arn, Sub("${LogGroup.Arn}:log-stream:*")],
                     ),
                 ],
             ),

@@ -215,10 +215,19 @@ def test_no_wildcard_actions(seed_pipeline):
     statements = list(_statements(seed_pipeline))
     assert len(statements) > 10
     for name, statement in statements:
+        assert "NotAction" not in statement
+        if statement["Effect"] == "Deny":
+            continue  # a Deny grants nothing; the bucket's TLS-only rule denies s3:*
         actions = statement.get("Action", [])
         for action in actions if isinstance(actions, list) else [actions]:
             assert "*" not in action, f"{name}: {action}"
-        assert "NotAction" not in statement
+
+
+def test_artifact_bucket_refuses_every_action_without_tls(seed_pipeline):
+    (policy,) = resources_of(seed_pipeline, "AWS::S3::BucketPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Action"] == ["s3:*"]
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_wildcard_resources_only_where_commented(repo_root):
