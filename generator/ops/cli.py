@@ -50,6 +50,9 @@ def register(commands, with_topology) -> None:
                              "(first deploy)")
     deploy.add_argument("--max-parallel", type=_positive_int, default=8, metavar="N",
                         help="stacks of one wave deployed at once (default: 8)")
+    deploy.add_argument("--dry-run", action="store_true",
+                        help="create every change set, show its changes, delete it: "
+                             "nothing is executed")
     _with_templates(deploy)
     deploy.set_defaults(handler=_guarded(cmd_deploy))
 
@@ -174,6 +177,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                         names.PUBLIC_SUBNETS: args.public_subnets},
         poll_seconds=args.poll_seconds,
         max_parallel=args.max_parallel,
+        dry_run=args.dry_run,
     )
     width = max(len(topology.cluster_stack_name),
                 *(len(topology.stack_name(s)) for s in topology.services))
@@ -188,6 +192,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         first = failed[0]
         return _fail(f"deploy failed: {first.stack_name}: {first.failure.rstrip('.')}; later stacks were "
                      "not deployed", EXIT_FAILED)
+    if args.dry_run:
+        reporter.say("dry run complete: nothing was executed; service change sets were made "
+                     "against the stacks as they are now")
+        return EXIT_OK
     reporter.say("deploy complete; run `python -m generator verify` to check the services "
                  "reach each other")
     return EXIT_OK

@@ -49,6 +49,7 @@ class DeployOptions:
     cluster_values: Mapping[str, str] = field(default_factory=dict)  # from CLUSTER_FLAGS
     poll_seconds: float = 5.0
     max_parallel: int = 8
+    dry_run: bool = False  # show every change set, execute none
 
 
 def cluster_parameters(template: files.Template, stack: dict | None,
@@ -156,7 +157,8 @@ class Deployment:
             name, self.cluster_template.body,
             cluster_parameters(self.cluster_template, stack, self.options.cluster_values),
             {"app": self.topology.app, "managed-by": "ecs-service-connect-kit"})
-        return self._record([self.deployer.deploy(request, stack)])
+        return self._record([self.deployer.deploy(request, stack,
+                                                  preview=self.options.dry_run)])
 
     def _service_request(self, name: str) -> tuple[StackRequest, dict | None]:
         service = self.topology.service(name)
@@ -180,8 +182,11 @@ class Deployment:
                 continue
             callees = ", ".join(rollout.same_wave_callees(self.topology, self.plan,
                                                           redeploy.service))
-            self.reporter.line(stack_name, f"forcing a new deployment: the endpoints it calls "
+            verb = "would force" if self.options.dry_run else "forcing"
+            self.reporter.line(stack_name, f"{verb} a new deployment: the endpoints it calls "
                                            f"in its own wave ({callees}) changed")
+            if self.options.dry_run:
+                continue
             values = {key: PREVIOUS for key in previous_parameters(stack)}
             values[NONCE_PARAMETER] = redeploy.nonce
             requests.append((StackRequest(stack_name, None, values), stack))
@@ -190,7 +195,8 @@ class Deployment:
     def _deploy_in_parallel(self, requests: Sequence[tuple[StackRequest, dict | None]]) -> bool:
         workers = max(1, min(len(requests), self.options.max_parallel))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy") as pool:
-            futures = [pool.submit(self.deployer.deploy, request, stack)
+            futures = [pool.submit(self.deployer.deploy, request, stack,
+                                   preview=self.options.dry_run)
                        for request, stack in requests]
             # Results in submission order; .result() re-raises a thread's exception here.
             return self._record([future.result() for future in futures])

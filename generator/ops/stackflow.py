@@ -77,7 +77,7 @@ class Change:
 @dataclass(frozen=True)
 class StackOutcome:
     stack_name: str
-    result: str  # "created", "updated", "no changes", "declined", "failed"
+    result: str  # "created", "updated", "no changes", "previewed", "declined", "failed"
     changes: tuple[Change, ...] = ()
     failure: str = ""  # "<resource>: <reason>", the first thing that failed
 
@@ -133,10 +133,12 @@ class StackDeployer:
         self.sleep = sleep
 
     def deploy(self, request: StackRequest, stack: dict | None,
-               confirm: Callable[[tuple[Change, ...]], bool] | None = None) -> StackOutcome:
+               confirm: Callable[[tuple[Change, ...]], bool] | None = None,
+               preview: bool = False) -> StackOutcome:
         """`stack` is the stack as it is now (current_stack), so callers read it once.
 
         `confirm`, if given, sees the change set's changes and says whether to execute it.
+        `preview` shows the changes and then deletes the change set, changing nothing.
         """
         name = request.stack_name
         try:
@@ -168,6 +170,10 @@ class StackDeployer:
                                  f"{len(changes)} resource change(s)")
         for change in changes:
             self.reporter.line(name, "  " + change.describe())
+        if preview:
+            self._discard(described, kind)
+            self.reporter.line(name, "dry run: change set deleted, nothing executed")
+            return StackOutcome(name, "previewed", changes)
         if confirm is not None and not confirm(changes):
             self.cfn.delete_change_set(ChangeSetName=described["ChangeSetId"])
             self.reporter.line(name, "not executed; change set deleted")
@@ -192,6 +198,13 @@ class StackDeployer:
         if request.tags:
             arguments["Tags"] = [{"Key": k, "Value": v} for k, v in sorted(request.tags.items())]
         return self.cfn.create_change_set(**arguments)["Id"]
+
+    def _discard(self, described: dict, kind: str) -> None:
+        self.cfn.delete_change_set(ChangeSetName=described["ChangeSetId"])
+        if kind == "CREATE":
+            # A CREATE change set made an empty stack in REVIEW_IN_PROGRESS; a preview
+            # must not leave it behind.
+            self.cfn.delete_stack(StackName=described["StackId"])
 
     def _wait_for_change_set(self, change_set: str) -> dict:
         while True:

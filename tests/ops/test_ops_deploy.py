@@ -93,6 +93,36 @@ def test_a_parameter_change_updates_only_that_stack(project, run, boto):
     assert parameters(boto, "shop-cache")["PeerTimeoutSeconds"] == "9"
 
 
+def test_dry_run_shows_the_change_and_changes_nothing(project, run, boto):
+    assert run(project.first_deploy_argv())[0] == 0
+    document = project.params("cache")
+    document["Parameters"]["PeerTimeoutSeconds"] = "9"
+    project.write_params("cache", document)
+
+    code, out, _ = run(project.deploy_argv("--dry-run"))
+
+    assert code == 0
+    assert stack_results(out)["shop-cache"] == "previewed"
+    assert "shop-cache    dry run: change set deleted, nothing executed" in out
+    assert "dry run complete: nothing was executed" in out
+    assert parameters(boto, "shop-cache")["PeerTimeoutSeconds"] != "9"
+    pending = [c for c in boto("cloudformation").list_change_sets(StackName="shop-cache")["Summaries"]
+               if c["StackName"] == "shop-cache" and c.get("ExecutionStatus") == "AVAILABLE"]
+    assert pending == []
+
+
+def test_dry_run_of_a_first_deploy_leaves_no_stack_behind(project, run, boto):
+    code, out, _ = run(project.first_deploy_argv("--dry-run"))
+
+    assert code == 0
+    assert "shop-cluster  dry run: change set deleted, nothing executed" in out
+    cfn = boto("cloudformation")
+    live = [s["StackName"] for s in cfn.list_stacks()["StackSummaries"]
+            if s["StackStatus"] not in ("DELETE_COMPLETE",)]
+    assert live == [], live
+    assert "forcing a new deployment" not in out
+
+
 def test_a_new_image_updates_every_service_and_keeps_the_carried_values(project, run, boto):
     assert run(project.first_deploy_argv())[0] == 0
     # An operator turns on ECS Exec in the console during an incident. (DesiredCount is
