@@ -50,6 +50,9 @@ def register(commands, with_topology) -> None:
                              "(first deploy)")
     deploy.add_argument("--max-parallel", type=_positive_int, default=8, metavar="N",
                         help="stacks of one wave deployed at once (default: 8)")
+    deploy.add_argument("--timeout", type=_positive_int, default=60, metavar="MINUTES",
+                        help="stop waiting for a stack after this long and fail the run; "
+                             "CloudFormation carries on (default: 60)")
     deploy.add_argument("--dry-run", action="store_true",
                         help="create every change set, show its changes, delete it: "
                              "nothing is executed")
@@ -178,6 +181,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         max_parallel=args.max_parallel,
         dry_run=args.dry_run,
+        timeout_seconds=args.timeout * 60,
     )
     width = max(len(topology.cluster_stack_name),
                 *(len(topology.stack_name(s)) for s in topology.services))

@@ -50,6 +50,7 @@ class DeployOptions:
     poll_seconds: float = 5.0
     max_parallel: int = 8
     dry_run: bool = False  # show every change set, execute none
+    timeout_seconds: float | None = None  # per stack; None waits as long as it takes
 
 
 def cluster_parameters(template: files.Template, stack: dict | None,
@@ -115,7 +116,8 @@ class Deployment:
         self.topology = topology
         self.options = options
         self.reporter = reporter
-        self.deployer = StackDeployer(cfn, reporter, options.poll_seconds)
+        self.deployer = StackDeployer(cfn, reporter, options.poll_seconds,
+                                      timeout_seconds=options.timeout_seconds)
         self.plan = plan_module.build(topology)
         self.selected = self._selected_services()
         self.cluster_template = files.read_template(options.templates_dir, files.CLUSTER_TEMPLATE)

@@ -126,11 +126,15 @@ class StackDeployer:
     are thread-safe, and the deployer keeps no per-stack state)."""
 
     def __init__(self, cfn, reporter: Reporter, poll_seconds: float = 5.0,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 timeout_seconds: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.cfn = cfn
         self.reporter = reporter
         self.poll_seconds = poll_seconds
         self.sleep = sleep
+        self.timeout_seconds = timeout_seconds
+        self.clock = clock
 
     def deploy(self, request: StackRequest, stack: dict | None,
                confirm: Callable[[tuple[Change, ...]], bool] | None = None,
@@ -227,6 +231,12 @@ class StackDeployer:
             self.reporter.line(name, f"execute failed: {reason}")
             return StackOutcome(name, "failed", changes, failure=f"execute: {reason}")
         status = self._stream_until_settled(name, stack_id, events)
+        if status.endswith("_IN_PROGRESS"):
+            # Only this command stops waiting; CloudFormation carries on with the stack.
+            waited = f"still {status} after {self.timeout_seconds:g} s"
+            self.reporter.line(name, f"{waited}; CloudFormation carries on (watch it with "
+                                     "`python -m generator status`)")
+            return StackOutcome(name, "failed", changes, failure=waited)
         if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
             result = "created" if kind == "CREATE" else "updated"
             self.reporter.line(name, f"{status} ({result})")
@@ -236,12 +246,16 @@ class StackDeployer:
         return StackOutcome(name, "failed", changes, failure=failure)
 
     def _stream_until_settled(self, name: str, stack_id: str, events: EventStream) -> str:
+        """The stack's settled status, or its *_IN_PROGRESS status once the timeout passed."""
+        deadline = None if self.timeout_seconds is None else self.clock() + self.timeout_seconds
         while True:
             self._report(name, events.read_new())
             status = self.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
             if not status.endswith("_IN_PROGRESS"):
                 # Events written just before the status settled.
                 self._report(name, events.read_new())
+                return status
+            if deadline is not None and self.clock() >= deadline:
                 return status
             self.sleep(self.poll_seconds)
 

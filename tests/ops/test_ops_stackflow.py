@@ -145,3 +145,32 @@ def test_deploy_exits_1_with_the_rollback_complete_message(project, run, monkeyp
                    "its first create failed and was rolled back, and such a stack cannot be "
                    "updated: delete it (aws cloudformation delete-stack --stack-name "
                    "shop-cluster) and deploy again; later stacks were not deployed\n")
+
+
+def test_a_stack_that_stays_in_progress_fails_the_run_after_the_timeout(cfn):
+    client, stub = cfn
+    stub.add_response("create_change_set", {"Id": CHANGE_SET, "StackId": STACK_ID})
+    stub.add_response("describe_change_set", {
+        "ChangeSetId": CHANGE_SET, "StackId": STACK_ID, "Status": "CREATE_COMPLETE",
+        "Changes": []})
+    stub.add_response("describe_stack_events", {"StackEvents": []})
+    stub.add_response("execute_change_set", {}, {"ChangeSetName": CHANGE_SET})
+    in_progress = {"Stacks": [{"StackName": "shop-server", "StackId": STACK_ID,
+                               "CreationTime": T0, "StackStatus": "UPDATE_IN_PROGRESS"}]}
+    for _ in range(3):  # polls at 0, 300 and 600 s; the third is past the 600 s timeout
+        stub.add_response("describe_stack_events", {"StackEvents": []})
+        stub.add_response("describe_stacks", in_progress)
+    now = [0.0]
+    out = io.StringIO()
+    waiting = StackDeployer(client, Reporter(out), poll_seconds=300,
+                            sleep=lambda seconds: now.__setitem__(0, now[0] + seconds),
+                            timeout_seconds=600, clock=lambda: now[0])
+    stack = {"StackName": "shop-server", "StackId": STACK_ID, "CreationTime": T0,
+             "StackStatus": "UPDATE_COMPLETE", "Parameters": []}
+
+    outcome = waiting.deploy(request(), stack)
+
+    assert (outcome.ok, outcome.failure) == (False, "still UPDATE_IN_PROGRESS after 600 s")
+    assert out.getvalue().splitlines()[-1] == (
+        "shop-server  still UPDATE_IN_PROGRESS after 600 s; CloudFormation carries on "
+        "(watch it with `python -m generator status`)")
