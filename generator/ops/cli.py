@@ -62,6 +62,9 @@ def register(commands, with_topology) -> None:
     verify = _with_aws(with_topology(commands.add_parser(
         "verify", help="exit 0 if every stack, ECS service and Service Connect endpoint is "
                        "healthy; else 1 with a table of what is wrong")))
+    verify.add_argument("--wait", type=_non_negative_int, default=0, metavar="MINUTES",
+                        help="check again every --poll-seconds until all is well or this "
+                             "long has passed (default: 0, check once)")
     verify.set_defaults(handler=_guarded(cmd_verify))
 
     status = _with_aws(with_topology(commands.add_parser(
@@ -134,6 +137,12 @@ def _aws(args):
     from generator.ops.aws import connect
 
     return connect(args.region, args.profile, args.endpoint_url or None, args.max_attempts)
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
 
 
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
@@ -217,10 +226,18 @@ def _observe(args: argparse.Namespace):
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    import time
+
     from generator.ops import inspect
 
+    # Right after a deploy, Cloud Map health and task counts can lag a little behind.
+    deadline = time.monotonic() + args.wait * 60
     topology, aws, _, states = _observe(args)
     report = inspect.verify_table(states)
+    while report and time.monotonic() < deadline:
+        time.sleep(args.poll_seconds)
+        topology, aws, _, states = _observe(args)
+        report = inspect.verify_table(states)
     if report:
         count = sum(len(inspect.problems(state)) for state in states)
         print(f"verify: {count} problem(s) in {topology.app} ({aws.region})")

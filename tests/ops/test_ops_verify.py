@@ -50,6 +50,29 @@ def test_verify_fails_with_a_table_naming_the_missing_endpoint(deployed, run, bo
     assert "http://client.shop.local:8080: not registered in Cloud Map" in out
 
 
+def test_verify_wait_checks_again_until_the_late_endpoint_registers(deployed, run, boto):
+    import threading
+
+    register_endpoints(boto, "shop.local", ["store", "cache", "server"])
+    discovery = boto("servicediscovery")
+    namespace_id = discovery.list_namespaces()["Namespaces"][0]["Id"]
+
+    def register_client_later():
+        service_id = discovery.create_service(Name="client", NamespaceId=namespace_id)["Service"]["Id"]
+        discovery.register_instance(ServiceId=service_id, InstanceId="client-task-1",
+                                    Attributes={"AWS_INSTANCE_IPV4": "10.0.1.11"})
+
+    late = threading.Timer(1.0, register_client_later)
+    late.start()
+    try:
+        code, out, _ = run(deployed.cli("verify", "--wait", "1", "--poll-seconds", "0.2"))
+    finally:
+        late.join()
+
+    assert code == 0, out
+    assert out.startswith("verify: OK: 4 service(s)")
+
+
 def ecs_service(name: str, running: int, desired: int, *rollouts: tuple[str, str]) -> dict:
     deployments = [{"id": f"ecs-svc/{i}", "status": "PRIMARY" if i == 0 else "ACTIVE",
                     "rolloutState": state, "rolloutStateReason": reason,
