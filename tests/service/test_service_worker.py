@@ -138,21 +138,37 @@ def test_large_or_unsized_bodies_keep_pywsgis_way():
     assert b"".join(sock.sends).endswith(b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
 
 
+class ResponseReader:
+    """Reads responses off one connection; bytes past one response belong to the next
+    (pipelined answers can arrive in a single receive)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = b""
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(65536)
+        assert chunk, f"closed early: {self.buffer!r}"
+        self.buffer += chunk
+
+    def next(self) -> tuple[bytes, dict[str, str], bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            self._more()
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value.strip()
+                   for name, _, value in (line.partition(":") for line in lines)}
+        length = int(headers.get("content-length", "0"))
+        self.buffer = rest
+        while len(self.buffer) < length:
+            self._more()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return status_line.encode(), headers, body
+
+
 def read_response(sock: socket.socket) -> tuple[bytes, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"closed early: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (l.partition(":") for l in lines)}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk
-        body += chunk
-    return status_line.encode(), headers, body
+    """One response on a connection that carries one request at a time."""
+    return ResponseReader(sock).next()
 
 
 @pytest.fixture
@@ -192,12 +208,13 @@ def test_pipelined_requests_and_header_handling(server):
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
             b"GET /nowhere HTTP/1.1\r\nHost: x\r\nX-Request-Id: folded\r\n  \r\n\r\n"
         )
-        status, headers, body = read_response(sock)
+        responses = ResponseReader(sock)
+        status, headers, body = responses.next()
         assert status == b"HTTP/1.1 200 OK" and headers["x-request-id"] == "first"
-        status, headers, body = read_response(sock)
+        status, headers, body = responses.next()
         assert status == b"HTTP/1.1 405 METHOD NOT ALLOWED"
         assert json.loads(body)["status"] == 405
-        status, headers, body = read_response(sock)
+        status, headers, body = responses.next()
         assert status == b"HTTP/1.1 404 NOT FOUND"
         assert headers["x-request-id"] == "folded"
 
