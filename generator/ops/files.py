@@ -27,10 +27,6 @@ class Template:
     def has_default(self, name: str) -> bool:
         return "Default" in self.parameters.get(name, {})
 
-    @property
-    def needs_iam_capability(self) -> bool:
-        return "AWS::IAM::" in self.body
-
 
 @dataclass(frozen=True)
 class ParamsFile:

@@ -156,15 +156,21 @@ class PeerServer:
         self.server.server_close()
 
 
-class HangingPeer:
-    """Accepts connections and never answers: the peer that hangs."""
+class RawPeer:
+    """Accepts connections; for each, `script(connection, server)` does the talking.
 
-    def __init__(self):
+    `server.read_request(connection)` reads one request head (None when the client closed).
+    """
+
+    def __init__(self, script):
+        self.script = script
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.accepted: list[socket.socket] = []
+        self.accepted = 0
+        self.requests: list[bytes] = []
+        self.connections: list[socket.socket] = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -174,12 +180,46 @@ class HangingPeer:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
-            self.accepted.append(connection)
+            self.accepted += 1
+            self.connections.append(connection)
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
-    def close(self) -> None:
+    def _serve(self, connection):
+        try:
+            self.script(connection, self)
+        except OSError:
+            pass
+
+    def read_request(self, connection) -> bytes | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        self.requests.append(data)
+        return data
+
+    def close(self):
         self.listener.close()
-        for connection in self.accepted:
-            connection.close()
+        for connection in self.connections:
+            try:
+                connection.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def raw_peer():
+    peers: list[RawPeer] = []
+
+    def start(script) -> RawPeer:
+        peers.append(RawPeer(script))
+        return peers[-1]
+
+    yield start
+    for peer in peers:
+        peer.close()
 
 
 @pytest.fixture
@@ -196,10 +236,9 @@ def peer_server():
 
 
 @pytest.fixture
-def hanging_peer():
-    peer = HangingPeer()
-    yield peer
-    peer.close()
+def hanging_peer(raw_peer):
+    """Accepts connections and never answers: the peer that hangs."""
+    return raw_peer(lambda connection, server: None)
 
 
 @pytest.fixture

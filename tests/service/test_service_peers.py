@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, RawPeer
 from service.config import Peer
 from service.peers import DEADLINE_MARGIN_SECONDS, MAX_ANSWER_BYTES, PeerClient
 
@@ -23,72 +23,6 @@ def length_response(body: bytes = HELLO, extra_headers: bytes = b"", status: byt
     return (version + b" " + status + b"\r\nContent-Type: application/json\r\n"
             + b"Content-Length: " + str(len(body)).encode() + b"\r\n" + extra_headers
             + b"\r\n" + body)
-
-
-class RawPeer:
-    """Accepts connections; for each, `script(connection, server)` does the talking.
-
-    `server.read_request(connection)` reads one request head (None when the client closed).
-    """
-
-    def __init__(self, script):
-        self.script = script
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.accepted = 0
-        self.requests: list[bytes] = []
-        self.connections: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self.connections.append(connection)
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection):
-        try:
-            self.script(connection, self)
-        except OSError:
-            pass
-
-    def read_request(self, connection) -> bytes | None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = connection.recv(65536)
-            if not chunk:
-                return None
-            data += chunk
-        self.requests.append(data)
-        return data
-
-    def close(self):
-        self.listener.close()
-        for connection in self.connections:
-            try:
-                connection.close()
-            except OSError:
-                pass
-
-
-@pytest.fixture
-def raw_peer():
-    peers: list[RawPeer] = []
-
-    def start(script) -> RawPeer:
-        peers.append(RawPeer(script))
-        return peers[-1]
-
-    yield start
-    for peer in peers:
-        peer.close()
 
 
 def client_for(peer: RawPeer, timeout: float = 2.0) -> tuple[PeerClient, Peer]:
