@@ -1,0 +1,44 @@
+"""AWS quotas the generated templates and pipeline must stay inside, each with its source.
+
+generate checks every one of them before writing (generator.quotacheck), and the tests
+check the rendered files against them independently of the code that renders them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Quota:
+    name: str
+    limit: int
+    source: str  # the documentation page that states it
+    adjustable: bool = False
+
+
+CFN_QUOTAS = "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html"
+EC2_SG_QUOTAS = "https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html#vpc-limits-security-groups"
+PIPELINE_QUOTAS = "https://docs.aws.amazon.com/codepipeline/latest/userguide/limits.html"
+IAM_QUOTAS = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"
+
+RESOURCES_PER_TEMPLATE = Quota("resources per template", 500, CFN_QUOTAS)
+OUTPUTS_PER_TEMPLATE = Quota("outputs per template", 200, CFN_QUOTAS)
+PARAMETERS_PER_TEMPLATE = Quota("parameters per template", 200, CFN_QUOTAS)
+# CreateStack/UpdateStack/CreateChangeSet's TemplateBody; a larger template goes by S3 URL.
+TEMPLATE_BODY_BYTES = Quota("template body passed inline", 51_200, CFN_QUOTAS)
+TEMPLATE_URL_BYTES = Quota("template body in S3", 1_000_000, CFN_QUOTAS)
+STACKS_PER_ACCOUNT = Quota("stacks per account and region", 2000, CFN_QUOTAS, adjustable=True)
+EXPORTS_PER_ACCOUNT = Quota("exports per account and region", 5000, CFN_QUOTAS)
+# Inbound rules per security group, default; adjustable in Service Quotas, and a topology
+# that has raised it declares the new value (quotas.security_group_inbound_rules).
+SECURITY_GROUP_INBOUND_RULES = Quota("inbound rules per security group", 60, EC2_SG_QUOTAS,
+                                     adjustable=True)
+SECURITY_GROUPS_PER_VPC = Quota("security groups per VPC", 2500, EC2_SG_QUOTAS, adjustable=True)
+STAGES_PER_PIPELINE = Quota("stages per pipeline", 50, PIPELINE_QUOTAS)
+ACTIONS_PER_STAGE = Quota("actions per stage", 50, PIPELINE_QUOTAS)
+ACTIONS_PER_PIPELINE = Quota("actions per pipeline", 500, PIPELINE_QUOTAS)
+ROLE_INLINE_POLICY_CHARS = Quota("inline policy characters per role (aggregate)", 10_240,
+                                 IAM_QUOTAS)
+MANAGED_POLICY_CHARS = Quota("managed policy characters", 6_144, IAM_QUOTAS)
+MANAGED_POLICIES_PER_ROLE = Quota("managed policies attached to a role", 10, IAM_QUOTAS,
+                                  adjustable=True)
