@@ -126,7 +126,9 @@ def test_one_changed_byte_relints_that_template_only(tree, tmp_path, monkeypatch
     paths = _templates(tree)
     lint.lint_templates(paths, cache_dir=cache, jobs=1)
     cluster = tree / "cluster.yaml"
-    cluster.write_bytes(cluster.read_bytes().replace(b"IpProtocol: tcp", b"IpProtocol: tcpx", 1))
+    changed = cluster.read_bytes().replace(b"IpProtocol: '-1'", b"IpProtocol: tcpx", 1)
+    assert changed != cluster.read_bytes()
+    cluster.write_bytes(changed)
     linted = _spy_on_linting(monkeypatch)
     findings = lint.lint_templates(paths, cache_dir=cache, jobs=1)
     assert linted == ["cluster.yaml"]
