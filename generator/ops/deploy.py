@@ -109,8 +109,10 @@ def service_parameters(template: files.Template, params_file: files.ParamsFile,
         elif name in deploy_values:
             values[name] = deploy_values[name]
         elif name in params.LIVE_PARAMETERS:
-            if live_desired_count is not None:
+            if live_desired_count is not None and live.get(name) != str(live_desired_count):
                 values[name] = str(live_desired_count)
+            elif name in live:
+                values[name] = PREVIOUS
             elif name in live:
                 values[name] = PREVIOUS
             elif name in initial:

@@ -28,6 +28,8 @@ from generator.ops.files import _TolerantLoader
 
 REGION = "us-east-1"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:abc123"
+# What the bootstrap stack exports on AWS; these tests deploy without one.
+BOUNDARY = "arn:aws:iam::123456789012:policy/shop-permissions-boundary"
 
 # Two independent services in the first wave, then a pair that call each other (a cycle,
 # like the seed's server <-> client), so one wave runs in parallel and the redeploy rule fires.
@@ -159,7 +161,8 @@ class Project:
                 "--poll-seconds", "0.01"]
 
     def deploy_argv(self, *extra: str) -> list[str]:
-        return self.cli("deploy", "--templates", str(self.templates), *extra)
+        return self.cli("deploy", "--templates", str(self.templates),
+                        "--permissions-boundary", BOUNDARY, *extra)
 
     def first_deploy_argv(self, *extra: str) -> list[str]:
         return self.deploy_argv("--vpc-id", self.vpc_id, "--subnets", self.subnets,
@@ -190,8 +193,11 @@ def project(tmp_path, boto) -> Project:
     render.write(templates, render.render(topology))
     real_cluster = _parameters(templates / "cluster.yaml")
     real_service = _parameters(templates / "service.yaml")
+    real_network = _parameters(templates / "network.yaml")
     (templates / "cluster.yaml").write_text(
         json.dumps(cluster_template(topology, real_cluster), indent=2), encoding="utf-8")
+    (templates / "network.yaml").write_text(
+        json.dumps(network_template(real_network), indent=2), encoding="utf-8")
     (templates / "service.yaml").write_text(
         json.dumps(service_template(real_service), indent=2), encoding="utf-8")
     ec2 = boto("ec2")
@@ -222,23 +228,29 @@ def cluster_template(topology, parameters: dict) -> dict:
         "NamespaceArn": {"Value": "arn:aws:servicediscovery:us-east-1:123456789012:"
                                   "namespace/ns-test", "Export": _export("NamespaceArn")},
         "VpcId": {"Value": {"Ref": "VpcId"}, "Export": _export("VpcId")},
-        "PrivateSubnetIds": {"Value": {"Fn::Join": [",", {"Ref": "PrivateSubnetIds"}]},
-                             "Export": _export("PrivateSubnetIds")},
+        "PrivateSubnetIds": {"Value": {"Fn::Join": [",", {"Ref": "PrivateSubnetIds"}]}},
     }
-    for service in topology.services:
-        logical = f"{service.name.capitalize()}TaskSecurityGroup"
-        resources[logical] = {"Type": "AWS::EC2::SecurityGroup", "Properties": {
-            "GroupDescription": f"tasks of {service.name}", "VpcId": {"Ref": "VpcId"}}}
-        outputs[logical] = {"Value": {"Fn::GetAtt": [logical, "GroupId"]},
-                            "Export": _export(f"TaskSecurityGroup-{service.name}")}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": parameters,
             "Resources": resources, "Outputs": outputs}
+
+
+def network_template(parameters: dict) -> dict:
+    """network.yaml's parameters and export; the group in the default VPC (no import)."""
+    return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": parameters,
+            "Resources": {"TaskSecurityGroup": {"Type": "AWS::EC2::SecurityGroup",
+                                                "Properties": {"GroupDescription": "tasks"}}},
+            "Outputs": {"TaskSecurityGroup": {
+                "Value": {"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]},
+                "Export": _export("TaskSecurityGroupId")}}}
 
 
 def service_template(parameters: dict) -> dict:
     """service.yaml's parameters; a task definition and an ECS service moto can create."""
     environment = [{"Name": name, "Value": {"Ref": name}}
-                   for name in ("PeerUrls", "DeploymentNonce", "EnableExecuteCommand")]
+                   for name in ("PeerUrls", "DeploymentNonce", "EnableExecuteCommand",
+                                "PermissionsBoundaryArn")]
+    environment += [{"Name": name, "Value": {"Ref": name}}
+                    for name in ("Subnets", "LoadBalancerSubnets", "Callers")]
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         # DesiredCount stays a Number: moto's ECS does arithmetic with it. It is carried
@@ -272,7 +284,11 @@ def service_template(parameters: dict) -> dict:
 
 def _as_string(spec: dict) -> dict:
     """moto compares a Number parameter's stored int with the incoming string, so an
-    unchanged update never looks unchanged there; as Strings they compare as AWS does."""
+    unchanged update never looks unchanged there; as Strings they compare as AWS does.
+    moto also fails to apply an update change set that keeps a list parameter
+    (it splits the stored list again), so lists become comma-separated Strings."""
+    if spec.get("Type", "").startswith(("List<", "CommaDelimitedList")):
+        return {k: v for k, v in spec.items() if k != "AllowedPattern"} | {"Type": "String"}
     if spec.get("Type") != "Number":
         return spec
     return {k: str(v) if k == "Default" else v for k, v in spec.items()

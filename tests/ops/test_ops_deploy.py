@@ -2,6 +2,7 @@
 change, the console-update rule, a failing stack, the order and the parallel waves."""
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from generator import plan, rollout
 from generator.ops.deploy import Deployment, DeployOptions
 from generator.ops.report import Reporter
+from tests.ops.conftest import BOUNDARY
 
 NEW_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:def456"
 
@@ -29,6 +31,11 @@ def console_update(boto, stack: str, **changed: str) -> None:
     cfn.execute_change_set(ChangeSetName=change_set)
 
 
+def said(out: str, stack: str, text: str) -> bool:
+    """A report line of `stack` (names are padded to the longest stack name) with `text`."""
+    return re.search(rf"^{re.escape(stack)} +{re.escape(text)}", out, re.MULTILINE) is not None
+
+
 def stack_results(out: str) -> dict[str, str]:
     """The summary table's STACK -> RESULT of the last row for each stack."""
     rows = out.split("STACK ", 1)[1].splitlines()[2:]
@@ -40,9 +47,10 @@ def test_first_deploy_creates_every_stack_with_the_params_files(project, run, bo
     code, out, err = run(project.first_deploy_argv())
 
     assert (code, err) == (0, "")
+    networks = {f"shop-{s}-network": "created" for s in ("store", "cache", "server", "client")}
     assert stack_results(out) == {"shop-cluster": "created", "shop-store": "created",
                                   "shop-cache": "created", "shop-server": "updated",
-                                  "shop-client": "updated"}
+                                  "shop-client": "updated", **networks}
     cluster = parameters(boto, "shop-cluster")
     assert cluster["VpcId"] == project.vpc_id
     server = parameters(boto, "shop-server")
@@ -50,7 +58,7 @@ def test_first_deploy_creates_every_stack_with_the_params_files(project, run, bo
     assert server["PeerUrls"] == project.params("server")["Parameters"]["PeerUrls"]
     assert server["DesiredCount"] == "1"  # params.initial_values: the topology's count
     # Events were streamed: resource, status, elapsed.
-    assert "shop-store    +  0s  shop-store" in out and "CREATE_COMPLETE" in out
+    assert said(out, "shop-store", "+  0s  shop-store") and "CREATE_COMPLETE" in out
 
 
 def test_first_deploy_redeploys_the_mutual_callers_with_the_rollout_nonce(project, run, boto):
@@ -60,11 +68,11 @@ def test_first_deploy_redeploys_the_mutual_callers_with_the_rollout_nonce(projec
     topology = project.topology
     deploy_plan = plan.build(topology)
     for service in ("server", "client"):
-        assert f"shop-{service}   forcing a new deployment" in out
+        assert said(out, f"shop-{service}", "forcing a new deployment")
         assert parameters(boto, f"shop-{service}")["DeploymentNonce"] == \
             rollout.nonce(topology, deploy_plan, service)
     for service in ("store", "cache"):  # no same-wave callee: no follow-up
-        assert f"shop-{service}    forcing" not in out
+        assert not said(out, f"shop-{service}", "forcing")
         assert parameters(boto, f"shop-{service}")["DeploymentNonce"] == ""
 
 
@@ -87,9 +95,10 @@ def test_a_parameter_change_updates_only_that_stack(project, run, boto):
     code, out, _ = run(project.deploy_argv())
 
     assert code == 0
+    networks = {f"shop-{s}-network": "no changes" for s in ("store", "cache", "server", "client")}
     assert stack_results(out) == {"shop-cluster": "no changes", "shop-store": "no changes",
                                   "shop-cache": "updated", "shop-server": "no changes",
-                                  "shop-client": "no changes"}
+                                  "shop-client": "no changes", **networks}
     assert parameters(boto, "shop-cache")["PeerTimeoutSeconds"] == "9"
 
 
@@ -103,7 +112,7 @@ def test_dry_run_shows_the_change_and_changes_nothing(project, run, boto):
 
     assert code == 0
     assert stack_results(out)["shop-cache"] == "previewed"
-    assert "shop-cache    dry run: change set deleted, nothing executed" in out
+    assert said(out, "shop-cache", "dry run: change set deleted, nothing executed")
     assert "dry run complete: nothing was executed" in out
     assert parameters(boto, "shop-cache")["PeerTimeoutSeconds"] != "9"
     pending = [c for c in boto("cloudformation").list_change_sets(StackName="shop-cache")["Summaries"]
@@ -115,7 +124,7 @@ def test_dry_run_of_a_first_deploy_leaves_no_stack_behind(project, run, boto):
     code, out, _ = run(project.first_deploy_argv("--dry-run"))
 
     assert code == 0
-    assert "shop-cluster  dry run: change set deleted, nothing executed" in out
+    assert said(out, "shop-cluster", "dry run: change set deleted, nothing executed")
     cfn = boto("cloudformation")
     live = [s["StackName"] for s in cfn.list_stacks()["StackSummaries"]
             if s["StackStatus"] not in ("DELETE_COMPLETE",)]
@@ -144,7 +153,7 @@ def test_deploying_one_service_deploys_the_cluster_and_that_service_only(project
     code, out, _ = run(project.first_deploy_argv("store"))
 
     assert code == 0
-    assert set(stack_results(out)) == {"shop-cluster", "shop-store"}
+    assert set(stack_results(out)) == {"shop-cluster", "shop-store-network", "shop-store"}
 
 
 def test_a_failed_stack_stops_the_later_waves(project, run, boto):
@@ -186,14 +195,18 @@ def test_cluster_first_then_waves_in_order_and_each_wave_in_parallel(project, bo
                              on_execute)
     options = DeployOptions(project.templates, image=project.image, poll_seconds=0.01,
                             cluster_values={"VpcId": project.vpc_id,
-                                            "PrivateSubnetIds": project.subnets})
+                                            "PrivateSubnetIds": project.subnets},
+                            permissions_boundary=BOUNDARY)
     deployment = Deployment(cfn, project.topology, options, Reporter(open("/dev/null", "w")))
 
     assert deployment.run()
     assert executed[0] == "shop-cluster"
-    assert set(executed[1:3]) == {"shop-store", "shop-cache"}
-    assert set(executed[3:5]) == {"shop-server", "shop-client"}
-    assert set(executed[5:]) == {"shop-server", "shop-client"}  # the nonce follow-up
+    # Every task security group before any service stack admits its callers.
+    assert set(executed[1:5]) == {f"shop-{s}-network" for s in ("store", "cache", "server",
+                                                                 "client")}
+    assert set(executed[5:7]) == {"shop-store", "shop-cache"}
+    assert set(executed[7:9]) == {"shop-server", "shop-client"}
+    assert set(executed[9:]) == {"shop-server", "shop-client"}  # the nonce follow-up
 
 
 @pytest.mark.parametrize("argv, message", [
