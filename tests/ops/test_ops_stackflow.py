@@ -1,5 +1,6 @@
 """What moto does not model, through botocore's Stubber: a stack whose resources fail and
-roll back (with its events), AWS's FAILED empty change set, and a ROLLBACK_COMPLETE stack."""
+roll back (with its events), AWS's FAILED empty change set, a ROLLBACK_COMPLETE stack
+deleted and created again, an UPDATE_ROLLBACK_FAILED stack."""
 from __future__ import annotations
 
 import io
@@ -107,44 +108,68 @@ def test_an_empty_change_set_is_no_changes_and_is_deleted(cfn):
     assert out.getvalue() == "shop-server  no changes\n"
 
 
-def test_a_rollback_complete_stack_says_to_delete_it_and_changes_nothing(cfn):
-    client, _ = cfn  # no call may be made: the Stubber fails on any
+def test_a_rollback_complete_stack_is_deleted_and_created_again(cfn):
+    """A failed first create holds nothing; it must never block later runs."""
+    client, stub = cfn
     stack = {"StackName": "shop-server", "StackId": STACK_ID, "CreationTime": T0,
              "StackStatus": "ROLLBACK_COMPLETE"}
+    stub.add_response("describe_stack_events", {"StackEvents": [
+        event(6, "shop-server", "ROLLBACK_COMPLETE", seconds=95)]})
+    stub.add_response("delete_stack", {}, {"StackName": STACK_ID,
+                                           "RoleARN": "arn:aws:iam::123456789012:role/deploy"})
+    stub.add_response("describe_stack_events", {"StackEvents": [
+        event(7, "shop-server", "DELETE_COMPLETE", seconds=99),
+        event(6, "shop-server", "ROLLBACK_COMPLETE", seconds=95)]})
+    stub.add_response("describe_stacks", {"Stacks": [{
+        "StackName": "shop-server", "StackId": STACK_ID, "CreationTime": T0,
+        "StackStatus": "DELETE_COMPLETE"}]})
+    stub.add_response("describe_stack_events", {"StackEvents": [
+        event(7, "shop-server", "DELETE_COMPLETE", seconds=99)]})
+    # Then the ordinary first create: a CREATE change set, executed.
+    stub.add_response("create_change_set", {"Id": CHANGE_SET, "StackId": STACK_ID},
+                      {"StackName": "shop-server", "ChangeSetName": ANY, "ChangeSetType": "CREATE",
+                       "Parameters": ANY, "Capabilities": ANY, "Description": ANY,
+                       "TemplateBody": "Resources: {}",
+                       "RoleARN": "arn:aws:iam::123456789012:role/deploy"})
+    stub.add_response("describe_change_set", {
+        "ChangeSetId": CHANGE_SET, "StackId": STACK_ID, "Status": "CREATE_COMPLETE",
+        "Changes": []})
+    stub.add_response("describe_stack_events", {"StackEvents": [
+        event(8, "shop-server", "REVIEW_IN_PROGRESS", "User Initiated")]})
+    stub.add_response("execute_change_set", {}, {"ChangeSetName": CHANGE_SET})
+    stub.add_response("describe_stack_events", {"StackEvents": [
+        event(9, "shop-server", "CREATE_COMPLETE", seconds=120),
+        event(8, "shop-server", "REVIEW_IN_PROGRESS")]})
+    stub.add_response("describe_stacks", {"Stacks": [{
+        "StackName": "shop-server", "StackId": STACK_ID, "CreationTime": T0,
+        "StackStatus": "CREATE_COMPLETE"}]})
+    stub.add_response("describe_stack_events", {"StackEvents": [
+        event(9, "shop-server", "CREATE_COMPLETE", seconds=120)]})
+    out = io.StringIO()
+    deploy = StackDeployer(client, Reporter(out), poll_seconds=0, sleep=lambda _: None,
+                           role_arn="arn:aws:iam::123456789012:role/deploy")
+
+    outcome = deploy.deploy(request(), stack)
+
+    assert (outcome.ok, outcome.result) == (True, "created")
+    text = out.getvalue()
+    assert "ROLLBACK_COMPLETE: its first create failed, so it holds nothing; deleting it" in text
+    assert text.index("DELETE_COMPLETE (deleted)") < text.index("CREATE_COMPLETE (created)")
+
+
+def test_an_update_rollback_failed_stack_gets_one_line_with_the_command(cfn):
+    client, _ = cfn  # no call may be made: the Stubber fails on any
+    stack = {"StackName": "shop-server", "StackId": STACK_ID, "CreationTime": T0,
+             "StackStatus": "UPDATE_ROLLBACK_FAILED"}
 
     outcome = deployer(client, io.StringIO()).deploy(request(), stack)
 
     assert not outcome.ok
     assert outcome.failure == (
-        "stack shop-server is ROLLBACK_COMPLETE: its first create failed and was rolled "
-        "back, and such a stack cannot be updated: delete it (aws cloudformation "
-        "delete-stack --stack-name shop-server) and deploy again")
-
-
-def test_deploy_exits_1_with_the_rollback_complete_message(project, run, monkeypatch):
-    """The same through the CLI against moto: a stack left as a failed create would be."""
-    import generator.ops.aws as aws_module
-
-    real_client = aws_module.Aws.client
-
-    def client(self, service):
-        made = real_client(self, service)
-        if service == "cloudformation":
-            stub = Stubber(made)
-            stub.add_response("describe_stacks", {"Stacks": [{
-                "StackName": "shop-cluster", "StackId": STACK_ID, "CreationTime": T0,
-                "StackStatus": "ROLLBACK_COMPLETE"}]})
-            stub.activate()
-        return made
-
-    monkeypatch.setattr(aws_module.Aws, "client", client)
-    code, out, err = run(project.first_deploy_argv())
-
-    assert code == 1
-    assert err == ("error: deploy failed: shop-cluster: stack shop-cluster is ROLLBACK_COMPLETE: "
-                   "its first create failed and was rolled back, and such a stack cannot be "
-                   "updated: delete it (aws cloudformation delete-stack --stack-name "
-                   "shop-cluster) and deploy again; later stacks were not deployed\n")
+        "stack shop-server is UPDATE_ROLLBACK_FAILED: an update rollback failed: finish it "
+        "with `aws cloudformation continue-update-rollback --stack-name shop-server`, then "
+        "deploy again")
+    assert "\n" not in outcome.failure
 
 
 def test_a_stack_that_stays_in_progress_fails_the_run_after_the_timeout(cfn):
