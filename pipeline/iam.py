@@ -3,15 +3,23 @@
 No statement uses a `*` action. A `*` resource appears only where the AWS service offers
 no resource-level permission for the action; each such statement says so. Actions are
 written as awacs `Action(prefix, name)` so the policy reads like the IAM reference.
+
+Every role carries the app's permissions boundary (bootstrap stack), so the deploy role,
+which may only create roles that carry it, can create these. The role CloudFormation runs
+the stacks as lives in the bootstrap stack (generator.stacks.bootstrap), so updating or
+deleting this stack never touches it. The roles of the CodeBuild steps that call AWS
+(deploy, verify) are derived from the boto3 operations those commands declare
+(generator.awsfacts.operations).
 """
 from __future__ import annotations
 
 from awacs.aws import (
-    Action, Allow, Condition, PolicyDocument, Principal, Statement, StringEquals,
+    Action, Allow, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals,
 )
 from awacs.sts import AssumeRole
-from troposphere import AWS_ACCOUNT_ID, GetAtt, Ref, Sub, iam
+from troposphere import AWS_ACCOUNT_ID, GetAtt, ImportValue, Ref, Sub, iam
 
+from generator.awsfacts import operations
 from generator.topology import Topology
 
 ARTIFACT_BUCKET = "ArtifactBucket"
@@ -27,7 +35,25 @@ REPORT_GROUPS = ("TestReportGroup", "LintReportGroup")
 PIPELINE_ROLE = "PipelineRole"
 BUILD_ROLE = "BuildRole"
 LIVE_PARAMETERS_ROLE = "LiveParametersRole"
-DEPLOY_ROLE = "CloudFormationDeployRole"
+# The CodeBuild step running `python -m generator deploy` (its project and log group are
+# named ${AWS::StackName}-deploy, like the other small projects).
+DEPLOY_STEP_ROLE = "DeployStepRole"
+DEPLOY_PROJECT = "DeployProject"
+DEPLOY_LOG_GROUP = "DeployLogGroup"
+DEPLOY_PROJECT_SUFFIX = "deploy"
+
+
+def bootstrap_export(topology: Topology, output: str) -> ImportValue:
+    """An export of the bootstrap stack (generator.stacks.bootstrap.outputs)."""
+    return ImportValue(f"{topology.app}-bootstrap-{output}")
+
+
+def deploy_role_arn(topology: Topology) -> ImportValue:
+    return bootstrap_export(topology, "DeployRoleArn")
+
+
+def permissions_boundary_arn(topology: Topology) -> ImportValue:
+    return bootstrap_export(topology, "PermissionsBoundaryArn")
 
 
 def _actions(prefix: str, *names: str) -> list[Action]:
@@ -85,11 +111,13 @@ def _artifact_statements(write: bool) -> list[Statement]:
     ]
 
 
-def _role(name: str, service: str, description, statements: list[Statement]) -> iam.Role:
+def _role(topology: Topology, name: str, service: str, description,
+          statements: list[Statement]) -> iam.Role:
     return iam.Role(
         name,
         Description=description,
         AssumeRolePolicyDocument=_trust(service),
+        PermissionsBoundary=permissions_boundary_arn(topology),
         Policies=[iam.Policy(
             PolicyName=name[0].lower() + name[1:],
             PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements),
@@ -99,8 +127,10 @@ def _role(name: str, service: str, description, statements: list[Statement]) -> 
 
 def pipeline_role(topology: Topology) -> iam.Role:
     projects = [GetAtt(BUILD_PROJECT, "Arn"), GetAtt(LIVE_PARAMETERS_PROJECT, "Arn"),
-                GetAtt(VERIFY_PROJECT, "Arn")]
-    return _role(PIPELINE_ROLE, "codepipeline.amazonaws.com",
+                GetAtt(VERIFY_PROJECT, "Arn"),
+                # By name: the deploy step's project is added with the new Deploy stage.
+                _arn("codebuild", "project/${AWS::StackName}-%s" % DEPLOY_PROJECT_SUFFIX)]
+    return _role(topology, PIPELINE_ROLE, "codepipeline.amazonaws.com",
                  Sub("Runs the ${AWS::StackName} pipeline: source, builds, stack deploys"), [
         *_artifact_statements(write=True),
         Statement(
@@ -122,7 +152,7 @@ def pipeline_role(topology: Topology) -> iam.Role:
         Statement(
             Effect=Allow,
             Action=[Action("iam", "PassRole")],
-            Resource=[GetAtt(DEPLOY_ROLE, "Arn")],
+            Resource=[deploy_role_arn(topology)],
             Condition=Condition(StringEquals("iam:PassedToService",
                                              "cloudformation.amazonaws.com")),
         ),
@@ -131,7 +161,7 @@ def pipeline_role(topology: Topology) -> iam.Role:
 
 def build_role(topology: Topology) -> iam.Role:
     report_groups = [GetAtt(name, "Arn") for name in REPORT_GROUPS]
-    return _role(BUILD_ROLE, "codebuild.amazonaws.com",
+    return _role(topology, BUILD_ROLE, "codebuild.amazonaws.com",
                  Sub("Tests, lints and pushes the image for ${AWS::StackName}"), [
         _log_group_statement(BUILD_LOG_GROUP),
         *_artifact_statements(write=True),  # input/output artifacts and the pip cache
@@ -153,7 +183,7 @@ def build_role(topology: Topology) -> iam.Role:
 
 
 def live_parameters_role(topology: Topology) -> iam.Role:
-    return _role(LIVE_PARAMETERS_ROLE, "codebuild.amazonaws.com",
+    return _role(topology, LIVE_PARAMETERS_ROLE, "codebuild.amazonaws.com",
                  Sub("Reads the service stacks' current parameters for ${AWS::StackName}"), [
         _log_group_statement(LIVE_PARAMETERS_LOG_GROUP),
         *_artifact_statements(write=True),
@@ -163,181 +193,104 @@ def live_parameters_role(topology: Topology) -> iam.Role:
 
 
 def verify_role(topology: Topology) -> iam.Role:
-    """Read-only: what `python -m generator verify` calls."""
-    return _role(VERIFY_ROLE, "codebuild.amazonaws.com",
+    """Read-only: what `python -m generator verify` calls (VERIFY_OPERATIONS)."""
+    return _role(topology, VERIFY_ROLE, "codebuild.amazonaws.com",
                  Sub("Verifies the app's stacks and services for ${AWS::StackName}"), [
         _log_group_statement(VERIFY_LOG_GROUP),
         *_artifact_statements(write=False),
-        Statement(
-            Effect=Allow,
-            Action=_actions("cloudformation", "DescribeStacks", "DescribeStackEvents",
-                            "DescribeStackResource"),
-            Resource=[app_stacks(topology)],
-        ),
-        Statement(Effect=Allow, Action=[Action("ecs", "DescribeServices")],
-                  Resource=[_arn("ecs", f"service/{topology.cluster_stack_name}/*")]),
-        # servicediscovery:DiscoverInstances has no resource-level permissions.
-        Statement(Effect=Allow, Action=[Action("servicediscovery", "DiscoverInstances")],
-                  Resource=["*"]),
+        *operation_statements(topology, operations.VERIFY_OPERATIONS),
     ])
 
 
-def deploy_role(topology: Topology) -> iam.Role:
-    """What CloudFormation needs to create, update and roll back the cluster, service and
-    pipeline stacks. Mutations are scoped to the app's names where the service allows."""
+def deploy_step_role(topology: Topology) -> iam.Role:
+    """What `python -m generator deploy` calls (DEPLOY_OPERATIONS): change sets on the
+    app's stacks, which CloudFormation runs as the bootstrap stack's deploy role."""
     app = topology.app
-    cluster = f"{app}-cluster"
-    stack_roles = [_iam_arn(f"role/{app}-*"), _iam_arn("role/${AWS::StackName}-*")]
-    statements = [
+    log_group = _arn("logs", "log-group:/aws/codebuild/${AWS::StackName}-%s"
+                     % DEPLOY_PROJECT_SUFFIX)
+    return _role(topology, DEPLOY_STEP_ROLE, "codebuild.amazonaws.com",
+                 Sub("Deploys the app's cluster, network and service stacks for "
+                     "${AWS::StackName}"), [
+        Statement(Effect=Allow, Action=_actions("logs", "CreateLogStream", "PutLogEvents"),
+                  Resource=[log_group, Sub("${Group}:log-stream:*", Group=log_group)]),
+        *_artifact_statements(write=False),
+        *operation_statements(topology, operations.DEPLOY_OPERATIONS,
+                              operations.DEPLOY_UNNAMED_OPERATIONS),
         Statement(
+            # CloudFormation reads a change set's TemplateURL with the caller's
+            # credentials, so the uploader needs to read what it uploaded.
             Effect=Allow,
-            # Describe/List/Get calls of these services have no resource-level
-            # permissions; CloudFormation needs them to read what it manages.
-            Action=[
-                *_actions("ec2", "DescribeSecurityGroups", "DescribeVpcs", "DescribeSubnets",
-                          "DescribeNetworkInterfaces", "DescribeAccountAttributes"),
-                *_actions("ecs", "DescribeTaskDefinition", "DescribeClusters",
-                          "DescribeServices", "ListTagsForResource"),
-                *_actions("servicediscovery", "GetOperation", "GetNamespace",
-                          "ListNamespaces", "ListTagsForResource"),
-                *_actions("elasticloadbalancing", "DescribeLoadBalancers",
-                          "DescribeTargetGroups", "DescribeListeners",
-                          "DescribeLoadBalancerAttributes", "DescribeTargetGroupAttributes",
-                          "DescribeTags", "DescribeRules"),
-                *_actions("application-autoscaling", "DescribeScalableTargets",
-                          "DescribeScalingPolicies"),
-                *_actions("logs", "DescribeLogGroups"),
-                *_actions("codebuild", "BatchGetProjects"),
-                *_actions("route53", "GetHostedZone", "ListHostedZonesByName",
-                          "CreateHostedZone", "DeleteHostedZone", "ChangeTagsForResource",
-                          "GetChange"),
-            ],
-            Resource=["*"],
+            Action=[Action("s3", "GetObject")],
+            Resource=_operation_scopes(topology)["s3"],
         ),
         Statement(
-            Effect=Allow,
-            # Task definitions, Cloud Map namespace creation, security-group creation and
-            # ALB creation are not scopable to a resource ARN before the resource exists.
-            Action=[
-                *_actions("ecs", "RegisterTaskDefinition", "DeregisterTaskDefinition",
-                          "CreateCluster", "TagResource"),
-                *_actions("servicediscovery", "CreatePrivateDnsNamespace", "TagResource"),
-                *_actions("ec2", "CreateSecurityGroup", "CreateTags"),
-                *_actions("elasticloadbalancing", "CreateLoadBalancer", "CreateTargetGroup",
-                          "AddTags"),
-                *_actions("application-autoscaling", "RegisterScalableTarget",
-                          "DeregisterScalableTarget", "PutScalingPolicy",
-                          "DeleteScalingPolicy", "TagResource"),
-            ],
-            Resource=["*"],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("ecs", "CreateService", "UpdateService", "DeleteService",
-                            "UpdateCluster", "DeleteCluster", "PutClusterCapacityProviders",
-                            "UntagResource"),
-            Resource=[_arn("ecs", f"cluster/{cluster}"), _arn("ecs", f"service/{cluster}/*")],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("servicediscovery", "DeleteNamespace", "UpdatePrivateDnsNamespace",
-                            "UntagResource"),
-            Resource=[_arn("servicediscovery", "namespace/*")],
-        ),
-        Statement(
-            Effect=Allow,
-            # Security groups and load balancers get generated ids and names, so the
-            # resource is scoped by type within this account and region.
-            Action=[
-                *_actions("ec2", "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress",
-                          "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
-                          "RevokeSecurityGroupEgress", "UpdateSecurityGroupRuleDescriptionsIngress"),
-                *_actions("elasticloadbalancing", "DeleteLoadBalancer", "DeleteTargetGroup",
-                          "CreateListener", "DeleteListener", "ModifyListener",
-                          "ModifyLoadBalancerAttributes", "ModifyTargetGroup",
-                          "ModifyTargetGroupAttributes", "SetSecurityGroups", "SetSubnets",
-                          "RemoveTags"),
-            ],
-            Resource=[
-                _arn("ec2", "security-group/*"),
-                _arn("elasticloadbalancing", "loadbalancer/app/*"),
-                _arn("elasticloadbalancing", "targetgroup/*"),
-                _arn("elasticloadbalancing", "listener/app/*"),
-            ],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("logs", "CreateLogGroup", "DeleteLogGroup", "PutRetentionPolicy",
-                            "DeleteRetentionPolicy", "TagResource", "UntagResource",
-                            "TagLogGroup"),
-            Resource=[_arn("logs", f"log-group:/ecs/{cluster}/*"),
-                      _arn("logs", "log-group:/aws/codebuild/${AWS::StackName}-*")],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("iam", "CreateRole", "DeleteRole", "GetRole", "UpdateRole",
-                            "UpdateAssumeRolePolicy", "PutRolePolicy", "DeleteRolePolicy",
-                            "GetRolePolicy", "TagRole", "UntagRole",
-                            "UpdateRoleDescription"),
-            Resource=stack_roles,
-        ),
-        Statement(
+            # The change sets name it as RoleARN, so CloudFormation runs them as it.
             Effect=Allow,
             Action=[Action("iam", "PassRole")],
-            Resource=stack_roles,
-            Condition=Condition(StringEquals("iam:PassedToService", [
-                "ecs-tasks.amazonaws.com", "codebuild.amazonaws.com",
-                "codepipeline.amazonaws.com",
-            ])),
+            Resource=[deploy_role_arn(topology)],
+            Condition=Condition(StringEquals("iam:PassedToService",
+                                             "cloudformation.amazonaws.com")),
         ),
         Statement(
+            # service.yaml uses the AWS::LanguageExtensions transform; a change set of a
+            # template with a transform needs CreateChangeSet on the transform too
+            # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/control-access-with-iam.html).
             Effect=Allow,
-            # The service-linked roles ECS and Application Auto Scaling use.
-            Action=[Action("iam", "CreateServiceLinkedRole")],
-            Resource=[_iam_arn("role/aws-service-role/ecs.amazonaws.com/*"),
-                      _iam_arn("role/aws-service-role/ecs.application-autoscaling"
-                               ".amazonaws.com/*")],
-        ),
-        # The pipeline stack itself (UpdatePipeline stage).
-        Statement(
-            Effect=Allow,
-            Action=[
-                *_actions("s3", "CreateBucket", "PutBucketPolicy", "GetBucketPolicy",
-                          "DeleteBucketPolicy", "PutBucketVersioning",
-                          "PutEncryptionConfiguration", "PutBucketPublicAccessBlock",
-                          "PutLifecycleConfiguration", "PutBucketOwnershipControls",
-                          "PutBucketTagging", "GetBucketTagging", "DeleteBucket"),
-            ],
-            Resource=[GetAtt(ARTIFACT_BUCKET, "Arn")],
+            Action=[Action("cloudformation", "CreateChangeSet")],
+            Resource=[Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:"
+                          "transform/LanguageExtensions")],
         ),
         Statement(
-            Effect=Allow,
-            Action=_actions("ecr", "CreateRepository", "DeleteRepository",
-                            "PutLifecyclePolicy", "DeleteLifecyclePolicy",
-                            "PutImageScanningConfiguration", "PutImageTagMutability",
-                            "DescribeRepositories", "TagResource", "UntagResource",
-                            "ListTagsForResource"),
-            Resource=[GetAtt(IMAGE_REPOSITORY, "Arn")],
+            # The deploy step changes the cluster, network and service stacks only: never
+            # the bootstrap stack (the deploy role, the boundary) or the pipeline's own.
+            Effect=Deny,
+            Action=_actions("cloudformation", *sorted(
+                name for name in _names("cloudformation", operations.DEPLOY_OPERATIONS)
+                if not name.startswith(("Describe", "Get", "List")))),
+            Resource=[_arn("cloudformation", f"stack/{app}-bootstrap/*"),
+                      _arn("cloudformation", f"stack/{app}-pipeline/*")],
         ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("codebuild", "CreateProject", "UpdateProject", "DeleteProject",
-                            "CreateReportGroup", "UpdateReportGroup", "DeleteReportGroup"),
-            Resource=[_arn("codebuild", "project/${AWS::StackName}-*"),
-                      _arn("codebuild", "report-group/${AWS::StackName}-*")],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("codepipeline", "GetPipeline", "UpdatePipeline", "CreatePipeline",
-                            "DeletePipeline", "GetPipelineState", "TagResource",
-                            "UntagResource", "StartPipelineExecution"),
-            Resource=[_arn("codepipeline", "${AWS::StackName}-*")],
-        ),
-    ]
-    return _role(DEPLOY_ROLE, "cloudformation.amazonaws.com",
-                 Sub("CloudFormation deploys the ${AWS::StackName} app stacks with it"),
-                 statements)
+    ])
 
 
-def _iam_arn(resource: str) -> Sub:
-    return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:%s" % resource)
+def _names(prefix: str, declared) -> set[str]:
+    return {a.split(":", 1)[1] for a in operations.iam_actions(declared)
+            if a.startswith(prefix + ":")}
+
+
+def _operation_scopes(topology: Topology) -> dict[str, list]:
+    """IAM prefix -> the resources the declared operations of that prefix may touch."""
+    bucket = bootstrap_export(topology, "TemplateBucketName")
+    return {
+        "cloudformation": [app_stacks(topology)],
+        "ecs": [_arn("ecs", f"service/{topology.cluster_stack_name}/*")],
+        # Templates above 51,200 bytes, uploaded for CreateChangeSet's TemplateURL;
+        # CloudFormation reads the URL with the caller's credentials, hence GetObject.
+        "s3": [Sub("arn:${AWS::Partition}:s3:::${Bucket}/*", Bucket=bucket)],
+        # servicediscovery:DiscoverInstances has no resource-level permissions.
+        "servicediscovery": ["*"],
+    }
+
+
+def operation_statements(topology: Topology, declared, unnamed=frozenset()) -> list[Statement]:
+    """One Allow per IAM prefix for the declared boto3 operations, scoped per prefix;
+    `unnamed` operations are called without a resource name and need "*"."""
+    scopes = _operation_scopes(topology)
+    grouped: dict[str, set[str]] = {}
+    result = []
+    if unnamed:
+        # Called without a resource name (e.g. DescribeStacks listing every stack to
+        # find the app's by tag): IAM authorizes such a call against "*" only.
+        result.append(Statement(Effect=Allow, Action=[Action(*a.split(":", 1)) for a in
+                                                      sorted(operations.iam_actions(unnamed))],
+                                Resource=["*"]))
+    for action in operations.iam_actions(set(declared) - set(unnamed)):
+        prefix, name = action.split(":", 1)
+        grouped.setdefault(prefix, set()).add(name)
+    unknown = sorted(set(grouped) - set(scopes))
+    if unknown:
+        raise ValueError(f"no resource scope for the {', '.join(unknown)} operations; "
+                         "add one to pipeline.iam._operation_scopes")
+    return result + [Statement(Effect=Allow, Action=_actions(prefix, *sorted(names)),
+                               Resource=scopes[prefix])
+                     for prefix, names in sorted(grouped.items())]

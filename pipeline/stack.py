@@ -308,7 +308,7 @@ def _artifacts(*names_: str) -> list[codepipeline.InputArtifacts]:
     return [codepipeline.InputArtifacts(Name=name) for name in names_]
 
 
-def _cloudformation_action(name: str, run_order: int, configuration: dict,
+def _cloudformation_action(topology: Topology, name: str, run_order: int, configuration: dict,
                            inputs: tuple[str, ...] = (BUILD_ARTIFACT,)) -> codepipeline.Actions:
     return codepipeline.Actions(
         Name=name,
@@ -318,7 +318,7 @@ def _cloudformation_action(name: str, run_order: int, configuration: dict,
         RunOrder=run_order,
         Configuration={
             "ActionMode": "CREATE_UPDATE",
-            "RoleArn": GetAtt(iam.DEPLOY_ROLE, "Arn"),
+            "RoleArn": iam.deploy_role_arn(topology),
             **configuration,
         },
     )
@@ -341,7 +341,7 @@ def service_overrides(service: str, nonce: str | None) -> str:
 def service_action(topology: Topology, service: str, run_order: int,
                    nonce: str | None = None) -> codepipeline.Actions:
     return _cloudformation_action(
-        service if nonce is None else f"{service}-redeploy",
+        topology, service if nonce is None else f"{service}-redeploy",
         run_order,
         {
             "StackName": topology.stack_name(topology.service(service)),
@@ -399,7 +399,7 @@ def build_stage() -> codepipeline.Stages:
 
 def update_pipeline_stage(topology: Topology) -> codepipeline.Stages:
     return codepipeline.Stages(Name="UpdatePipeline", Actions=[_cloudformation_action(
-        "UpdatePipeline", 1, {
+        topology, "UpdatePipeline", 1, {
             "StackName": Ref("AWS::StackName"),
             "TemplatePath": f"{BUILD_ARTIFACT}::{PIPELINE_TEMPLATE}",
             # The operator chose these at bootstrap; passing them back keeps them (a
@@ -423,7 +423,7 @@ def approval_stage():
 def cluster_stage(topology: Topology) -> codepipeline.Stages:
     network = network_parameters(topology)
     return codepipeline.Stages(Name="Cluster", Actions=[
-        _cloudformation_action("Cluster", 1, {
+        _cloudformation_action(topology, "Cluster", 1, {
             "StackName": topology.cluster_stack_name,
             "TemplatePath": f"{BUILD_ARTIFACT}::{CLUSTER_TEMPLATE}",
             "ParameterOverrides": _json_sub(network),
@@ -492,8 +492,6 @@ def outputs() -> list[Output]:
                Description="Pipeline artifacts and build cache"),
         Output("ImageRepositoryUri", Value=GetAtt(iam.IMAGE_REPOSITORY, "RepositoryUri"),
                Description="ECR repository of the service image"),
-        Output("DeployRoleArn", Value=GetAtt(iam.DEPLOY_ROLE, "Arn"),
-               Description="Role CloudFormation uses for the app stacks"),
     ]
 
 
@@ -510,7 +508,8 @@ def build(topology: Topology) -> Template:
         artifact_bucket(), artifact_bucket_policy(), image_repository(topology),
         *log_groups(), *report_groups(), build_project(), live_parameters_project(),
         verify_project(), iam.pipeline_role(topology), iam.build_role(topology),
-        iam.live_parameters_role(topology), iam.verify_role(topology), iam.deploy_role(topology), pipeline(topology),
+        iam.live_parameters_role(topology), iam.verify_role(topology),
+        iam.deploy_step_role(topology), pipeline(topology),
     ):
         template.add_resource(resource)
     template.add_output(outputs())

@@ -142,7 +142,8 @@ def test_deploy_action_configuration(seed_pipeline):
     assert config["StackName"] == "demo-server"
     assert config["TemplatePath"] == "BuildOutput::templates/service.yaml"
     assert config["TemplateConfiguration"] == "BuildOutput::templates/params/server.json"
-    assert config["RoleArn"] == {"Fn::GetAtt": ["CloudFormationDeployRole", "Arn"]}
+    # The deploy role lives in the bootstrap stack (issue 8).
+    assert config["RoleArn"] == {"Fn::ImportValue": "demo-bootstrap-DeployRoleArn"}
     assert json.loads(config["ParameterOverrides"])["ImageUri"] == {
         "Fn::GetParam": ["BuildOutput", "image.json", "ImageUri"]}
 
@@ -251,7 +252,7 @@ def test_roles_trust_one_service_each(seed_pipeline):
         "BuildRole": "codebuild.amazonaws.com",
         "LiveParametersRole": "codebuild.amazonaws.com",
         "VerifyRole": "codebuild.amazonaws.com",
-        "CloudFormationDeployRole": "cloudformation.amazonaws.com",
+        "DeployStepRole": "codebuild.amazonaws.com",
     }
 
 
