@@ -14,7 +14,7 @@ from typing import Callable
 from troposphere import Template
 
 from generator import params
-from generator.stacks import cluster, network, service
+from generator.stacks import bootstrap, cluster, network, service
 from generator.topology import Topology
 
 HEADER = "# Generated from topology.yaml by `python -m generator generate`; do not edit.\n"
@@ -25,6 +25,7 @@ def _stacks() -> dict[str, Callable[[Topology], Template]]:
     from pipeline import stack as pipeline_stack  # the pipeline is a stack like the others
 
     return {
+        "bootstrap.yaml": bootstrap.build,
         "cluster.yaml": cluster.build,
         "network.yaml": network.build,
         "service.yaml": service.build,

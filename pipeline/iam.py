@@ -3,30 +3,54 @@
 No statement uses a `*` action. A `*` resource appears only where the AWS service offers
 no resource-level permission for the action; each such statement says so. Actions are
 written as awacs `Action(prefix, name)` so the policy reads like the IAM reference.
+
+Every role carries the app's permissions boundary (bootstrap stack), so the deploy role,
+which may only create roles that carry it, can create these. The role CloudFormation runs
+the stacks as lives in the bootstrap stack (generator.stacks.bootstrap), so updating or
+deleting this stack never touches it. The roles of the CodeBuild steps that call AWS
+(deploy, verify) are derived from the boto3 operations those commands declare
+(generator.awsfacts.operations).
 """
 from __future__ import annotations
 
 from awacs.aws import (
-    Action, Allow, Condition, PolicyDocument, Principal, Statement, StringEquals,
+    Action, Allow, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals,
 )
 from awacs.sts import AssumeRole
 from troposphere import AWS_ACCOUNT_ID, GetAtt, ImportValue, Ref, Sub, iam
 
+from generator.awsfacts import operations
 from generator.topology import Topology
 
 ARTIFACT_BUCKET = "ArtifactBucket"
 IMAGE_REPOSITORY = "ImageRepository"
 BUILD_PROJECT = "BuildProject"
-DEPLOY_PROJECT = "DeployProject"
 BUILD_LOG_GROUP = "BuildLogGroup"
-DEPLOY_LOG_GROUP = "DeployLogGroup"
 VERIFY_PROJECT = "VerifyProject"
 VERIFY_LOG_GROUP = "VerifyLogGroup"
 VERIFY_ROLE = "VerifyRole"
 REPORT_GROUPS = ("TestReportGroup", "LintReportGroup")
 PIPELINE_ROLE = "PipelineRole"
 BUILD_ROLE = "BuildRole"
+# The CodeBuild step running `python -m generator deploy` (its project and log group are
+# named ${AWS::StackName}-deploy, like the other small projects).
 DEPLOY_STEP_ROLE = "DeployStepRole"
+DEPLOY_PROJECT = "DeployProject"
+DEPLOY_LOG_GROUP = "DeployLogGroup"
+DEPLOY_PROJECT_SUFFIX = "deploy"
+
+
+def bootstrap_export(topology: Topology, output: str) -> ImportValue:
+    """An export of the bootstrap stack (generator.stacks.bootstrap.outputs)."""
+    return ImportValue(f"{topology.app}-bootstrap-{output}")
+
+
+def deploy_role_arn(topology: Topology) -> ImportValue:
+    return bootstrap_export(topology, "DeployRoleArn")
+
+
+def permissions_boundary_arn(topology: Topology) -> ImportValue:
+    return bootstrap_export(topology, "PermissionsBoundaryArn")
 
 
 def _actions(prefix: str, *names: str) -> list[Action]:
@@ -84,11 +108,13 @@ def _artifact_statements(write: bool) -> list[Statement]:
     ]
 
 
-def _role(name: str, service: str, description, statements: list[Statement]) -> iam.Role:
+def _role(topology: Topology, name: str, service: str, description,
+          statements: list[Statement]) -> iam.Role:
     return iam.Role(
         name,
         Description=description,
         AssumeRolePolicyDocument=_trust(service),
+        PermissionsBoundary=permissions_boundary_arn(topology),
         Policies=[iam.Policy(
             PolicyName=name[0].lower() + name[1:],
             PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements),
@@ -99,7 +125,7 @@ def _role(name: str, service: str, description, statements: list[Statement]) -> 
 def pipeline_role(topology: Topology) -> iam.Role:
     projects = [GetAtt(BUILD_PROJECT, "Arn"), GetAtt(DEPLOY_PROJECT, "Arn"),
                 GetAtt(VERIFY_PROJECT, "Arn")]
-    return _role(PIPELINE_ROLE, "codepipeline.amazonaws.com",
+    return _role(topology, PIPELINE_ROLE, "codepipeline.amazonaws.com",
                  Sub("Runs the ${AWS::StackName} pipeline: source, builds, stack deploys"), [
         *_artifact_statements(write=True),
         Statement(
@@ -116,7 +142,7 @@ def pipeline_role(topology: Topology) -> iam.Role:
             Effect=Allow,
             Action=_actions("cloudformation", "CreateStack", "UpdateStack", "DescribeStacks",
                             "DescribeStackEvents"),
-            Resource=[own_stack()],
+            Resource=[app_stacks(topology), own_stack()],
         ),
         Statement(
             Effect=Allow,
@@ -130,7 +156,7 @@ def pipeline_role(topology: Topology) -> iam.Role:
 
 def build_role(topology: Topology) -> iam.Role:
     report_groups = [GetAtt(name, "Arn") for name in REPORT_GROUPS]
-    return _role(BUILD_ROLE, "codebuild.amazonaws.com",
+    return _role(topology, BUILD_ROLE, "codebuild.amazonaws.com",
                  Sub("Tests, lints and pushes the image for ${AWS::StackName}"), [
         _log_group_statement(BUILD_LOG_GROUP),
         *_artifact_statements(write=True),  # input/output artifacts and the pip cache
@@ -156,79 +182,124 @@ def build_role(topology: Topology) -> iam.Role:
     ])
 
 
-def deploy_step_role(topology: Topology) -> iam.Role:
-    """What `python -m generator deploy` calls in the pipeline's Deploy step; CloudFormation
-    then acts with the bootstrap stack's deploy role, which this role may only pass."""
-    return _role(DEPLOY_STEP_ROLE, "codebuild.amazonaws.com",
-                 Sub("Runs the boto3 deployer for ${AWS::StackName}"), [
-        _log_group_statement(DEPLOY_LOG_GROUP),
+def _template_bucket(topology: Topology) -> Sub:
+    return Sub("arn:${AWS::Partition}:s3:::${Bucket}",
+               Bucket=bootstrap_export(topology, "TemplateBucketName"))
+
+
+def _template_bucket_objects(topology: Topology, pattern: str) -> Sub:
+    return Sub("arn:${AWS::Partition}:s3:::${Bucket}/%s" % pattern,
+               Bucket=bootstrap_export(topology, "TemplateBucketName"))
+
+
+def verify_role(topology: Topology) -> iam.Role:
+    """Read-only: what `python -m generator verify` calls (VERIFY_OPERATIONS)."""
+    return _role(topology, VERIFY_ROLE, "codebuild.amazonaws.com",
+                 Sub("Verifies the app's stacks and services for ${AWS::StackName}"), [
+        _log_group_statement(VERIFY_LOG_GROUP),
         *_artifact_statements(write=False),
+        *operation_statements(topology, operations.VERIFY_OPERATIONS),
+    ])
+
+
+def deploy_step_role(topology: Topology) -> iam.Role:
+    """What `python -m generator deploy` calls (DEPLOY_OPERATIONS): change sets on the
+    app's stacks, which CloudFormation runs as the bootstrap stack's deploy role."""
+    app = topology.app
+    log_group = _arn("logs", "log-group:/aws/codebuild/${AWS::StackName}-%s"
+                     % DEPLOY_PROJECT_SUFFIX)
+    return _role(topology, DEPLOY_STEP_ROLE, "codebuild.amazonaws.com",
+                 Sub("Deploys the app's cluster, network and service stacks for "
+                     "${AWS::StackName}"), [
+        Statement(Effect=Allow, Action=_actions("logs", "CreateLogStream", "PutLogEvents"),
+                  Resource=[log_group, Sub("${Group}:log-stream:*", Group=log_group)]),
+        *_artifact_statements(write=False),
+        *operation_statements(topology, operations.DEPLOY_OPERATIONS,
+                              operations.DEPLOY_UNNAMED_OPERATIONS),
         Statement(
+            # CloudFormation reads a change set's TemplateURL with the caller's
+            # credentials, so the uploader needs to read what it uploaded.
             Effect=Allow,
-            Action=_actions("cloudformation", "CreateChangeSet", "DescribeChangeSet",
-                            "ExecuteChangeSet", "DeleteChangeSet", "DescribeStacks",
-                            "DescribeStackEvents", "DeleteStack", "GetTemplateSummary"),
-            Resource=[app_stacks(topology)],
+            Action=[Action("s3", "GetObject")],
+            Resource=_operation_scopes(topology)["s3"],
         ),
-        # ListStacks has no resource-level permissions; the deployer finds removed
-        # services' stacks with it.
-        Statement(Effect=Allow, Action=[Action("cloudformation", "ListStacks")],
-                  Resource=["*"]),
-        Statement(Effect=Allow, Action=[Action("ecs", "DescribeServices")],
-                  Resource=[_arn("ecs", f"service/{topology.cluster_stack_name}/*")]),
         Statement(
+            # After a complete deploy, `aws s3 sync --delete` (deploy.buildspec.yml) keeps
+            # its templates under deployed/ for the next build's check-upgrade.
             Effect=Allow,
-            # templates/: bodies over the inline limit; deployed/: the snapshot of what the
-            # last complete deploy left, which the next build's check-upgrade reads.
-            Action=_actions("s3", "PutObject", "GetObject", "DeleteObject"),
-            Resource=[_template_bucket_objects(topology, "templates/*"),
-                      _template_bucket_objects(topology, "deployed/*")],
+            Action=_actions("s3", "PutObject", "DeleteObject"),
+            Resource=[_template_bucket_objects(topology, "deployed/*")],
         ),
         Statement(Effect=Allow, Action=[Action("s3", "ListBucket")],
                   Resource=[_template_bucket(topology)]),
         Statement(
+            # The change sets name it as RoleARN, so CloudFormation runs them as it.
             Effect=Allow,
             Action=[Action("iam", "PassRole")],
             Resource=[deploy_role_arn(topology)],
             Condition=Condition(StringEquals("iam:PassedToService",
                                              "cloudformation.amazonaws.com")),
         ),
-    ])
-
-
-def _template_bucket(topology: Topology) -> Sub:
-    return Sub("arn:${AWS::Partition}:s3:::${Bucket}",
-               Bucket=ImportValue(f"{topology.bootstrap_stack_name}-TemplateBucketName"))
-
-
-def _template_bucket_objects(topology: Topology, pattern: str) -> Sub:
-    return Sub("arn:${AWS::Partition}:s3:::${Bucket}/%s" % pattern,
-               Bucket=ImportValue(f"{topology.bootstrap_stack_name}-TemplateBucketName"))
-
-
-def deploy_role_arn(topology: Topology) -> ImportValue:
-    return ImportValue(f"{topology.bootstrap_stack_name}-DeployRoleArn")
-
-
-def verify_role(topology: Topology) -> iam.Role:
-    """Read-only: what `python -m generator verify` calls."""
-    return _role(VERIFY_ROLE, "codebuild.amazonaws.com",
-                 Sub("Verifies the app's stacks and services for ${AWS::StackName}"), [
-        _log_group_statement(VERIFY_LOG_GROUP),
-        *_artifact_statements(write=False),
         Statement(
+            # service.yaml uses the AWS::LanguageExtensions transform; a change set of a
+            # template with a transform needs CreateChangeSet on the transform too
+            # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/control-access-with-iam.html).
             Effect=Allow,
-            Action=_actions("cloudformation", "DescribeStacks", "DescribeStackEvents",
-                            "DescribeStackResource"),
-            Resource=[app_stacks(topology)],
+            Action=[Action("cloudformation", "CreateChangeSet")],
+            Resource=[Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:"
+                          "transform/LanguageExtensions")],
         ),
-        Statement(Effect=Allow, Action=[Action("ecs", "DescribeServices")],
-                  Resource=[_arn("ecs", f"service/{topology.cluster_stack_name}/*")]),
-        # servicediscovery:DiscoverInstances has no resource-level permissions.
-        Statement(Effect=Allow, Action=[Action("servicediscovery", "DiscoverInstances")],
-                  Resource=["*"]),
+        Statement(
+            # The deploy step changes the cluster, network and service stacks only: never
+            # the bootstrap stack (the deploy role, the boundary) or the pipeline's own.
+            Effect=Deny,
+            Action=_actions("cloudformation", *sorted(
+                name for name in _names("cloudformation", operations.DEPLOY_OPERATIONS)
+                if not name.startswith(("Describe", "Get", "List")))),
+            Resource=[_arn("cloudformation", f"stack/{app}-bootstrap/*"),
+                      _arn("cloudformation", f"stack/{app}-pipeline/*")],
+        ),
     ])
 
 
-def _iam_arn(resource: str) -> Sub:
-    return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:%s" % resource)
+def _names(prefix: str, declared) -> set[str]:
+    return {a.split(":", 1)[1] for a in operations.iam_actions(declared)
+            if a.startswith(prefix + ":")}
+
+
+def _operation_scopes(topology: Topology) -> dict[str, list]:
+    """IAM prefix -> the resources the declared operations of that prefix may touch."""
+    bucket = bootstrap_export(topology, "TemplateBucketName")
+    return {
+        "cloudformation": [app_stacks(topology)],
+        "ecs": [_arn("ecs", f"service/{topology.cluster_stack_name}/*")],
+        # Templates above 51,200 bytes, uploaded for CreateChangeSet's TemplateURL;
+        # CloudFormation reads the URL with the caller's credentials, hence GetObject.
+        "s3": [Sub("arn:${AWS::Partition}:s3:::${Bucket}/*", Bucket=bucket)],
+        # servicediscovery:DiscoverInstances has no resource-level permissions.
+        "servicediscovery": ["*"],
+    }
+
+
+def operation_statements(topology: Topology, declared, unnamed=frozenset()) -> list[Statement]:
+    """One Allow per IAM prefix for the declared boto3 operations, scoped per prefix;
+    `unnamed` operations are called without a resource name and need "*"."""
+    scopes = _operation_scopes(topology)
+    grouped: dict[str, set[str]] = {}
+    result = []
+    if unnamed:
+        # Called without a resource name (e.g. DescribeStacks listing every stack to
+        # find the app's by tag): IAM authorizes such a call against "*" only.
+        result.append(Statement(Effect=Allow, Action=[Action(*a.split(":", 1)) for a in
+                                                      sorted(operations.iam_actions(unnamed))],
+                                Resource=["*"]))
+    for action in operations.iam_actions(set(declared) - set(unnamed)):
+        prefix, name = action.split(":", 1)
+        grouped.setdefault(prefix, set()).add(name)
+    unknown = sorted(set(grouped) - set(scopes))
+    if unknown:
+        raise ValueError(f"no resource scope for the {', '.join(unknown)} operations; "
+                         "add one to pipeline.iam._operation_scopes")
+    return result + [Statement(Effect=Allow, Action=_actions(prefix, *sorted(names)),
+                               Resource=scopes[prefix])
+                     for prefix, names in sorted(grouped.items())]

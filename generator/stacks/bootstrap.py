@@ -1,0 +1,490 @@
+"""templates/bootstrap.yaml: what a human admin creates once per account, before the pipeline.
+
+- PermissionsBoundary (`<app>-permissions-boundary`): the ceiling of every role the app
+  stacks create. It allows what the task, execution and pipeline roles need and no IAM
+  role management, so a role inside it cannot create or widen roles.
+- CloudFormationDeployRole: the role CloudFormation runs the cluster, network, service and
+  pipeline stacks as. Its actions are derived, at generate time, from the resource-provider
+  schemas of every resource type in those templates (generator.awsfacts.permissions),
+  minus the short documented EXCLUDED list; it may create or change IAM roles only when
+  they carry the boundary. It lives here, not in the pipeline stack, so that updating or
+  deleting the pipeline stack never touches the role those operations run as, and it
+  cannot modify itself (explicit Deny on this stack's roles, buckets and on the boundary).
+- TemplateBucket: where `deploy` uploads templates above the 51,200-byte TemplateBody limit.
+
+The deploy role's policy is split into managed policies of at most 6,144 characters each
+(IAM quotas, generator.awsfacts.quotas), packed by service prefix.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from awacs.aws import (
+    Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement,
+    StringEquals,
+)
+from awacs.aws import Principal as AwsPrincipal
+from awacs.sts import AssumeRole
+from troposphere import Export, GetAtt, Output, Ref, Sub, Template, encode_to_dict, iam, s3
+
+from generator.awsfacts import operations, permissions, quotas
+from generator.topology import Topology
+
+PERMISSIONS_BOUNDARY = "PermissionsBoundary"
+DEPLOY_ROLE = "CloudFormationDeployRole"
+DEPLOY_POLICY_PREFIX = "CloudFormationDeployPolicy"
+TEMPLATE_BUCKET = "TemplateBucket"
+TEMPLATE_BUCKET_POLICY = "TemplateBucketPolicy"
+TEMPLATE_RETENTION_DAYS = 30
+
+# The export names other stacks import (design notes: `<app>-bootstrap-<Output>`).
+DEPLOY_ROLE_ARN = "DeployRoleArn"
+PERMISSIONS_BOUNDARY_ARN = "PermissionsBoundaryArn"
+TEMPLATE_BUCKET_NAME = "TemplateBucketName"
+
+# Resource types of templates/network.yaml until generator.stacks.network exists on this
+# branch (design notes: the service's task security group only).
+PENDING_TEMPLATE_TYPES = {"network.yaml": frozenset({"AWS::EC2::SecurityGroup"})}
+
+# iam actions that create a role or change its permissions: allowed only when the role
+# carries the boundary (condition key iam:PermissionsBoundary, IAM User Guide,
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html and
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
+BOUNDARY_CONDITIONED = ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy",
+                        "iam:DetachRolePolicy", "iam:DeleteRolePolicy",
+                        "iam:PutRolePermissionsBoundary")
+# Services the deploy role may hand a role to (iam:PassedToService): task and execution
+# roles (ecs-tasks), the Service Connect TLS infrastructure role (ecs), the pipeline's
+# CodeBuild and CodePipeline roles, and CloudFormation.
+PASS_ROLE_SERVICES = ("ecs-tasks.amazonaws.com", "ecs.amazonaws.com",
+                      "codebuild.amazonaws.com", "codepipeline.amazonaws.com",
+                      "cloudformation.amazonaws.com")
+# The service-linked roles the ECS cluster and the scalable target create on first use
+# (their schemas list iam:CreateServiceLinkedRole); they cannot carry a boundary.
+SERVICE_LINKED_ROLES = {
+    "ecs.amazonaws.com": "role/aws-service-role/ecs.amazonaws.com/*",
+    "ecs.application-autoscaling.amazonaws.com":
+        "role/aws-service-role/ecs.application-autoscaling.amazonaws.com/*",
+}
+# Changing the boundary policy would widen every role under it.
+BOUNDARY_POLICY_CHANGES = ("iam:CreatePolicyVersion", "iam:DeletePolicy",
+                           "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion")
+
+# Room left under the 6,144-character quota for statements added after packing.
+_POLICY_BUDGET = quotas.MANAGED_POLICY_CHARS.limit - 144
+
+
+def export_name(topology: Topology, output: str) -> str:
+    return f"{topology.app}-bootstrap-{output}"
+
+
+def boundary_name(topology: Topology) -> str:
+    return f"{topology.app}-permissions-boundary"
+
+
+# --- what the deploy role must allow ------------------------------------------------------
+
+
+def deployed_templates(topology: Topology) -> dict[str, dict]:
+    """Every template the deploy role deploys (all rendered ones but this), as dicts."""
+    from generator import render  # render registers this module's build: import late
+
+    return {name: build(topology).to_dict() for name, build in render._stacks().items()
+            if name != "bootstrap.yaml"}
+
+
+def deployed_types(topology: Topology) -> set[str]:
+    templates = deployed_templates(topology)
+    types = set().union(*(permissions.resource_types(t) for t in templates.values()))
+    for name, pending in PENDING_TEMPLATE_TYPES.items():
+        if name not in templates:
+            types |= pending
+    return types
+
+
+def _arn(service: str, resource: str) -> Sub:
+    return Sub("arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:%s"
+               % (service, resource))
+
+
+def _iam_arn(resource: str) -> Sub:
+    return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:%s" % resource)
+
+
+def _app_roles(topology: Topology) -> Sub:
+    # CloudFormation names a role <stack name>-<logical id>-<suffix>, and every stack the
+    # deploy role runs is named <app>-...
+    return _iam_arn(f"role/{topology.app}-*")
+
+
+def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
+    """Per service prefix: the IAM resource types (Service Authorization Reference names)
+    and the ARNs the app's resources of those types have. An action of the prefix that
+    can be scoped to one of the types gets these ARNs; the others get "*". Prefixes not
+    here get "*" throughout: their create calls take no ARN, or their names are generated
+    without the stack name (security group ids, load balancer names, Cloud Map ids)."""
+    app = topology.app
+    return {
+        # CloudFormation names buckets <stack name>-<logical id>-<suffix>, lowercased.
+        "s3": (frozenset({"bucket", "object"}),
+               [Sub("arn:${AWS::Partition}:s3:::%s-*" % app),
+                Sub("arn:${AWS::Partition}:s3:::%s-*/*" % app)]),
+        # pipeline.stack names the repository <app>/service.
+        "ecr": (frozenset({"repository"}), [_arn("ecr", f"repository/{app}/*")]),
+        # Projects and report groups are named ${AWS::StackName}-...
+        "codebuild": (frozenset({"project", "report-group"}),
+                      [_arn("codebuild", f"project/{app}-*"),
+                       _arn("codebuild", f"report-group/{app}-*")]),
+        # A generated pipeline name starts with the stack name; a stage ARN adds /<stage>.
+        "codepipeline": (frozenset({"pipeline", "stage"}), [_arn("codepipeline", f"{app}-*")]),
+    }
+
+
+def _actions(names: Iterable[str]) -> list[Action]:
+    return [Action(*name.split(":", 1)) for name in sorted(names, key=str.lower)]
+
+
+def _by_prefix(actions: Iterable[str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for action in actions:
+        grouped[action.split(":", 1)[0]].append(action)
+    return dict(sorted(grouped.items()))
+
+
+def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
+    boundary = Ref(PERMISSIONS_BOUNDARY)
+    conditioned = actions & set(BOUNDARY_CONDITIONED) | set(BOUNDARY_CONDITIONED)
+    result = [Statement(
+        Sid="RoleChangesOnlyWithTheBoundary",
+        Effect=Allow,
+        Action=_actions(conditioned),
+        Resource=[_app_roles(topology)],
+        Condition=Condition(StringEquals("iam:PermissionsBoundary", boundary)),
+    )]
+    if "iam:PassRole" in actions:
+        result.append(Statement(
+            Sid="PassAppRolesToTheirServices",
+            Effect=Allow,
+            Action=_actions(["iam:PassRole"]),
+            Resource=[_app_roles(topology)],
+            Condition=Condition(StringEquals("iam:PassedToService", list(PASS_ROLE_SERVICES))),
+        ))
+    if "iam:CreateServiceLinkedRole" in actions:
+        result.append(Statement(
+            Sid="ServiceLinkedRolesOfEcsAndAutoScaling",
+            Effect=Allow,
+            Action=_actions(["iam:CreateServiceLinkedRole"]),
+            Resource=[_iam_arn(path) for path in SERVICE_LINKED_ROLES.values()],
+            Condition=Condition(StringEquals("iam:AWSServiceName", list(SERVICE_LINKED_ROLES))),
+        ))
+    rest = actions - conditioned - {"iam:PassRole", "iam:CreateServiceLinkedRole"}
+    if rest:
+        result.append(Statement(Sid="AppRoles", Effect=Allow, Action=_actions(rest),
+                                Resource=[_app_roles(topology)]))
+    return result
+
+
+def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
+    """The deploy role's Allow statements: one or a few per service prefix."""
+    scopes = _scopes(topology)
+    result = []
+    for prefix, names in _by_prefix(actions).items():
+        sid = "".join(part.capitalize() for part in prefix.split("-"))
+        if prefix == "iam":
+            result += _iam_statements(topology, set(names))
+        elif prefix == "codestar-connections":
+            # The connection is a parameter of the pipeline stack, unknown here; the
+            # condition limits passing it to CodePipeline (AWS::CodePipeline::Pipeline's
+            # schema lists codestar-connections:PassConnection for create and update).
+            result.append(Statement(
+                Sid=sid, Effect=Allow, Action=_actions(names), Resource=["*"],
+                Condition=Condition(StringEquals("codestar-connections:PassedToService",
+                                                 "codepipeline.amazonaws.com"))))
+        elif prefix in scopes:
+            types, arns = scopes[prefix]
+            scoped = [n for n in names if permissions.action_resource_types(n) & types]
+            unscoped = [n for n in names if n not in scoped]
+            if scoped:
+                result.append(Statement(Sid=sid, Effect=Allow, Action=_actions(scoped),
+                                        Resource=arns))
+            if unscoped:
+                # No resource-level permission for these (IAM reference: no resource type).
+                result.append(Statement(Sid=sid + "AnyResource", Effect=Allow,
+                                        Action=_actions(unscoped), Resource=["*"]))
+        else:
+            result.append(Statement(Sid=sid, Effect=Allow, Action=_actions(names),
+                                    Resource=["*"]))
+    return result
+
+
+def _mutating(actions: Iterable[str]) -> list[str]:
+    return [a for a in actions
+            if not a.split(":", 1)[1].startswith(("Get", "List", "Describe"))
+            and a != "iam:PassRole"]
+
+
+def deny_statements(topology: Topology, actions: set[str]) -> list[Statement]:
+    """What the deploy role must never do, whatever its Allow statements say."""
+    grouped = _by_prefix(actions)
+    own_roles = _iam_arn(f"role/{topology.app}-bootstrap-*")
+    return [
+        Statement(
+            Sid="NeverLiftABoundary",
+            Effect=Deny,
+            Action=_actions(["iam:DeleteRolePermissionsBoundary"]),
+            Resource=["*"],
+        ),
+        Statement(
+            Sid="NeverChangeTheBoundaryOrTheseGrants",
+            Effect=Deny,
+            Action=_actions(BOUNDARY_POLICY_CHANGES),
+            Resource=[Ref(PERMISSIONS_BOUNDARY),
+                      _iam_arn(f"policy/{topology.app}-bootstrap-*")],
+        ),
+        Statement(
+            # This stack's roles (the deploy role itself) match role/<app>-*.
+            Sid="NeverChangeThisStacksRoles",
+            Effect=Deny,
+            Action=_actions(set(_mutating(grouped.get("iam", []))) | set(BOUNDARY_CONDITIONED)),
+            Resource=[own_roles],
+        ),
+        Statement(
+            # This stack's bucket matches the s3 scope <app>-*.
+            Sid="NeverChangeTheTemplateBucket",
+            Effect=Deny,
+            Action=_actions(_mutating(grouped.get("s3", []))),
+            Resource=[GetAtt(TEMPLATE_BUCKET, "Arn"), Sub("${%s.Arn}/*" % TEMPLATE_BUCKET)],
+        ),
+    ]
+
+
+def deploy_actions(topology: Topology) -> set[str]:
+    return permissions.granted_actions(deployed_types(topology))
+
+
+# --- sizes ---------------------------------------------------------------------------------
+
+
+def size_values(topology: Topology) -> dict[str, str]:
+    """Known values of this template's Refs and GetAtts, longest plausible, for measuring."""
+    partition, account = "aws-us-gov", "1" * 12
+    return {
+        PERMISSIONS_BOUNDARY: f"arn:{partition}:iam::{account}:policy/{boundary_name(topology)}",
+        f"{TEMPLATE_BUCKET}.Arn": f"arn:{partition}:s3:::" + "b" * 63,
+        TEMPLATE_BUCKET: "b" * 63,
+        f"{DEPLOY_ROLE}.Arn": f"arn:{partition}:iam::{account}:role/" + "r" * 64,
+    }
+
+
+def _document(statements: list[Statement]) -> PolicyDocument:
+    return PolicyDocument(Version="2012-10-17", Statement=statements)
+
+
+def _size(statements: list[Statement], values: dict[str, str]) -> int:
+    return permissions.policy_size(encode_to_dict(_document(statements)), values)
+
+
+def pack(statements: list[Statement], values: dict[str, str]) -> list[list[Statement]]:
+    """Statements into as few documents as stay under the managed-policy size, in order."""
+    documents: list[list[Statement]] = [[]]
+    for statement in statements:
+        if documents[-1] and _size(documents[-1] + [statement], values) > _POLICY_BUDGET:
+            documents.append([])
+        documents[-1].append(statement)
+        if _size(documents[-1], values) > _POLICY_BUDGET:
+            raise ValueError(f"statement {statement.Sid} alone exceeds a managed policy")
+    if len(documents) > quotas.MANAGED_POLICIES_PER_ROLE.limit:
+        raise ValueError(f"{len(documents)} managed policies exceed "
+                         f"{quotas.MANAGED_POLICIES_PER_ROLE.name}")
+    return documents
+
+
+# --- resources -------------------------------------------------------------------------------
+
+
+def deploy_role() -> iam.Role:
+    return iam.Role(
+        DEPLOY_ROLE,
+        # Kept when the stack goes or the role is replaced: the app stacks were created
+        # with it, and CloudFormation needs it to update or delete them.
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+        Description=f"CloudFormation runs the app's cluster, network, service and pipeline "
+                    f"stacks as this role",
+        # The trust documented for a CloudFormation service role:
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html
+        AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
+            Effect=Allow,
+            Principal=Principal("Service", "cloudformation.amazonaws.com"),
+            Action=[AssumeRole],
+        )]),
+    )
+
+
+def deploy_policies(topology: Topology) -> list[iam.ManagedPolicy]:
+    actions = deploy_actions(topology)
+    statements = deny_statements(topology, actions) + allow_statements(topology, actions)
+    documents = pack(statements, size_values(topology))
+    return [
+        iam.ManagedPolicy(
+            f"{DEPLOY_POLICY_PREFIX}{number}",
+            # Retained with the role, so a retained role keeps working.
+            DeletionPolicy="Retain",
+            UpdateReplacePolicy="Retain",
+            Description=f"CloudFormation deploy role, part {number} of {len(documents)}: "
+                        "handler permissions of the app's resource types",
+            Roles=[Ref(DEPLOY_ROLE)],
+            PolicyDocument=_document(document),
+        )
+        for number, document in enumerate(documents, start=1)
+    ]
+
+
+def boundary_statements(topology: Topology) -> list[Statement]:
+    """The ceiling of every role the app stacks create (pipeline/iam.py, service stack)."""
+    def actions(prefix: str, *names: str) -> list[Action]:
+        return [Action(prefix, name) for name in names]
+
+    cloudformation = sorted(
+        {a.split(":", 1)[1] for a in operations.iam_actions(
+            operations.DEPLOY_OPERATIONS | operations.VERIFY_OPERATIONS)
+         if a.startswith("cloudformation:")}
+        # The pipeline's CloudFormation actions (CREATE_UPDATE) on the pipeline stack.
+        | {"CreateStack", "UpdateStack"})
+    return [
+        Statement(
+            Sid="TasksRun",
+            Effect=Allow,
+            Action=[
+                # Execution role: image pull and awslogs (service stack).
+                *actions("ecr", "GetAuthorizationToken", "BatchCheckLayerAvailability",
+                         "BatchGetImage", "GetDownloadUrlForLayer"),
+                *actions("logs", "CreateLogStream", "PutLogEvents"),
+                # Task role: ECS Exec's channel.
+                *actions("ssmmessages", "CreateControlChannel", "CreateDataChannel",
+                         "OpenControlChannel", "OpenDataChannel"),
+                # Container secrets, for when a task definition gets Secrets.
+                Action("secretsmanager", "GetSecretValue"),
+                Action("ssm", "GetParameters"),
+                Action("kms", "Decrypt"),
+            ],
+            Resource=["*"],
+        ),
+        Statement(
+            Sid="PipelineRuns",
+            Effect=Allow,
+            Action=[
+                *actions("ecr", "InitiateLayerUpload", "UploadLayerPart",
+                         "CompleteLayerUpload", "PutImage", "DescribeImages"),
+                *actions("s3", "GetObject", "GetObjectVersion", "PutObject",
+                         "GetBucketLocation", "GetBucketVersioning", "GetBucketAcl"),
+                Action("codestar-connections", "UseConnection"),
+                Action("codeconnections", "UseConnection"),
+                *actions("codebuild", "StartBuild", "BatchGetBuilds", "CreateReport",
+                         "UpdateReport", "BatchPutTestCases"),
+                *actions("cloudformation", *cloudformation),
+                *actions("ecs", "DescribeServices"),
+                *actions("servicediscovery", "DiscoverInstances"),
+            ],
+            Resource=["*"],
+        ),
+        Statement(
+            # The pipeline and its deploy step hand stack operations to CloudFormation,
+            # which runs them as the deploy role; no other role may be passed.
+            Sid="PassOnlyTheDeployRoleToCloudFormation",
+            Effect=Allow,
+            Action=[Action("iam", "PassRole")],
+            Resource=[GetAtt(DEPLOY_ROLE, "Arn")],
+            Condition=Condition(StringEquals("iam:PassedToService",
+                                             "cloudformation.amazonaws.com")),
+        ),
+    ]
+
+
+def permissions_boundary(topology: Topology) -> iam.ManagedPolicy:
+    return iam.ManagedPolicy(
+        PERMISSIONS_BOUNDARY,
+        # Kept with the deploy role: roles in the app stacks still name it.
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+        ManagedPolicyName=boundary_name(topology),
+        Description=f"Permissions boundary of every role the {topology.app} stacks create; "
+                    "no IAM role management",
+        PolicyDocument=_document(boundary_statements(topology)),
+    )
+
+
+def template_bucket() -> s3.Bucket:
+    # Kept when the stack goes: a non-empty bucket would fail the stack's deletion anyway.
+    return s3.Bucket(
+        TEMPLATE_BUCKET,
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+        BucketEncryption=s3.BucketEncryption(ServerSideEncryptionConfiguration=[
+            s3.ServerSideEncryptionRule(
+                ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
+                    SSEAlgorithm="AES256"))]),
+        VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
+        PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
+            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True,
+            RestrictPublicBuckets=True),
+        OwnershipControls=s3.OwnershipControls(Rules=[
+            s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
+        # A template is read once, by the change set that names it.
+        LifecycleConfiguration=s3.LifecycleConfiguration(Rules=[s3.LifecycleRule(
+            Id="expire-uploaded-templates",
+            Status="Enabled",
+            ExpirationInDays=TEMPLATE_RETENTION_DAYS,
+            NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=1),
+            AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
+                DaysAfterInitiation=1),
+        )]),
+    )
+
+
+def template_bucket_policy() -> s3.BucketPolicy:
+    bucket_arn = GetAtt(TEMPLATE_BUCKET, "Arn")
+    return s3.BucketPolicy(
+        TEMPLATE_BUCKET_POLICY,
+        Bucket=Ref(TEMPLATE_BUCKET),
+        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
+            Sid="DenyInsecureTransport",
+            Effect=Deny,
+            Principal=AwsPrincipal("*"),
+            # Any request without TLS, whatever it asks for.
+            Action=[Action("s3", "*")],
+            Resource=[bucket_arn, Sub("${%s.Arn}/*" % TEMPLATE_BUCKET)],
+            Condition=Condition(Bool("aws:SecureTransport", "false")),
+        )]),
+    )
+
+
+def outputs(topology: Topology) -> list[Output]:
+    def output(name: str, value, description: str) -> Output:
+        return Output(name, Value=value, Description=description,
+                      Export=Export(export_name(topology, name)))
+
+    return [
+        output(DEPLOY_ROLE_ARN, GetAtt(DEPLOY_ROLE, "Arn"),
+               "Role CloudFormation runs the app's stacks as"),
+        output(PERMISSIONS_BOUNDARY_ARN, Ref(PERMISSIONS_BOUNDARY),
+               "Permissions boundary every app role carries"),
+        output(TEMPLATE_BUCKET_NAME, Ref(TEMPLATE_BUCKET),
+               "Bucket for templates too large to pass inline"),
+    ]
+
+
+def build(topology: Topology) -> Template:
+    template = Template(
+        Description=f"{topology.app}: permissions boundary, CloudFormation deploy role and "
+                    "template bucket, created once by an admin (generated from "
+                    "topology.yaml; do not edit)"
+    )
+    template.set_version("2010-09-09")
+    for resource in (permissions_boundary(topology), deploy_role(),
+                     *deploy_policies(topology), template_bucket(),
+                     template_bucket_policy()):
+        template.add_resource(resource)
+    template.add_output(outputs(topology))
+    return template
