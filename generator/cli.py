@@ -36,9 +36,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace, prewarmed) -> int:
-    from generator import render
+    from generator import quotacheck, render
 
-    files = render.render(_load(args))
+    topology = _load(args)
+    files = render.render(topology)
+    # Every quota and every params-file check before anything is written or compared.
+    quotacheck.check(topology, files)
     out_dir = Path(args.out)
     if args.check:
         stale = render.stale_files(out_dir, files)

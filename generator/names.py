@@ -1,7 +1,7 @@
 """Names shared by the cluster stack, the service stack, the pipeline and the boto3 commands.
 
-An export written by the cluster stack is imported by name in the service stack; keeping
-both spellings here is what keeps them from drifting apart.
+An export written by the cluster or a network stack is imported by name in the service
+stack; keeping both spellings here is what keeps them from drifting apart.
 """
 CLUSTER_NAME = "ClusterName"
 CLUSTER_ARN = "ClusterArn"
@@ -18,25 +18,26 @@ CLUSTER_STACK_PARAMETER = "ClusterStackName"
 PORT_NAME = "http"
 
 
-def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("-"))
-
-
-def security_group_logical_id(service: str) -> str:
-    return f"{_camel(service)}TaskSecurityGroup"
-
-
-def ingress_logical_id(caller: str, callee: str) -> str:
-    return f"{_camel(caller)}To{_camel(callee)}Ingress"
-
-
-def security_group_export(service: str) -> str:
-    """Export suffix; the service stack rebuilds it from its ServiceName parameter."""
-    return f"TaskSecurityGroup-{service}"
+# The network stack's export of the task security group: "<network stack>-<this>".
+TASK_SECURITY_GROUP = "TaskSecurityGroupId"
+# What Callers lists for a service that no service calls; a service may not be named so.
+NO_CALLERS = "none"
+# Parameters of the service template that the deployer fills in per run (see
+# generator.params for every parameter's owner).
+APP_PARAMETER = "AppName"
+CALLERS_PARAMETER = "Callers"
+SUBNETS_PARAMETER = "Subnets"
+LOAD_BALANCER_SUBNETS_PARAMETER = "LoadBalancerSubnets"
+BOUNDARY_PARAMETER = "PermissionsBoundaryArn"
+# Exports of the bootstrap stack ("<app>-bootstrap-<name>").
+DEPLOY_ROLE_EXPORT = "DeployRoleArn"
+BOUNDARY_EXPORT = "PermissionsBoundaryArn"
+TEMPLATE_BUCKET_EXPORT = "TemplateBucketName"
 
 
 # Parameters that a params file leaves out: the pipeline (or `deploy`) supplies them per run.
-DEPLOY_TIME_PARAMETERS = ("ImageUri", "DeploymentNonce")
+DEPLOY_TIME_PARAMETERS = ("ImageUri", "DeploymentNonce", SUBNETS_PARAMETER,
+                          LOAD_BALANCER_SUBNETS_PARAMETER, BOUNDARY_PARAMETER)
 
 
 def environment_parameter(variable: str) -> str:

@@ -1,4 +1,4 @@
-"""templates/params/<service>.json: CodePipeline's template-configuration format, and
+"""templates/params/<service>.json (CodePipeline's template-configuration format), and
 who owns each parameter of service.yaml.
 
 https://docs.aws.amazon.com/codepipeline/latest/userguide/continuous-delivery-cloudformation-template-configuration.html
@@ -6,18 +6,22 @@ Values are strings, as CloudFormation parameters are.
 
 Ownership (the README's "console-update rule"): on a stack update, CloudFormation gives a
 parameter that is not passed its template Default, not its previous value, unless the
-caller says UsePreviousValue; CodePipeline's CloudFormation action cannot say that
-(https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html,
-https://github.com/aws-cloudformation/cloudformation-coverage-roadmap/issues/1789).
-So every parameter has exactly one owner, and every deploy passes every parameter:
+caller says UsePreviousValue
+(https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html).
+Every deploy, the pipeline's included, goes through `generator.ops.deploy`, which passes
+every parameter, one stack at a time, at the moment that stack's change set is made:
 
 - topology-owned: written in the params file from topology.yaml (or the code's
   defaults); every run sets them, so a console change to one lasts until the next run;
-- operator-owned (`OPERATOR_PARAMETERS`): never in the params file; every run passes
-  the value the stack has now (the pipeline's live-parameters snapshot, boto3's
-  UsePreviousValue), and `initial_values` only when the stack does not exist yet;
-- deploy-time (`names.DEPLOY_TIME_PARAMETERS`): ImageUri from the build; DeploymentNonce
-  carried over like an operator parameter and changed only by `generator.rollout`.
+- operator-owned (`OPERATOR_PARAMETERS`): never in the params file; passed with
+  UsePreviousValue, so CloudFormation itself keeps whatever the stack has when the
+  change set is made: a console edit made any time before that is kept;
+- live (`LIVE_PARAMETERS`): DesiredCount is the ECS service's desiredCount as it is now,
+  so target tracking's scale-out and a console edit both survive a deploy
+  (aws/containers-roadmap#493; Copilot's DynamicDesiredCount solves the same problem);
+- deploy-time (`names.DEPLOY_TIME_PARAMETERS`): ImageUri from the build; subnets from the
+  cluster stack's parameters; the permissions boundary from the bootstrap stack;
+  DeploymentNonce carried over and changed only by `generator.rollout`.
 """
 from __future__ import annotations
 
@@ -26,7 +30,9 @@ from generator.stacks import service as service_stack
 from generator.topology import Service, Topology
 
 # What an operator may change in the CloudFormation console and keep across pipeline runs.
-OPERATOR_PARAMETERS = ("DesiredCount", "EnableExecuteCommand")
+OPERATOR_PARAMETERS = ("EnableExecuteCommand",)
+# Read from the running service at deploy time.
+LIVE_PARAMETERS = ("DesiredCount",)
 # Passed on every deploy with the stack's current value (initial_values for a new stack).
 CARRIED_PARAMETERS = OPERATOR_PARAMETERS + ("DeploymentNonce",)
 
@@ -34,10 +40,13 @@ CARRIED_PARAMETERS = OPERATOR_PARAMETERS + ("DeploymentNonce",)
 def parameters(topology: Topology, service: Service) -> dict[str, str]:
     """The topology-owned parameters: the params file's "Parameters"."""
     values = {
+        names.APP_PARAMETER: topology.app,
         names.CLUSTER_STACK_PARAMETER: topology.cluster_stack_name,
         "ServiceName": service.name,
         "DiscoveryName": service.discovery_name,
         "ContainerPort": service.port,
+        names.CALLERS_PARAMETER: ",".join(c.name for c in topology.callers(service))
+        or names.NO_CALLERS,
         "Cpu": service.cpu,
         "Memory": service.memory,
         "MinCapacity": service.scaling.min,
@@ -67,8 +76,21 @@ def initial_values(topology: Topology, service: Service) -> dict[str, str]:
     }
 
 
-def tags(topology: Topology, service: Service) -> dict[str, str]:
-    return {"app": topology.app, "service": service.name, "managed-by": "ecs-service-connect-kit"}
+MANAGED_BY = "ecs-service-connect-kit"
+# The deployer finds a removed service's stacks by these tags (app, kind, service).
+KIND_SERVICE = "service"
+KIND_NETWORK = "network"
+
+
+def tags(topology: Topology, service: Service, kind: str = KIND_SERVICE) -> dict[str, str]:
+    return {"app": topology.app, "service": service.name, "kind": kind,
+            "managed-by": MANAGED_BY}
+
+
+def network_parameters(topology: Topology, service: Service) -> dict[str, str]:
+    """The network stack's parameters; it has no params file, everything is derived."""
+    return {names.CLUSTER_STACK_PARAMETER: topology.cluster_stack_name,
+            "ServiceName": service.name}
 
 
 def configuration(topology: Topology, service: Service) -> dict:

@@ -16,7 +16,11 @@ from generator.names import DEPLOY_TIME_PARAMETERS
 
 
 def service_contract(template_path: Path) -> tuple[dict, dict]:
-    document = yaml.load(template_path.read_text(encoding="utf-8"), Loader=_IntrinsicLoader)  # noqa: S506
+    return service_contract_text(template_path.read_text(encoding="utf-8"))
+
+
+def service_contract_text(text: str) -> tuple[dict, dict]:
+    document = yaml.load(text, Loader=_IntrinsicLoader)  # noqa: S506
     return document.get("Parameters", {}), document.get("Rules", {})
 
 
@@ -42,10 +46,14 @@ _IntrinsicLoader.add_multi_constructor("!", _construct_intrinsic)
 
 
 def check_params_file(path: Path, parameters: dict, rules: dict) -> list[Finding]:
+    return check_params_text(str(path), path.read_text(encoding="utf-8"), parameters, rules)
+
+
+def check_params_text(path: str, text: str, parameters: dict, rules: dict) -> list[Finding]:
+    """The checks of check_params_file on a params file's text, before it is written."""
     def finding(rule: str, message: str, line: int = 1) -> Finding:
         return Finding(str(path), line, 1, rule, "error", message)
 
-    text = path.read_text(encoding="utf-8")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as err:

@@ -14,7 +14,7 @@ from typing import Callable
 from troposphere import Template
 
 from generator import params
-from generator.stacks import cluster, service
+from generator.stacks import cluster, network, service
 from generator.topology import Topology
 
 HEADER = "# Generated from topology.yaml by `python -m generator generate`; do not edit.\n"
@@ -26,6 +26,7 @@ def _stacks() -> dict[str, Callable[[Topology], Template]]:
 
     return {
         "cluster.yaml": cluster.build,
+        "network.yaml": network.build,
         "service.yaml": service.build,
         "pipeline.yaml": pipeline_stack.build,
     }

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from generator import fargate
-from generator.names import environment_parameter
+from generator.names import NO_CALLERS, TASK_SECURITY_GROUP, environment_parameter
 
 DEFAULT_TOPOLOGY = "topology.yaml"
 
@@ -34,7 +34,13 @@ LOG_RETENTION_DAYS = (
     2557, 2922, 3288, 3653,
 )
 
-_TOP_KEYS = {"app", "namespace", "log_retention_days", "services"}
+_TOP_KEYS = {"app", "namespace", "log_retention_days", "services", "quotas"}
+_QUOTA_KEYS = {"security_group_inbound_rules"}
+# Inbound rules per security group: AWS's default, adjustable up to 1,000 in Service
+# Quotas (generator.awsfacts.quotas cites the page). A topology whose account has a
+# raised quota declares it, and generate checks against that value instead.
+DEFAULT_SECURITY_GROUP_INBOUND_RULES = 60
+MAX_SECURITY_GROUP_INBOUND_RULES = 1000
 _SERVICE_KEYS = {
     "port", "cpu", "memory", "desired_count", "calls", "public", "health_check_path",
     "scaling", "environment", "discovery_name",
@@ -69,19 +75,38 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Quotas:
+    """Account quotas the topology declares where they differ from AWS's defaults."""
+
+    security_group_inbound_rules: int = DEFAULT_SECURITY_GROUP_INBOUND_RULES
+
+
+@dataclass(frozen=True)
 class Topology:
     app: str
     namespace: str
     log_retention_days: int
     services: tuple[Service, ...]
     source: str = field(default=DEFAULT_TOPOLOGY, compare=False)
+    quotas: Quotas = field(default_factory=Quotas)
 
     @property
     def cluster_stack_name(self) -> str:
         return f"{self.app}-cluster"
 
+    @property
+    def bootstrap_stack_name(self) -> str:
+        return f"{self.app}-bootstrap"
+
+    @property
+    def pipeline_stack_name(self) -> str:
+        return f"{self.app}-pipeline"
+
     def stack_name(self, service: Service) -> str:
         return f"{self.app}-{service.name}"
+
+    def network_stack_name(self, service: Service) -> str:
+        return network_stack_name(self.app, service.name)
 
     def service(self, name: str) -> Service:
         for service in self.services:
@@ -107,6 +132,20 @@ class Topology:
     def environment_names(self) -> tuple[str, ...]:
         """Every extra variable name any service sets, sorted: the service template's env slots."""
         return tuple(sorted({name for s in self.services for name, _ in s.environment}))
+
+
+def network_stack_name(app: str, service: str) -> str:
+    return f"{app}-{service}-network"
+
+
+def network_export_name(app: str, service: str) -> str:
+    """The export of a service's task security group, which its callees import."""
+    return f"{network_stack_name(app, service)}-{TASK_SECURITY_GROUP}"
+
+
+def logical_id_part(name: str) -> str:
+    """What Fn::ForEach's `&{}` keeps of a name in a logical id: letters and digits."""
+    return re.sub(r"[^A-Za-z0-9]", "", name)
 
 
 # --- loading -------------------------------------------------------------------------
@@ -223,7 +262,40 @@ class _Validator:
             self.service(app, name, settings) for name, settings in raw_services.items()
         )
         self.check_relations(services)
-        return Topology(app, namespace, retention, services, self.source)
+        self.check_names(app, services)
+        quotas = self.quotas(top.get("quotas", {}))
+        return Topology(app, namespace, retention, services, self.source, quotas)
+
+    def quotas(self, value: Any) -> Quotas:
+        raw = self.mapping(value if value is not None else {}, "quotas", _QUOTA_KEYS, set())
+        rules = self.integer(
+            raw.get("security_group_inbound_rules", DEFAULT_SECURITY_GROUP_INBOUND_RULES),
+            "quotas.security_group_inbound_rules", 1, MAX_SECURITY_GROUP_INBOUND_RULES)
+        return Quotas(security_group_inbound_rules=rules)
+
+    def check_names(self, app: str, services: tuple[Service, ...]) -> None:
+        """Stack names, export names and logical ids made from service names never collide."""
+        owners = {f"{app}-{suffix}": f"the {suffix} stack"
+                  for suffix in ("cluster", "pipeline", "bootstrap")}
+        parts: dict[str, str] = {}
+        for service in services:
+            where = f"services.{service.name}"
+            if service.name == NO_CALLERS:
+                raise self.fail(where, f"'{NO_CALLERS}' is reserved: a service stack's Callers "
+                                       "parameter uses it to say that no service calls it")
+            for stack in (f"{app}-{service.name}", network_stack_name(app, service.name)):
+                other = owners.setdefault(stack, f"service '{service.name}'")
+                if other != f"service '{service.name}'":
+                    raise self.fail(where, f"its stack name '{stack}' is also that of {other}; "
+                                           "rename the service")
+            # A caller's name becomes part of the logical id of its ingress rule in each
+            # callee's stack (Fn::ForEach's &{} form keeps only letters and digits).
+            part = logical_id_part(service.name)
+            other_name = parts.setdefault(part, service.name)
+            if other_name != service.name:
+                raise self.fail(where, f"'{service.name}' and '{other_name}' differ only in '-', "
+                                       "so their CloudFormation logical ids would collide; "
+                                       "rename one")
 
     def namespace(self, value: Any) -> str:
         labels = value.split(".") if isinstance(value, str) else []

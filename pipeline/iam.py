@@ -10,24 +10,23 @@ from awacs.aws import (
     Action, Allow, Condition, PolicyDocument, Principal, Statement, StringEquals,
 )
 from awacs.sts import AssumeRole
-from troposphere import AWS_ACCOUNT_ID, GetAtt, Ref, Sub, iam
+from troposphere import AWS_ACCOUNT_ID, GetAtt, ImportValue, Ref, Sub, iam
 
 from generator.topology import Topology
 
 ARTIFACT_BUCKET = "ArtifactBucket"
 IMAGE_REPOSITORY = "ImageRepository"
 BUILD_PROJECT = "BuildProject"
-LIVE_PARAMETERS_PROJECT = "LiveParametersProject"
+DEPLOY_PROJECT = "DeployProject"
 BUILD_LOG_GROUP = "BuildLogGroup"
-LIVE_PARAMETERS_LOG_GROUP = "LiveParametersLogGroup"
+DEPLOY_LOG_GROUP = "DeployLogGroup"
 VERIFY_PROJECT = "VerifyProject"
 VERIFY_LOG_GROUP = "VerifyLogGroup"
 VERIFY_ROLE = "VerifyRole"
 REPORT_GROUPS = ("TestReportGroup", "LintReportGroup")
 PIPELINE_ROLE = "PipelineRole"
 BUILD_ROLE = "BuildRole"
-LIVE_PARAMETERS_ROLE = "LiveParametersRole"
-DEPLOY_ROLE = "CloudFormationDeployRole"
+DEPLOY_STEP_ROLE = "DeployStepRole"
 
 
 def _actions(prefix: str, *names: str) -> list[Action]:
@@ -98,7 +97,7 @@ def _role(name: str, service: str, description, statements: list[Statement]) -> 
 
 
 def pipeline_role(topology: Topology) -> iam.Role:
-    projects = [GetAtt(BUILD_PROJECT, "Arn"), GetAtt(LIVE_PARAMETERS_PROJECT, "Arn"),
+    projects = [GetAtt(BUILD_PROJECT, "Arn"), GetAtt(DEPLOY_PROJECT, "Arn"),
                 GetAtt(VERIFY_PROJECT, "Arn")]
     return _role(PIPELINE_ROLE, "codepipeline.amazonaws.com",
                  Sub("Runs the ${AWS::StackName} pipeline: source, builds, stack deploys"), [
@@ -117,12 +116,12 @@ def pipeline_role(topology: Topology) -> iam.Role:
             Effect=Allow,
             Action=_actions("cloudformation", "CreateStack", "UpdateStack", "DescribeStacks",
                             "DescribeStackEvents"),
-            Resource=[app_stacks(topology), own_stack()],
+            Resource=[own_stack()],
         ),
         Statement(
             Effect=Allow,
             Action=[Action("iam", "PassRole")],
-            Resource=[GetAtt(DEPLOY_ROLE, "Arn")],
+            Resource=[deploy_role_arn(topology)],
             Condition=Condition(StringEquals("iam:PassedToService",
                                              "cloudformation.amazonaws.com")),
         ),
@@ -152,14 +151,45 @@ def build_role(topology: Topology) -> iam.Role:
     ])
 
 
-def live_parameters_role(topology: Topology) -> iam.Role:
-    return _role(LIVE_PARAMETERS_ROLE, "codebuild.amazonaws.com",
-                 Sub("Reads the service stacks' current parameters for ${AWS::StackName}"), [
-        _log_group_statement(LIVE_PARAMETERS_LOG_GROUP),
-        *_artifact_statements(write=True),
-        Statement(Effect=Allow, Action=[Action("cloudformation", "DescribeStacks")],
-                  Resource=[app_stacks(topology)]),
+def deploy_step_role(topology: Topology) -> iam.Role:
+    """What `python -m generator deploy` calls in the pipeline's Deploy step; CloudFormation
+    then acts with the bootstrap stack's deploy role, which this role may only pass."""
+    return _role(DEPLOY_STEP_ROLE, "codebuild.amazonaws.com",
+                 Sub("Runs the boto3 deployer for ${AWS::StackName}"), [
+        _log_group_statement(DEPLOY_LOG_GROUP),
+        *_artifact_statements(write=False),
+        Statement(
+            Effect=Allow,
+            Action=_actions("cloudformation", "CreateChangeSet", "DescribeChangeSet",
+                            "ExecuteChangeSet", "DeleteChangeSet", "DescribeStacks",
+                            "DescribeStackEvents", "DeleteStack", "GetTemplateSummary"),
+            Resource=[app_stacks(topology)],
+        ),
+        # ListStacks has no resource-level permissions; the deployer finds removed
+        # services' stacks with it.
+        Statement(Effect=Allow, Action=[Action("cloudformation", "ListStacks")],
+                  Resource=["*"]),
+        Statement(Effect=Allow, Action=[Action("ecs", "DescribeServices")],
+                  Resource=[_arn("ecs", f"service/{topology.cluster_stack_name}/*")]),
+        Statement(
+            Effect=Allow,
+            Action=_actions("s3", "PutObject", "GetObject"),
+            Resource=[Sub("arn:${AWS::Partition}:s3:::${Bucket}/templates/*",
+                          Bucket=ImportValue(f"{topology.bootstrap_stack_name}-"
+                                             "TemplateBucketName"))],
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[Action("iam", "PassRole")],
+            Resource=[deploy_role_arn(topology)],
+            Condition=Condition(StringEquals("iam:PassedToService",
+                                             "cloudformation.amazonaws.com")),
+        ),
     ])
+
+
+def deploy_role_arn(topology: Topology) -> ImportValue:
+    return ImportValue(f"{topology.bootstrap_stack_name}-DeployRoleArn")
 
 
 def verify_role(topology: Topology) -> iam.Role:
@@ -180,163 +210,6 @@ def verify_role(topology: Topology) -> iam.Role:
         Statement(Effect=Allow, Action=[Action("servicediscovery", "DiscoverInstances")],
                   Resource=["*"]),
     ])
-
-
-def deploy_role(topology: Topology) -> iam.Role:
-    """What CloudFormation needs to create, update and roll back the cluster, service and
-    pipeline stacks. Mutations are scoped to the app's names where the service allows."""
-    app = topology.app
-    cluster = f"{app}-cluster"
-    stack_roles = [_iam_arn(f"role/{app}-*"), _iam_arn("role/${AWS::StackName}-*")]
-    statements = [
-        Statement(
-            Effect=Allow,
-            # Describe/List/Get calls of these services have no resource-level
-            # permissions; CloudFormation needs them to read what it manages.
-            Action=[
-                *_actions("ec2", "DescribeSecurityGroups", "DescribeVpcs", "DescribeSubnets",
-                          "DescribeNetworkInterfaces", "DescribeAccountAttributes"),
-                *_actions("ecs", "DescribeTaskDefinition", "DescribeClusters",
-                          "DescribeServices", "ListTagsForResource"),
-                *_actions("servicediscovery", "GetOperation", "GetNamespace",
-                          "ListNamespaces", "ListTagsForResource"),
-                *_actions("elasticloadbalancing", "DescribeLoadBalancers",
-                          "DescribeTargetGroups", "DescribeListeners",
-                          "DescribeLoadBalancerAttributes", "DescribeTargetGroupAttributes",
-                          "DescribeTags", "DescribeRules"),
-                *_actions("application-autoscaling", "DescribeScalableTargets",
-                          "DescribeScalingPolicies"),
-                *_actions("logs", "DescribeLogGroups"),
-                *_actions("codebuild", "BatchGetProjects"),
-                *_actions("route53", "GetHostedZone", "ListHostedZonesByName",
-                          "CreateHostedZone", "DeleteHostedZone", "ChangeTagsForResource",
-                          "GetChange"),
-            ],
-            Resource=["*"],
-        ),
-        Statement(
-            Effect=Allow,
-            # Task definitions, Cloud Map namespace creation, security-group creation and
-            # ALB creation are not scopable to a resource ARN before the resource exists.
-            Action=[
-                *_actions("ecs", "RegisterTaskDefinition", "DeregisterTaskDefinition",
-                          "CreateCluster", "TagResource"),
-                *_actions("servicediscovery", "CreatePrivateDnsNamespace", "TagResource"),
-                *_actions("ec2", "CreateSecurityGroup", "CreateTags"),
-                *_actions("elasticloadbalancing", "CreateLoadBalancer", "CreateTargetGroup",
-                          "AddTags"),
-                *_actions("application-autoscaling", "RegisterScalableTarget",
-                          "DeregisterScalableTarget", "PutScalingPolicy",
-                          "DeleteScalingPolicy", "TagResource"),
-            ],
-            Resource=["*"],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("ecs", "CreateService", "UpdateService", "DeleteService",
-                            "UpdateCluster", "DeleteCluster", "PutClusterCapacityProviders",
-                            "UntagResource"),
-            Resource=[_arn("ecs", f"cluster/{cluster}"), _arn("ecs", f"service/{cluster}/*")],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("servicediscovery", "DeleteNamespace", "UpdatePrivateDnsNamespace",
-                            "UntagResource"),
-            Resource=[_arn("servicediscovery", "namespace/*")],
-        ),
-        Statement(
-            Effect=Allow,
-            # Security groups and load balancers get generated ids and names, so the
-            # resource is scoped by type within this account and region.
-            Action=[
-                *_actions("ec2", "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress",
-                          "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
-                          "RevokeSecurityGroupEgress", "UpdateSecurityGroupRuleDescriptionsIngress"),
-                *_actions("elasticloadbalancing", "DeleteLoadBalancer", "DeleteTargetGroup",
-                          "CreateListener", "DeleteListener", "ModifyListener",
-                          "ModifyLoadBalancerAttributes", "ModifyTargetGroup",
-                          "ModifyTargetGroupAttributes", "SetSecurityGroups", "SetSubnets",
-                          "RemoveTags"),
-            ],
-            Resource=[
-                _arn("ec2", "security-group/*"),
-                _arn("elasticloadbalancing", "loadbalancer/app/*"),
-                _arn("elasticloadbalancing", "targetgroup/*"),
-                _arn("elasticloadbalancing", "listener/app/*"),
-            ],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("logs", "CreateLogGroup", "DeleteLogGroup", "PutRetentionPolicy",
-                            "DeleteRetentionPolicy", "TagResource", "UntagResource",
-                            "TagLogGroup"),
-            Resource=[_arn("logs", f"log-group:/ecs/{cluster}/*"),
-                      _arn("logs", "log-group:/aws/codebuild/${AWS::StackName}-*")],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("iam", "CreateRole", "DeleteRole", "GetRole", "UpdateRole",
-                            "UpdateAssumeRolePolicy", "PutRolePolicy", "DeleteRolePolicy",
-                            "GetRolePolicy", "TagRole", "UntagRole",
-                            "UpdateRoleDescription"),
-            Resource=stack_roles,
-        ),
-        Statement(
-            Effect=Allow,
-            Action=[Action("iam", "PassRole")],
-            Resource=stack_roles,
-            Condition=Condition(StringEquals("iam:PassedToService", [
-                "ecs-tasks.amazonaws.com", "codebuild.amazonaws.com",
-                "codepipeline.amazonaws.com",
-            ])),
-        ),
-        Statement(
-            Effect=Allow,
-            # The service-linked roles ECS and Application Auto Scaling use.
-            Action=[Action("iam", "CreateServiceLinkedRole")],
-            Resource=[_iam_arn("role/aws-service-role/ecs.amazonaws.com/*"),
-                      _iam_arn("role/aws-service-role/ecs.application-autoscaling"
-                               ".amazonaws.com/*")],
-        ),
-        # The pipeline stack itself (UpdatePipeline stage).
-        Statement(
-            Effect=Allow,
-            Action=[
-                *_actions("s3", "CreateBucket", "PutBucketPolicy", "GetBucketPolicy",
-                          "DeleteBucketPolicy", "PutBucketVersioning",
-                          "PutEncryptionConfiguration", "PutBucketPublicAccessBlock",
-                          "PutLifecycleConfiguration", "PutBucketOwnershipControls",
-                          "PutBucketTagging", "GetBucketTagging", "DeleteBucket"),
-            ],
-            Resource=[GetAtt(ARTIFACT_BUCKET, "Arn")],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("ecr", "CreateRepository", "DeleteRepository",
-                            "PutLifecyclePolicy", "DeleteLifecyclePolicy",
-                            "PutImageScanningConfiguration", "PutImageTagMutability",
-                            "DescribeRepositories", "TagResource", "UntagResource",
-                            "ListTagsForResource"),
-            Resource=[GetAtt(IMAGE_REPOSITORY, "Arn")],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("codebuild", "CreateProject", "UpdateProject", "DeleteProject",
-                            "CreateReportGroup", "UpdateReportGroup", "DeleteReportGroup"),
-            Resource=[_arn("codebuild", "project/${AWS::StackName}-*"),
-                      _arn("codebuild", "report-group/${AWS::StackName}-*")],
-        ),
-        Statement(
-            Effect=Allow,
-            Action=_actions("codepipeline", "GetPipeline", "UpdatePipeline", "CreatePipeline",
-                            "DeletePipeline", "GetPipelineState", "TagResource",
-                            "UntagResource", "StartPipelineExecution"),
-            Resource=[_arn("codepipeline", "${AWS::StackName}-*")],
-        ),
-    ]
-    return _role(DEPLOY_ROLE, "cloudformation.amazonaws.com",
-                 Sub("CloudFormation deploys the ${AWS::StackName} app stacks with it"),
-                 statements)
 
 
 def _iam_arn(resource: str) -> Sub:

@@ -1,14 +1,17 @@
 """templates/pipeline.yaml: the CodePipeline that deploys the cluster and every service.
 
 Stages: Source (a push to the branch, through a CodeConnections connection) -> Build
-(buildspec.yml: tests, generate --check, lint, image push) -> UpdatePipeline (this
-template onto its own stack, so pipeline changes land by merge) -> Approval (only when
-RequireApproval is "true") -> Cluster (the cluster stack, and the live-parameters
-snapshot) -> Deploy-1..n (one CloudFormation action per service in the plan's waves,
-then the redeploys generator.rollout asks for; see pipeline.layout).
+(buildspec.yml: tests, generate --check, check-upgrade, lint, image push) ->
+UpdatePipeline (this template onto its own stack, so pipeline changes land by merge) ->
+Approval (only when RequireApproval is "true") -> Deploy (one CodeBuild action running
+`python -m generator deploy`: prune removed services, the cluster, the network stacks,
+the services wave by wave) -> Verify.
 
-The template is regenerated from the topology, so adding a service to topology.yaml adds
-its deploy action; the UpdatePipeline stage installs it before any service deploys.
+The template does not depend on the services: it is the same for 2 services or 300, so a
+topology change never changes the pipeline, never changes its parameters, and never
+approaches CodePipeline's stage and action quotas. The deploy order, the console-update
+rule and the redeploy rule live in one place, the boto3 deployer, which the pipeline and
+an operator run alike.
 """
 from __future__ import annotations
 
@@ -17,46 +20,39 @@ import json
 from awacs.aws import Action, Bool, Condition, Deny, PolicyDocument, Statement
 from awacs.aws import Principal as AwsPrincipal
 from troposphere import (
-    AWS_NO_VALUE, Equals, GetAtt, If, Join, Output, Parameter, Ref, Sub, Template,
+    AWS_NO_VALUE, Equals, GetAtt, If, ImportValue, Join, Output, Parameter, Ref, Sub, Template,
 )
 from troposphere import codebuild, codepipeline, ecr, logs, s3
 
-from generator import params
-from generator import plan as plan_module
+from generator import names
 from generator.stacks import cluster as cluster_stack
 from generator.topology import Topology
-from pipeline import iam, layout
+from pipeline import iam
 
 SOURCE_ARTIFACT = "SourceOutput"
 BUILD_ARTIFACT = "BuildOutput"
-LIVE_ARTIFACT = "LiveParameters"
-# Written by buildspec.yml at the root of the build artifact; read with Fn::GetParam.
+# Written by buildspec.yml at the root of the build artifact; read by the deploy step.
 IMAGE_FILE = "image.json"
 IMAGE_KEY = "ImageUri"
-SERVICE_TEMPLATE = "templates/service.yaml"
-CLUSTER_TEMPLATE = "templates/cluster.yaml"
 PIPELINE_TEMPLATE = "templates/pipeline.yaml"
-PARAMS_DIR = "templates/params"
 BUILDSPEC = "buildspec.yml"
-LIVE_BUILDSPEC = "pipeline/live-parameters.buildspec.yml"
+DEPLOY_BUILDSPEC = "pipeline/deploy.buildspec.yml"
 VERIFY_BUILDSPEC = "pipeline/verify.buildspec.yml"
 # Report names used in buildspec.yml's `reports:`; CodeBuild files a report named N
 # under the report group "<project name>-N", which this stack creates.
 REPORTS = {"TestReportGroup": "tests", "LintReportGroup": "lint"}
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
 APPROVAL_REQUIRED = "ApprovalRequired"
-# ParameterOverrides is limited to 1 kilobyte by CodePipeline.
-MAX_PARAMETER_OVERRIDES = 1000
 CAPABILITIES = "CAPABILITY_IAM"
-
+# Passed on to the cluster stack by the deploy step; the same set whatever the topology.
+NETWORK_PARAMETERS = (cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS,
+                      cluster_stack.PUBLIC_SUBNETS)
 _LIST_PARAMETERS = (cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS)
 
 
-def network_parameters(topology: Topology) -> tuple[str, ...]:
-    """The cluster stack's parameters, which this stack takes and passes on; the cluster
-    template declares PublicSubnetIds only when some service is public."""
-    public = (cluster_stack.PUBLIC_SUBNETS,) if topology.has_public_service else ()
-    return (cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS, *public)
+def bootstrap_import(topology: Topology, export: str) -> ImportValue:
+    """An export of the bootstrap stack (<app>-bootstrap), which holds the deploy role."""
+    return ImportValue(f"{topology.bootstrap_stack_name}-{export}")
 
 
 def parameters(topology: Topology) -> list[Parameter]:
@@ -93,9 +89,14 @@ def parameters(topology: Topology) -> list[Parameter]:
                         "(two Availability Zones at least).",
         ),
         Parameter(
-            cluster_stack.PUBLIC_SUBNETS, Type="List<AWS::EC2::Subnet::Id>",
+            # Optional and always declared, so that the first public service (or the
+            # removal of the last) never changes this template's parameters.
+            cluster_stack.PUBLIC_SUBNETS, Type="CommaDelimitedList", Default="",
+            AllowedPattern=r"^(subnet-[0-9a-f]{8,17})?$",
             Description="Passed to the cluster stack: public subnets for internet-facing "
-                        "load balancers (two Availability Zones at least).",
+                        "load balancers (two Availability Zones at least); empty while no "
+                        "service is public.",
+            ConstraintDescription="must be empty or subnet ids (subnet-...)",
         ),
         Parameter(
             "ImagesToKeep", Type="Number", Default=30, MinValue=5, MaxValue=1000,
@@ -107,15 +108,13 @@ def parameters(topology: Topology) -> list[Parameter]:
             Description="Days the artifact bucket keeps pipeline artifacts and build cache.",
         ),
     ]
-    network = network_parameters(topology)
-    return [p for p in result if p.title not in _LIST_PARAMETERS + (cluster_stack.VPC,)
-            or p.title in network]
+    return result
 
 
 def interface(topology: Topology) -> dict:
     groups = [
         ("Source", ["ConnectionArn", "FullRepositoryId", "BranchName", "RequireApproval"]),
-        ("Network (passed to the cluster stack)", list(network_parameters(topology))),
+        ("Network (passed to the cluster stack)", list(NETWORK_PARAMETERS)),
         ("Retention", ["ImagesToKeep", "ArtifactRetentionDays"]),
     ]
     return {"AWS::CloudFormation::Interface": {"ParameterGroups": [
@@ -211,7 +210,7 @@ def build_project_name() -> Sub:
 def log_groups() -> list[logs.LogGroup]:
     return [
         _build_log_group(iam.BUILD_LOG_GROUP, "build"),
-        _build_log_group(iam.LIVE_PARAMETERS_LOG_GROUP, "live-parameters"),
+        _build_log_group(iam.DEPLOY_LOG_GROUP, "deploy"),
         _build_log_group(iam.VERIFY_LOG_GROUP, "verify"),
     ]
 
@@ -269,7 +268,8 @@ def build_project() -> codebuild.Project:
 
 
 def _small_project(logical_id: str, suffix: str, description: str, role: str,
-                   buildspec: str, log_group: str) -> codebuild.Project:
+                   buildspec: str, log_group: str, variables=(),
+                   timeout_minutes: int = 15) -> codebuild.Project:
     """A CodeBuild project that runs one of the project's own commands, no Docker."""
     return codebuild.Project(
         logical_id,
@@ -279,18 +279,34 @@ def _small_project(logical_id: str, suffix: str, description: str, role: str,
         Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=buildspec),
         Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
         Environment=codebuild.Environment(
-            Type="LINUX_CONTAINER", ComputeType="BUILD_GENERAL1_SMALL", Image=BUILD_IMAGE),
+            Type="LINUX_CONTAINER", ComputeType="BUILD_GENERAL1_SMALL", Image=BUILD_IMAGE,
+            EnvironmentVariables=[
+                codebuild.EnvironmentVariable(Name=name, Type="PLAINTEXT", Value=value)
+                for name, value in variables
+            ] or Ref(AWS_NO_VALUE)),
         LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
             Status="ENABLED", GroupName=Ref(log_group))),
-        TimeoutInMinutes=15,
+        TimeoutInMinutes=timeout_minutes,
     )
 
 
-def live_parameters_project() -> codebuild.Project:
+def deploy_project(topology: Topology) -> codebuild.Project:
+    # The deploy step is the boto3 deployer every operator also runs; what varies per
+    # account reaches it from this stack's parameters and the bootstrap stack.
+    variables = [
+        ("VPC_ID", Ref(cluster_stack.VPC)),
+        ("PRIVATE_SUBNET_IDS", Join(",", Ref(cluster_stack.PRIVATE_SUBNETS))),
+        ("PUBLIC_SUBNET_IDS", Join(",", Ref(cluster_stack.PUBLIC_SUBNETS))),
+        ("DEPLOY_ROLE_ARN", bootstrap_import(topology, names.DEPLOY_ROLE_EXPORT)),
+        ("TEMPLATE_BUCKET", bootstrap_import(topology, names.TEMPLATE_BUCKET_EXPORT)),
+    ]
     return _small_project(
-        iam.LIVE_PARAMETERS_PROJECT, "live-parameters",
-        "Reads the operator-owned parameters the deploys carry over",
-        iam.LIVE_PARAMETERS_ROLE, LIVE_BUILDSPEC, iam.LIVE_PARAMETERS_LOG_GROUP)
+        iam.DEPLOY_PROJECT, "deploy",
+        "python -m generator deploy: prune removed services, then the cluster, the network "
+        "stacks and every service, callees first",
+        iam.DEPLOY_STEP_ROLE, DEPLOY_BUILDSPEC, iam.DEPLOY_LOG_GROUP, variables,
+        # A wave waits for ECS to stabilise; many waves take a while.
+        timeout_minutes=480)
 
 
 def verify_project() -> codebuild.Project:
@@ -308,49 +324,19 @@ def _artifacts(*names_: str) -> list[codepipeline.InputArtifacts]:
     return [codepipeline.InputArtifacts(Name=name) for name in names_]
 
 
-def _cloudformation_action(name: str, run_order: int, configuration: dict,
-                           inputs: tuple[str, ...] = (BUILD_ARTIFACT,)) -> codepipeline.Actions:
+def _cloudformation_action(topology: Topology, name: str, run_order: int,
+                           configuration: dict) -> codepipeline.Actions:
     return codepipeline.Actions(
         Name=name,
         ActionTypeId=codepipeline.ActionTypeId(
             Category="Deploy", Owner="AWS", Provider="CloudFormation", Version="1"),
-        InputArtifacts=_artifacts(*inputs),
+        InputArtifacts=_artifacts(BUILD_ARTIFACT),
         RunOrder=run_order,
         Configuration={
             "ActionMode": "CREATE_UPDATE",
-            "RoleArn": GetAtt(iam.DEPLOY_ROLE, "Arn"),
+            "RoleArn": bootstrap_import(topology, names.DEPLOY_ROLE_EXPORT),
             **configuration,
         },
-    )
-
-
-def service_overrides(service: str, nonce: str | None) -> str:
-    """ParameterOverrides of a service deploy: the image from the build, the carried
-    parameters from the live snapshot, and (for a redeploy) the rollout's nonce."""
-    overrides: dict = {IMAGE_KEY: {"Fn::GetParam": [BUILD_ARTIFACT, IMAGE_FILE, IMAGE_KEY]}}
-    for parameter in params.CARRIED_PARAMETERS:
-        overrides[parameter] = {"Fn::GetParam": [LIVE_ARTIFACT, f"{service}.json", parameter]}
-    if nonce is not None:
-        overrides["DeploymentNonce"] = nonce
-    text = json.dumps(overrides, separators=(",", ":"))
-    if len(text) > MAX_PARAMETER_OVERRIDES:
-        raise ValueError(f"ParameterOverrides of {service} exceed CodePipeline's 1 KB limit")
-    return text
-
-
-def service_action(topology: Topology, service: str, run_order: int,
-                   nonce: str | None = None) -> codepipeline.Actions:
-    return _cloudformation_action(
-        service if nonce is None else f"{service}-redeploy",
-        run_order,
-        {
-            "StackName": topology.stack_name(topology.service(service)),
-            "TemplatePath": f"{BUILD_ARTIFACT}::{SERVICE_TEMPLATE}",
-            "TemplateConfiguration": f"{BUILD_ARTIFACT}::{PARAMS_DIR}/{service}.json",
-            "ParameterOverrides": service_overrides(service, nonce),
-            "Capabilities": CAPABILITIES,
-        },
-        inputs=(BUILD_ARTIFACT, LIVE_ARTIFACT),
     )
 
 
@@ -380,13 +366,14 @@ def source_stage() -> codepipeline.Stages:
     )])
 
 
-def _codebuild_action(name: str, project: str, output: str) -> codepipeline.Actions:
+def _codebuild_action(name: str, project: str, inputs: str, output: str | None = None,
+                      category: str = "Build") -> codepipeline.Actions:
     return codepipeline.Actions(
         Name=name,
         ActionTypeId=codepipeline.ActionTypeId(
-            Category="Build", Owner="AWS", Provider="CodeBuild", Version="1"),
-        InputArtifacts=_artifacts(SOURCE_ARTIFACT),
-        OutputArtifacts=[codepipeline.OutputArtifacts(Name=output)],
+            Category=category, Owner="AWS", Provider="CodeBuild", Version="1"),
+        InputArtifacts=_artifacts(inputs),
+        OutputArtifacts=[codepipeline.OutputArtifacts(Name=output)] if output else Ref(AWS_NO_VALUE),
         Configuration={"ProjectName": Ref(project)},
         RunOrder=1,
     )
@@ -394,12 +381,13 @@ def _codebuild_action(name: str, project: str, output: str) -> codepipeline.Acti
 
 def build_stage() -> codepipeline.Stages:
     return codepipeline.Stages(
-        Name="Build", Actions=[_codebuild_action("Build", iam.BUILD_PROJECT, BUILD_ARTIFACT)])
+        Name="Build", Actions=[_codebuild_action("Build", iam.BUILD_PROJECT, SOURCE_ARTIFACT,
+                                                 BUILD_ARTIFACT)])
 
 
 def update_pipeline_stage(topology: Topology) -> codepipeline.Stages:
     return codepipeline.Stages(Name="UpdatePipeline", Actions=[_cloudformation_action(
-        "UpdatePipeline", 1, {
+        topology, "UpdatePipeline", 1, {
             "StackName": Ref("AWS::StackName"),
             "TemplatePath": f"{BUILD_ARTIFACT}::{PIPELINE_TEMPLATE}",
             # The operator chose these at bootstrap; passing them back keeps them (a
@@ -420,49 +408,20 @@ def approval_stage():
     return If(APPROVAL_REQUIRED, stage, Ref(AWS_NO_VALUE))
 
 
-def cluster_stage(topology: Topology) -> codepipeline.Stages:
-    network = network_parameters(topology)
-    return codepipeline.Stages(Name="Cluster", Actions=[
-        _cloudformation_action("Cluster", 1, {
-            "StackName": topology.cluster_stack_name,
-            "TemplatePath": f"{BUILD_ARTIFACT}::{CLUSTER_TEMPLATE}",
-            "ParameterOverrides": _json_sub(network),
-        }),
-        # After approval, as close to the service deploys as the stage order allows.
-        _codebuild_action("LiveParameters", iam.LIVE_PARAMETERS_PROJECT, LIVE_ARTIFACT),
-    ])
-
-
-def deploy_stages(topology: Topology) -> list[codepipeline.Stages]:
-    result = []
-    for stage in layout.stages(topology, plan_module.build(topology)):
-        actions = []
-        for run_order, step in enumerate(stage.steps, start=1):
-            nonces = step.nonces or (None,) * len(step.services)
-            actions += [service_action(topology, service, run_order, nonce)
-                        for service, nonce in zip(step.services, nonces)]
-        result.append(codepipeline.Stages(Name=stage.name, Actions=actions))
-    return result
+def deploy_stage() -> codepipeline.Stages:
+    return codepipeline.Stages(Name="Deploy", Actions=[
+        _codebuild_action("Deploy", iam.DEPLOY_PROJECT, BUILD_ARTIFACT)])
 
 
 def verify_stage() -> codepipeline.Stages:
     # Last: a run is green only when every service is stable and reachable by its name.
-    return codepipeline.Stages(Name="Verify", Actions=[codepipeline.Actions(
-        Name="Verify",
-        ActionTypeId=codepipeline.ActionTypeId(
-            Category="Test", Owner="AWS", Provider="CodeBuild", Version="1"),
-        InputArtifacts=_artifacts(SOURCE_ARTIFACT),
-        Configuration={"ProjectName": Ref(iam.VERIFY_PROJECT)},
-        RunOrder=1,
-    )])
+    return codepipeline.Stages(Name="Verify", Actions=[
+        _codebuild_action("Verify", iam.VERIFY_PROJECT, SOURCE_ARTIFACT, category="Test")])
 
 
 def pipeline(topology: Topology) -> codepipeline.Pipeline:
     stages = [source_stage(), build_stage(), update_pipeline_stage(topology), approval_stage(),
-              cluster_stage(topology), *deploy_stages(topology), verify_stage()]
-    if len(stages) > layout.MAX_STAGES_PER_PIPELINE:
-        raise ValueError(f"{len(stages)} stages exceed CodePipeline's "
-                         f"{layout.MAX_STAGES_PER_PIPELINE}; split the topology")
+              deploy_stage(), verify_stage()]
     return codepipeline.Pipeline(
         "Pipeline",
         PipelineType="V2",
@@ -492,15 +451,13 @@ def outputs() -> list[Output]:
                Description="Pipeline artifacts and build cache"),
         Output("ImageRepositoryUri", Value=GetAtt(iam.IMAGE_REPOSITORY, "RepositoryUri"),
                Description="ECR repository of the service image"),
-        Output("DeployRoleArn", Value=GetAtt(iam.DEPLOY_ROLE, "Arn"),
-               Description="Role CloudFormation uses for the app stacks"),
     ]
 
 
 def build(topology: Topology) -> Template:
     template = Template(
         Description=f"{topology.app}: CodePipeline deploying the cluster and every service on "
-                    "a merge (generated from topology.yaml; do not edit)"
+                    "a merge (generated by python -m generator; do not edit)"
     )
     template.set_version("2010-09-09")
     template.set_metadata(interface(topology))
@@ -508,9 +465,9 @@ def build(topology: Topology) -> Template:
     template.add_condition(APPROVAL_REQUIRED, Equals(Ref("RequireApproval"), "true"))
     for resource in (
         artifact_bucket(), artifact_bucket_policy(), image_repository(topology),
-        *log_groups(), *report_groups(), build_project(), live_parameters_project(),
+        *log_groups(), *report_groups(), build_project(), deploy_project(topology),
         verify_project(), iam.pipeline_role(topology), iam.build_role(topology),
-        iam.live_parameters_role(topology), iam.verify_role(topology), iam.deploy_role(topology), pipeline(topology),
+        iam.deploy_step_role(topology), iam.verify_role(topology), pipeline(topology),
     ):
         template.add_resource(resource)
     template.add_output(outputs())

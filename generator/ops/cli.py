@@ -56,6 +56,17 @@ def register(commands, with_topology) -> None:
     deploy.add_argument("--dry-run", action="store_true",
                         help="create every change set, show its changes, delete it: "
                              "nothing is executed")
+    deploy.add_argument("--role-arn", metavar="ARN",
+                        help="role CloudFormation acts with (default: the bootstrap stack's "
+                             "deploy role, if it exists)")
+    deploy.add_argument("--template-bucket", metavar="NAME",
+                        help="bucket for templates over 51,200 bytes (default: the bootstrap "
+                             "stack's bucket)")
+    deploy.add_argument("--permissions-boundary", metavar="ARN",
+                        help="permissions boundary of the roles the service stacks create "
+                             "(default: the bootstrap stack's)")
+    deploy.add_argument("--no-prune", dest="prune", action="store_false",
+                        help="keep the stacks of services removed from the topology")
     _with_templates(deploy)
     deploy.set_defaults(handler=_guarded(cmd_deploy))
 
@@ -191,11 +202,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         max_parallel=args.max_parallel,
         dry_run=args.dry_run,
         timeout_seconds=args.timeout * 60,
+        role_arn=args.role_arn,
+        template_bucket=args.template_bucket,
+        permissions_boundary=args.permissions_boundary,
+        prune=args.prune,
     )
     width = max(len(topology.cluster_stack_name),
-                *(len(topology.stack_name(s)) for s in topology.services))
+                *(len(topology.network_stack_name(s)) for s in topology.services))
     reporter = Reporter(sys.stdout, name_width=width)
-    deployment = Deployment(aws.client("cloudformation"), topology, options, reporter)
+    deployment = Deployment(aws.client("cloudformation"), topology, options, reporter,
+                            ecs=aws.client("ecs"), s3=aws.client("s3"))
     reporter.say(f"deploying {topology.app} to {aws.region}")
     succeeded = deployment.run()
     reporter.say()
@@ -261,26 +277,56 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
+    """The bootstrap stack (deploy role, permissions boundary, template bucket), then the
+    pipeline stack, which CloudFormation deploys with that role from then on."""
+    from generator import names
     from generator.ops import bootstrap, files
+    from generator.ops.deploy import upload_template
+    from generator.awsfacts import quotas
     from generator.ops.report import Reporter
     from generator.ops.stackflow import StackDeployer, StackRequest, current_stack
 
     topology = _topology(args)
     given = bootstrap.parse_assignments(args.parameter)
     template = files.read_template(Path(args.templates), files.PIPELINE_TEMPLATE)
+    bootstrap_template = files.read_template(Path(args.templates), files.BOOTSTRAP_TEMPLATE)
     if not args.yes and not _interactive():
         raise bootstrap.BootstrapInputError(
             "stdin is not a terminal, so the change set cannot be confirmed; pass --yes")
     aws = _aws(args)
     cfn = aws.client("cloudformation")
-    stack_name = args.stack_name or f"{topology.app}-pipeline"
-    stack = current_stack(cfn, stack_name)
-    request = StackRequest(stack_name, template.body,
-                           bootstrap.pipeline_parameters(template, stack, given),
-                           {"app": topology.app, "managed-by": "ecs-service-connect-kit"})
-    reporter = Reporter(sys.stdout, name_width=len(stack_name))
+    stack_name = args.stack_name or topology.pipeline_stack_name
+    base_name = topology.bootstrap_stack_name
+    tags = {"app": topology.app, "managed-by": "ecs-service-connect-kit"}
+    reporter = Reporter(sys.stdout, name_width=max(len(stack_name), len(base_name)))
     confirm = None if args.yes else _ask_to_execute
-    outcome = StackDeployer(cfn, reporter, args.poll_seconds).deploy(request, stack, confirm)
+    # Deployed with the caller's own (administrator) credentials: it creates the role that
+    # every later stack operation runs as, which no stack may change itself.
+    base = current_stack(cfn, base_name)
+    outcome = StackDeployer(cfn, reporter, args.poll_seconds).deploy(
+        StackRequest(base_name, bootstrap_template.body, {}, {**tags, "kind": "bootstrap"}),
+        base, confirm)
+    if outcome.result == "declined":
+        return EXIT_FAILED
+    if not outcome.ok:
+        return _fail(f"bootstrap failed: {base_name}: {outcome.failure}", EXIT_FAILED)
+    outputs = {o["OutputKey"]: o.get("OutputValue", "")
+               for o in (current_stack(cfn, base_name) or {}).get("Outputs", [])}
+    stack = current_stack(cfn, stack_name)
+    body = template.body
+    url = None
+    if len(body.encode("utf-8")) > quotas.TEMPLATE_BODY_BYTES.limit:
+        bucket = outputs.get(names.TEMPLATE_BUCKET_EXPORT)
+        if not bucket:
+            return _fail(f"{template.path}: over {quotas.TEMPLATE_BODY_BYTES.limit:,} bytes and "
+                         f"{base_name} has no {names.TEMPLATE_BUCKET_EXPORT} output", EXIT_FAILED)
+        url = upload_template(aws.client("s3"), bucket, body)
+    request = StackRequest(stack_name, body,
+                           bootstrap.pipeline_parameters(template, stack, given),
+                           {**tags, "kind": "pipeline"}, template_url=url)
+    deployer = StackDeployer(cfn, reporter, args.poll_seconds,
+                             role_arn=outputs.get(names.DEPLOY_ROLE_EXPORT) or None)
+    outcome = deployer.deploy(request, stack, confirm)
     if outcome.result == "declined":
         return EXIT_FAILED
     if not outcome.ok:

@@ -1,15 +1,23 @@
-"""`deploy`: the cluster stack, then the plan's waves, each wave's stacks in parallel.
+"""`deploy`: every stack of the app, in the one order in which each step can succeed.
 
-It deploys what the pipeline deploys (templates/cluster.yaml, templates/service.yaml with
-templates/params/<service>.json) under the same two rules, imported rather than restated:
+The pipeline's Deploy stage runs this same command, so there is one deployer. Order:
 
-- the console-update rule (`generator.params`): the params file's topology-owned values
-  are always passed; the operator-owned parameters and the DeploymentNonce
-  (`params.CARRIED_PARAMETERS`) keep the stack's current value (UsePreviousValue), or
-  `params.initial_values` when the stack is new;
-- the callers-redeploy rule (`generator.rollout`): after each wave, the services that
-  `rollout.after_wave` lists get their new DeploymentNonce when it differs from the
-  stack's, which makes ECS start tasks whose proxies know every same-wave endpoint.
+1. prune, phase 1: the service stacks of services no longer in the topology are deleted
+   first, before anything they depend on changes (found by their tags, not their names);
+2. the cluster stack;
+3. every service's network stack (its task security group), in parallel: callers' groups
+   exist before any callee's service stack admits them;
+4. the service stacks, wave by wave as `generator.plan` orders them (callees first), each
+   wave's stacks in parallel, then the redeploys `generator.rollout` asks for;
+5. prune, phase 2: the network stacks of removed services, now that no callee's rule
+   imports their groups (CloudFormation refuses to delete an export in use:
+   https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html).
+
+Parameters follow the console-update rule (`generator.params`): topology-owned values from
+the params file; operator-owned ones with UsePreviousValue; DesiredCount read from the
+running ECS service at that stack's turn; subnets from the cluster stack's parameters;
+the permissions boundary and deploy role from the bootstrap stack. Templates over
+CloudFormation's 51,200-byte inline limit go through the bootstrap stack's bucket.
 """
 from __future__ import annotations
 
@@ -19,6 +27,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from generator import names, params, plan as plan_module, rollout
+from generator.awsfacts import quotas
 from generator.ops import files
 from generator.ops.report import Reporter, table
 from generator.ops.stackflow import (
@@ -51,6 +60,10 @@ class DeployOptions:
     max_parallel: int = 8
     dry_run: bool = False  # show every change set, execute none
     timeout_seconds: float | None = None  # per stack; None waits as long as it takes
+    role_arn: str | None = None  # default: the bootstrap stack's deploy role, if any
+    template_bucket: str | None = None  # default: the bootstrap stack's bucket, if any
+    permissions_boundary: str | None = None  # default: the bootstrap stack's boundary
+    prune: bool = True  # delete the stacks of services no longer in the topology
 
 
 def cluster_parameters(template: files.Template, stack: dict | None,
@@ -76,8 +89,14 @@ def cluster_parameters(template: files.Template, stack: dict | None,
 
 def service_parameters(template: files.Template, params_file: files.ParamsFile,
                        stack: dict | None, image: str | None,
-                       initial: Mapping[str, str]) -> dict[str, object]:
-    """The console-update rule, for one service stack (see the module docstring)."""
+                       initial: Mapping[str, str],
+                       deploy_values: Mapping[str, str] | None = None,
+                       live_desired_count: int | None = None) -> dict[str, object]:
+    """The console-update rule, for one service stack (see the module docstring).
+
+    `deploy_values` are this run's subnets and permissions boundary; `live_desired_count`
+    is the ECS service's desiredCount now (None when it has no service yet)."""
+    deploy_values = deploy_values or {}
     live = previous_parameters(stack) if change_set_type(stack) == "UPDATE" else {}
     unknown = sorted(set(params_file.parameters) - set(template.parameters))
     if unknown:
@@ -87,6 +106,15 @@ def service_parameters(template: files.Template, params_file: files.ParamsFile,
     for name in template.parameters:
         if name == IMAGE_PARAMETER:
             values[name] = _image(image, live, params_file)
+        elif name in deploy_values:
+            values[name] = deploy_values[name]
+        elif name in params.LIVE_PARAMETERS:
+            if live_desired_count is not None:
+                values[name] = str(live_desired_count)
+            elif name in live:
+                values[name] = PREVIOUS
+            elif name in initial:
+                values[name] = initial[name]
         elif name in params.CARRIED_PARAMETERS:
             if name in live:
                 values[name] = PREVIOUS
@@ -109,21 +137,31 @@ def _image(image: str | None, live: Mapping[str, str], params_file: files.Params
 
 
 class Deployment:
-    """One `deploy` run: reads every file first, then changes stacks in the plan's order."""
+    """One `deploy` run: reads every file first, then changes stacks in the order above."""
 
-    def __init__(self, cfn, topology: Topology, options: DeployOptions, reporter: Reporter):
+    def __init__(self, cfn, topology: Topology, options: DeployOptions, reporter: Reporter,
+                 ecs=None, s3=None):
         self.cfn = cfn
+        self.ecs = ecs
+        self.s3 = s3
         self.topology = topology
         self.options = options
         self.reporter = reporter
-        self.deployer = StackDeployer(cfn, reporter, options.poll_seconds,
-                                      timeout_seconds=options.timeout_seconds)
         self.plan = plan_module.build(topology)
         self.selected = self._selected_services()
         self.cluster_template = files.read_template(options.templates_dir, files.CLUSTER_TEMPLATE)
+        self.network_template = files.read_template(options.templates_dir, files.NETWORK_TEMPLATE)
         self.service_template = files.read_template(options.templates_dir, files.SERVICE_TEMPLATE)
         self.params_files = {name: files.read_params(options.templates_dir, name)
                              for name in self.selected}
+        self.bootstrap = self._bootstrap_outputs()
+        role_arn = options.role_arn or self.bootstrap.get(names.DEPLOY_ROLE_EXPORT)
+        self.deployer = StackDeployer(cfn, reporter, options.poll_seconds,
+                                      timeout_seconds=options.timeout_seconds,
+                                      role_arn=role_arn)
+        self.template_bucket = (options.template_bucket
+                                or self.bootstrap.get(names.TEMPLATE_BUCKET_EXPORT))
+        self._uploaded: dict[str, str] = {}
         self.outcomes: list[StackOutcome] = []
 
     def _selected_services(self) -> tuple[str, ...]:
@@ -134,20 +172,113 @@ class Deployment:
                                    f"(known: {', '.join(known)})")
         return tuple(self.options.services) or tuple(known)
 
+    def _bootstrap_outputs(self) -> dict[str, str]:
+        stack = current_stack(self.cfn, self.topology.bootstrap_stack_name)
+        if stack is None:
+            return {}
+        return {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+
+    @property
+    def prunes(self) -> bool:
+        # Deploying some services only must not delete the others' stacks.
+        return self.options.prune and not self.options.services
+
     def run(self) -> bool:
+        removed = self._removed_stacks() if self.prunes else {}
+        if removed.get(params.KIND_SERVICE):
+            self.reporter.say("== removed services: " + ", ".join(
+                sorted(removed[params.KIND_SERVICE])))
+            if not self._delete_in_parallel(removed[params.KIND_SERVICE]):
+                return False
         if not self._deploy_cluster():
             return False
+        self.reporter.say("== network stacks (task security groups)")
+        if not self._deploy_in_parallel([self._network_request(n) for n in self.selected]):
+            return False
+        deploy_values = self._deploy_values()
         for index, wave in enumerate(self.plan.waves):
             members = [name for name in wave if name in self.selected]
             if not members:
                 continue
             self.reporter.say(f"== wave {index + 1}: {', '.join(members)}"
                               + ("  (in parallel)" if len(members) > 1 else ""))
-            if not self._deploy_in_parallel([self._service_request(n) for n in members]):
+            requests = [self._service_request(n, deploy_values) for n in members]
+            if not self._deploy_in_parallel(requests):
                 return False
             if not self._redeploy_callers(index):
                 return False
+        if removed.get(params.KIND_NETWORK):
+            self.reporter.say("== network stacks of removed services")
+            if not self._delete_in_parallel(removed[params.KIND_NETWORK]):
+                return False
         return True
+
+    # --- what exists -------------------------------------------------------------------
+
+    def _removed_stacks(self) -> dict[str, dict[str, dict]]:
+        """kind -> {stack name: stack} of this app's stacks whose service is gone."""
+        present = {service.name for service in self.topology.services}
+        removed: dict[str, dict[str, dict]] = {}
+        paginator = self.cfn.get_paginator("describe_stacks")
+        for page in paginator.paginate():
+            for stack in page.get("Stacks", []):
+                tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
+                if (tags.get("app") != self.topology.app
+                        or tags.get("managed-by") != params.MANAGED_BY
+                        or tags.get("kind") not in (params.KIND_SERVICE, params.KIND_NETWORK)
+                        or tags.get("service") in present
+                        or stack["StackStatus"] == "DELETE_COMPLETE"):
+                    continue
+                removed.setdefault(tags["kind"], {})[stack["StackName"]] = stack
+        return removed
+
+    def _deploy_values(self) -> dict[str, str]:
+        """Subnets from the cluster stack as it now is, and the permissions boundary."""
+        cluster = previous_parameters(current_stack(self.cfn, self.topology.cluster_stack_name))
+        boundary = (self.options.permissions_boundary
+                    or self.bootstrap.get(names.BOUNDARY_EXPORT))
+        if not boundary:
+            raise DeployInputError(
+                f"no permissions boundary: the bootstrap stack {self.topology.bootstrap_stack_name} "
+                "does not exist; run `python -m generator bootstrap` first, or pass "
+                "--permissions-boundary ARN")
+        return {
+            names.SUBNETS_PARAMETER: cluster.get(names.PRIVATE_SUBNETS, ""),
+            names.LOAD_BALANCER_SUBNETS_PARAMETER: cluster.get(names.PUBLIC_SUBNETS, ""),
+            names.BOUNDARY_PARAMETER: boundary,
+        }
+
+    def _live_desired_count(self, service_name: str) -> int | None:
+        if self.ecs is None:
+            return None
+        answer = self.ecs.describe_services(cluster=self.topology.cluster_stack_name,
+                                            services=[service_name])
+        for service in answer.get("services", []):
+            if service.get("status") == "ACTIVE":
+                return int(service["desiredCount"])
+        return None
+
+    # --- templates ---------------------------------------------------------------------
+
+    def _template(self, template: files.Template) -> dict[str, str | None]:
+        """TemplateBody, or TemplateURL for a body past the inline limit."""
+        body = template.body
+        if len(body.encode("utf-8")) <= quotas.TEMPLATE_BODY_BYTES.limit:
+            return {"template_body": body}
+        if len(body.encode("utf-8")) > quotas.TEMPLATE_URL_BYTES.limit:
+            raise DeployInputError(f"{template.path}: {len(body.encode())} bytes is over "
+                                   f"CloudFormation's {quotas.TEMPLATE_URL_BYTES.limit:,}-byte limit")
+        if not self.template_bucket:
+            raise DeployInputError(
+                f"{template.path}: {len(body.encode())} bytes is over CloudFormation's "
+                f"{quotas.TEMPLATE_BODY_BYTES.limit:,}-byte inline limit and there is no "
+                "bucket to upload it to: run `python -m generator bootstrap` first, or "
+                "pass --template-bucket NAME")
+        url = self._uploaded.get(body)
+        if url is None:
+            url = upload_template(self.s3, self.template_bucket, body)
+            self._uploaded[body] = url
+        return {"template_body": body, "template_url": url}
 
     # --- stacks ------------------------------------------------------------------------
 
@@ -156,25 +287,48 @@ class Deployment:
         self.reporter.say(f"== cluster: {name}")
         stack = current_stack(self.cfn, name)
         request = StackRequest(
-            name, self.cluster_template.body,
-            cluster_parameters(self.cluster_template, stack, self.options.cluster_values),
-            {"app": self.topology.app, "managed-by": "ecs-service-connect-kit"})
+            name,
+            parameters=cluster_parameters(self.cluster_template, stack,
+                                          self.options.cluster_values),
+            tags={"app": self.topology.app, "kind": "cluster",
+                  "managed-by": params.MANAGED_BY},
+            **self._template(self.cluster_template))
         return self._record([self.deployer.deploy(request, stack,
                                                   preview=self.options.dry_run)])
 
-    def _service_request(self, name: str) -> tuple[StackRequest, dict | None]:
+    def _network_request(self, name: str) -> tuple[StackRequest, dict | None]:
+        service = self.topology.service(name)
+        stack_name = self.topology.network_stack_name(service)
+        request = StackRequest(
+            stack_name,
+            parameters=params.network_parameters(self.topology, service),
+            tags=params.tags(self.topology, service, params.KIND_NETWORK),
+            **self._template(self.network_template))
+        return request, current_stack(self.cfn, stack_name)
+
+    def _service_request(self, name: str, deploy_values: Mapping[str, str]
+                         ) -> tuple[StackRequest, dict | None]:
         service = self.topology.service(name)
         stack_name = self.topology.stack_name(service)
         stack = current_stack(self.cfn, stack_name)
         params_file = self.params_files[name]
+        live_count = (self._live_desired_count(name)
+                      if change_set_type(stack) == "UPDATE" else None)
         values = service_parameters(self.service_template, params_file, stack,
-                                    self.options.image, params.initial_values(self.topology, service))
-        return StackRequest(stack_name, self.service_template.body, values, params_file.tags), stack
+                                    self.options.image,
+                                    params.initial_values(self.topology, service),
+                                    deploy_values, live_count)
+        request = StackRequest(stack_name, parameters=values,
+                               tags=params.tags(self.topology, service),
+                               **self._template(self.service_template))
+        return request, stack
 
     def _redeploy_callers(self, wave: int) -> bool:
         """The rollout rule's follow-up: a new nonce only where it differs from the stack's."""
         requests = []
         for redeploy in rollout.after_wave(self.topology, self.plan, wave):
+            if redeploy.service not in self.selected:
+                continue
             stack_name = self.topology.stack_name(self.topology.service(redeploy.service))
             stack = current_stack(self.cfn, stack_name)
             if stack is None or change_set_type(stack) == "CREATE":
@@ -191,15 +345,32 @@ class Deployment:
                 continue
             values = {key: PREVIOUS for key in previous_parameters(stack)}
             values[NONCE_PARAMETER] = redeploy.nonce
+            live_count = self._live_desired_count(redeploy.service)
+            if live_count is not None:
+                values["DesiredCount"] = str(live_count)
             requests.append((StackRequest(stack_name, None, values), stack))
         return self._deploy_in_parallel(requests) if requests else True
 
     def _deploy_in_parallel(self, requests: Sequence[tuple[StackRequest, dict | None]]) -> bool:
-        workers = max(1, min(len(requests), self.options.max_parallel))
+        return self._in_parallel([
+            (self.deployer.deploy, (request, stack), {"preview": self.options.dry_run})
+            for request, stack in requests])
+
+    def _delete_in_parallel(self, stacks: Mapping[str, dict]) -> bool:
+        if self.options.dry_run:
+            for name in sorted(stacks):
+                self.reporter.line(name, "dry run: would be deleted (its service was removed)")
+            return True
+        return self._in_parallel([(self.deployer.delete, (name, stack), {})
+                                  for name, stack in sorted(stacks.items())])
+
+    def _in_parallel(self, calls) -> bool:
+        if not calls:
+            return True
+        workers = max(1, min(len(calls), self.options.max_parallel))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy") as pool:
-            futures = [pool.submit(self.deployer.deploy, request, stack,
-                                   preview=self.options.dry_run)
-                       for request, stack in requests]
+            futures = [pool.submit(function, *args, **kwargs)
+                       for function, args, kwargs in calls]
             # Results in submission order; .result() re-raises a thread's exception here.
             return self._record([future.result() for future in futures])
 
@@ -210,6 +381,19 @@ class Deployment:
     def summary(self) -> str:
         rows = [(o.stack_name, o.result, o.failure or _changes_summary(o)) for o in self.outcomes]
         return table(("STACK", "RESULT", "DETAIL"), rows)
+
+
+def upload_template(s3, bucket: str, body: str) -> str:
+    """Put a template under its digest (same bytes, same key) and return its S3 URL."""
+    import hashlib
+
+    data = body.encode("utf-8")
+    key = f"templates/{hashlib.sha256(data).hexdigest()}.yaml"
+    s3.put_object(Bucket=bucket, Key=key, Body=data, ServerSideEncryption="AES256")
+    # Path-style URLs work in every partition and with a local endpoint; CloudFormation
+    # reads the object with the caller's credentials.
+    endpoint = s3.meta.endpoint_url.rstrip("/")
+    return f"{endpoint}/{bucket}/{key}"
 
 
 def _changes_summary(outcome: StackOutcome) -> str:

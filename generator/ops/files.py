@@ -9,6 +9,8 @@ import yaml
 
 CLUSTER_TEMPLATE = "cluster.yaml"
 SERVICE_TEMPLATE = "service.yaml"
+NETWORK_TEMPLATE = "network.yaml"
+BOOTSTRAP_TEMPLATE = "bootstrap.yaml"
 PIPELINE_TEMPLATE = "pipeline.yaml"
 PARAMS_DIR = "params"
 

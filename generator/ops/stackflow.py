@@ -29,18 +29,15 @@ CHANGE_SET_PENDING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
 CANCELLED_REASONS = ("Resource creation cancelled", "Resource update cancelled")
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 
+# A stack whose first create failed holds nothing worth keeping and can only be deleted
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/troubleshooting.html#troubleshooting-errors-update-rollback-failed
+# and the stack status codes in
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html):
+# the deployer deletes it and creates it again, so one failed first create never blocks
+# later runs.
+RECREATED_STATES = ("ROLLBACK_COMPLETE", "CREATE_FAILED", "ROLLBACK_FAILED")
 # Stack states a change set cannot start from, and what the operator does about each.
 BLOCKED_STATES = {
-    "ROLLBACK_COMPLETE": (
-        "its first create failed and was rolled back, and such a stack cannot be updated: "
-        "delete it (aws cloudformation delete-stack --stack-name {name}) and deploy again"),
-    "ROLLBACK_FAILED": (
-        "its first create failed and the rollback failed too: delete it "
-        "(aws cloudformation delete-stack --stack-name {name}), fix what blocked the "
-        "delete, and deploy again"),
-    "CREATE_FAILED": (
-        "its first create failed: delete it (aws cloudformation delete-stack "
-        "--stack-name {name}) and deploy again"),
     "UPDATE_ROLLBACK_FAILED": (
         "an update rollback failed: finish it with `aws cloudformation "
         "continue-update-rollback --stack-name {name}`, then deploy again"),
@@ -59,6 +56,8 @@ class StackRequest:
     template_body: str | None  # None: keep the stack's current template
     parameters: Mapping[str, object]  # str value, or PREVIOUS
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Set for a body over CloudFormation's inline limit: the body was uploaded there.
+    template_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class Change:
 @dataclass(frozen=True)
 class StackOutcome:
     stack_name: str
-    result: str  # "created", "updated", "no changes", "previewed", "declined", "failed"
+    result: str  # "created", "updated", "deleted", "no changes", "previewed", "declined", "failed"
     changes: tuple[Change, ...] = ()
     failure: str = ""  # "<resource>: <reason>", the first thing that failed
 
@@ -128,8 +127,12 @@ class StackDeployer:
     def __init__(self, cfn, reporter: Reporter, poll_seconds: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep,
                  timeout_seconds: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 role_arn: str | None = None):
         self.cfn = cfn
+        # CloudFormation acts with this role (the bootstrap stack's deploy role), not with
+        # the caller's credentials, for every operation on the stacks it deploys.
+        self.role_arn = role_arn
         self.reporter = reporter
         self.poll_seconds = poll_seconds
         self.sleep = sleep
@@ -145,6 +148,13 @@ class StackDeployer:
         `preview` shows the changes and then deletes the change set, changing nothing.
         """
         name = request.stack_name
+        if stack is not None and stack["StackStatus"] in RECREATED_STATES and not preview:
+            self.reporter.line(name, f"{stack['StackStatus']}: its first create failed, so "
+                                     "it holds nothing; deleting it to create it again")
+            deleted = self.delete(name, stack)
+            if not deleted.ok:
+                return deleted
+            stack = None
         try:
             check_deployable(stack)
         except StackBlocked as blocked:
@@ -184,6 +194,23 @@ class StackDeployer:
             return StackOutcome(name, "declined", changes)
         return self._execute(name, described, kind, changes)
 
+    def delete(self, stack_name: str, stack: dict) -> StackOutcome:
+        """Delete a stack and stream its events until it is gone."""
+        stack_id = stack["StackId"]
+        events = EventStream(self.cfn, stack_id)
+        events.skip_existing()
+        arguments = {"StackName": stack_id}
+        if self.role_arn:
+            arguments["RoleARN"] = self.role_arn
+        self.cfn.delete_stack(**arguments)
+        status = self._stream_until_settled(stack_name, stack_id, events)
+        if status == "DELETE_COMPLETE":
+            self.reporter.line(stack_name, "DELETE_COMPLETE (deleted)")
+            return StackOutcome(stack_name, "deleted")
+        failure = events.first_failure() or f"{stack_name}: {status}"
+        self.reporter.line(stack_name, f"{status}: first failure: {failure}")
+        return StackOutcome(stack_name, "failed", failure=failure)
+
     # --- steps ---------------------------------------------------------------------------
 
     def _create_change_set(self, request: StackRequest, kind: str) -> str:
@@ -195,10 +222,14 @@ class StackDeployer:
             "Capabilities": CAPABILITIES,
             "Description": "python -m generator deploy",
         }
-        if request.template_body is None:
+        if request.template_url is not None:
+            arguments["TemplateURL"] = request.template_url
+        elif request.template_body is None:
             arguments["UsePreviousTemplate"] = True
         else:
             arguments["TemplateBody"] = request.template_body
+        if self.role_arn:
+            arguments["RoleARN"] = self.role_arn
         if request.tags:
             arguments["Tags"] = [{"Key": k, "Value": v} for k, v in sorted(request.tags.items())]
         return self.cfn.create_change_set(**arguments)["Id"]
@@ -250,7 +281,7 @@ class StackDeployer:
         deadline = None if self.timeout_seconds is None else self.clock() + self.timeout_seconds
         while True:
             self._report(name, events.read_new())
-            status = self.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+            status = _status(self.cfn, stack_id)
             if not status.endswith("_IN_PROGRESS"):
                 # Events written just before the status settled.
                 self._report(name, events.read_new())
@@ -317,6 +348,17 @@ class EventStream:
         for event in resources or failures:
             return f"{event['LogicalResourceId']}: {_reason(event) or event['ResourceStatus']}"
         return None
+
+
+def _status(cfn, stack_id: str) -> str:
+    try:
+        return cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+    except Exception as err:
+        # A deleted stack is still described by its id; an endpoint that forgets it has
+        # finished deleting it.
+        if error_code(err) == "ValidationError" and "does not exist" in error_message(err):
+            return "DELETE_COMPLETE"
+        raise
 
 
 def _no_changes(reason: str) -> bool:

@@ -1,23 +1,28 @@
-"""The cluster stack: ECS cluster, Cloud Map namespace, one security group per service.
+"""The cluster stack: ECS cluster and Cloud Map namespace. Nothing in it grows with the services.
 
-Each service's task security group lives here rather than in its service stack: a
-caller-to-callee rule needs both groups, and with mutual callers (the seed's pair)
-two service stacks would each need the other's group first. Here every rule is
-security group to security group, on the callee's container port only.
+Each service's task security group lives in its own small network stack
+(generator.stacks.network), and the rules that admit its callers in its service stack,
+so that adding or removing a service never changes this stack, its resource count stays
+at two at any scale, and none of its exports depends on which services exist.
+
+The subnets are parameters, not exports: CloudFormation refuses to change an export
+that another stack imports, so exported subnets could never be changed. The deployer
+reads them from this stack's parameters and passes them to every service stack.
 """
 from __future__ import annotations
 
-from troposphere import Export, GetAtt, Join, Output, Parameter, Ref, Sub, Tags, Template
+from troposphere import (
+    Equals, Export, GetAtt, If, Join, Not, Output, Parameter, Ref, Sub, Tags, Template,
+)
 from troposphere import ec2, ecs, servicediscovery
 
 from generator import names
-from generator.topology import Service, Topology
+from generator.topology import Topology, network_export_name
 
 VPC = "VpcId"
 PRIVATE_SUBNETS = "PrivateSubnetIds"
 PUBLIC_SUBNETS = "PublicSubnetIds"
-# What the public-subnets export holds when no service of the topology is public.
-NO_PUBLIC_SUBNETS = "none: no service in topology.yaml is public"
+HAS_PUBLIC_SUBNETS = "PublicSubnetsGiven"
 
 
 def vpc_parameter() -> Parameter:
@@ -42,14 +47,19 @@ def private_subnets_parameter() -> Parameter:
 
 
 def public_subnets_parameter() -> Parameter:
+    # Declared whether or not a service is public, and optional: a parameter that comes
+    # and goes with the first public service would break every update that does not
+    # pass it (or passes it to a template that no longer declares it).
     return Parameter(
         PUBLIC_SUBNETS,
-        Type="List<AWS::EC2::Subnet::Id>",
+        Type="CommaDelimitedList",
+        Default="",
+        AllowedPattern=r"^(subnet-[0-9a-f]{8,17})?$",
         Description=(
             "Public subnets for internet-facing load balancers, in at least two Availability "
-            "Zones (an ALB refuses fewer)."
+            "Zones (an ALB refuses fewer). Empty while no service is public."
         ),
-        ConstraintDescription="must be existing subnet ids in the chosen VPC",
+        ConstraintDescription="must be empty or subnet ids (subnet-...)",
     )
 
 
@@ -76,24 +86,16 @@ def cluster(topology: Topology) -> ecs.Cluster:
     )
 
 
-def task_security_group(topology: Topology, service: Service) -> ec2.SecurityGroup:
+def no_callers_security_group(topology: Topology) -> ec2.SecurityGroup:
+    # Fn::ForEach cannot iterate over an empty Callers list; a service without callers lists
+    # this group instead, and since no task carries it, the rule admitting it admits nobody.
     return ec2.SecurityGroup(
-        names.security_group_logical_id(service.name),
-        GroupDescription=f"Tasks of {topology.app} service {service.name}",
+        "NoCallersSecurityGroup",
+        GroupDescription=f"{topology.app}: attached to no task; stands in for no callers",
         VpcId=Ref(VPC),
-        Tags=Tags(Name=f"{topology.app}-{service.name}-tasks", app=topology.app),
-    )
-
-
-def caller_ingress(topology: Topology, callee: Service, caller: Service) -> ec2.SecurityGroupIngress:
-    return ec2.SecurityGroupIngress(
-        names.ingress_logical_id(caller.name, callee.name),
-        GroupId=GetAtt(names.security_group_logical_id(callee.name), "GroupId"),
-        SourceSecurityGroupId=GetAtt(names.security_group_logical_id(caller.name), "GroupId"),
-        IpProtocol="tcp",
-        FromPort=callee.port,
-        ToPort=callee.port,
-        Description=f"{caller.name} calls {callee.name} through Service Connect",
+        SecurityGroupEgress=[ec2.SecurityGroupRule(
+            IpProtocol="-1", CidrIp="127.0.0.1/32", Description="no egress")],
+        Tags=Tags(Name=f"{topology.app}-no-callers", app=topology.app),
     )
 
 
@@ -107,35 +109,30 @@ def export(name: str, value, description: str, logical_id: str | None = None) ->
 
 
 def outputs(topology: Topology) -> list[Output]:
-    result = [
+    return [
         export(names.CLUSTER_NAME, Ref("Cluster"), "ECS cluster name"),
         export(names.CLUSTER_ARN, GetAtt("Cluster", "Arn"), "ECS cluster ARN"),
         export(names.NAMESPACE_ARN, GetAtt("Namespace", "Arn"), "Cloud Map namespace ARN"),
         export(names.NAMESPACE_ID, GetAtt("Namespace", "Id"), "Cloud Map namespace id"),
         export(names.NAMESPACE_NAME, topology.namespace, "Cloud Map namespace DNS name"),
         export(names.VPC_ID, Ref(VPC), "VPC of the cluster"),
-        export(names.PRIVATE_SUBNETS, Join(",", Ref(PRIVATE_SUBNETS)), "Task subnets"),
+        Output(
+            "NoCallersSecurityGroup",
+            Description="Stands in for the task security group of a caller that does not exist",
+            Value=GetAtt("NoCallersSecurityGroup", "GroupId"),
+            # The name a service stack imports for its caller 'none' (see service.py).
+            Export=Export(network_export_name(topology.app, names.NO_CALLERS)),
+        ),
+        # Not exported, so they can change: the deployer passes them to every service stack.
+        Output(PRIVATE_SUBNETS, Description="Task subnets",
+               Value=Join(",", Ref(PRIVATE_SUBNETS))),
+        Output(PUBLIC_SUBNETS, Description="Load balancer subnets ('none' when not given)",
+               Value=If(HAS_PUBLIC_SUBNETS, Join(",", Ref(PUBLIC_SUBNETS)), "none")),
     ]
-    # Exported even without a public service: every service stack names this import (in
-    # resources it may never create), and a missing export must not be what stops a stack.
-    public_subnets = (
-        Join(",", Ref(PUBLIC_SUBNETS)) if topology.has_public_service else NO_PUBLIC_SUBNETS
-    )
-    result.append(export(names.PUBLIC_SUBNETS, public_subnets, "Load balancer subnets"))
-    for service in topology.services:
-        result.append(
-            export(
-                names.security_group_export(service.name),
-                GetAtt(names.security_group_logical_id(service.name), "GroupId"),
-                f"Task security group of {service.name}",
-                logical_id=names.security_group_logical_id(service.name),
-            )
-        )
-    return result
 
 
 def interface(topology: Topology) -> dict:
-    network = [VPC, PRIVATE_SUBNETS] + ([PUBLIC_SUBNETS] if topology.has_public_service else [])
+    network = [VPC, PRIVATE_SUBNETS, PUBLIC_SUBNETS]
     labels = {VPC: "VPC", PRIVATE_SUBNETS: "Task subnets", PUBLIC_SUBNETS: "Load balancer subnets"}
     return {
         "AWS::CloudFormation::Interface": {
@@ -148,8 +145,7 @@ def interface(topology: Topology) -> dict:
 def build(topology: Topology) -> Template:
     template = Template(
         Description=(
-            f"{topology.app}: ECS cluster, Cloud Map namespace {topology.namespace} and the "
-            "task security groups that let each service admit its callers "
+            f"{topology.app}: ECS cluster and Cloud Map namespace {topology.namespace} "
             "(generated from topology.yaml; do not edit)"
         )
     )
@@ -157,14 +153,11 @@ def build(topology: Topology) -> Template:
     template.set_metadata(interface(topology))
     template.add_parameter(vpc_parameter())
     template.add_parameter(private_subnets_parameter())
-    if topology.has_public_service:
-        template.add_parameter(public_subnets_parameter())
+    template.add_parameter(public_subnets_parameter())
+    template.add_condition(HAS_PUBLIC_SUBNETS,
+                           Not(Equals(Join(",", Ref(PUBLIC_SUBNETS)), "")))
     template.add_resource(namespace(topology))
     template.add_resource(cluster(topology))
-    for service in topology.services:
-        template.add_resource(task_security_group(topology, service))
-    for callee in topology.services:
-        for caller in topology.callers(callee):
-            template.add_resource(caller_ingress(topology, callee, caller))
+    template.add_resource(no_callers_security_group(topology))
     template.add_output(outputs(topology))
     return template

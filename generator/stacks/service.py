@@ -1,9 +1,17 @@
 """The service stack: ONE parameterized template, deployed once per service.
 
-What differs between services arrives as parameters (templates/params/<service>.json),
-so the template does not grow with the number of services. It imports the cluster
-stack's exports through the `ClusterStackName` parameter. Every parameter has a
-description and constraints, so an operator can update a stack from the console.
+What differs between services arrives as parameters (templates/params/<service>.json
+and the deployer's per-run values, see generator.params), so the template does not grow
+with the number of services. It imports the cluster stack's exports through the
+`ClusterStackName` parameter and task security groups from the network stacks.
+
+The rules that admit the service's callers live here, one per caller, made by
+`Fn::ForEach` over the `Callers` parameter (AWS::LanguageExtensions transform,
+https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-foreach.html).
+So the rules of a callee with 55 callers cost its own stack 55 resources and no other
+stack anything, and adding a caller changes exactly the stacks of its callees.
+Every parameter has a description and constraints, so an operator can update a stack
+from the console.
 """
 from __future__ import annotations
 
@@ -12,7 +20,7 @@ from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, St
 from awacs.sts import AssumeRole
 from troposphere import (
     AWS_ACCOUNT_ID, AWS_NO_VALUE, AWS_REGION, Equals, GetAtt, If, ImportValue, Join,
-    Not, Output, Parameter, Ref, Split, Sub, Template,
+    Not, Output, Parameter, Ref, Sub, Template,
 )
 from troposphere import applicationautoscaling as aas
 from troposphere import ec2, ecs, iam
@@ -39,6 +47,13 @@ HEALTH_CHECK_COMMAND = ["CMD", "python", "-m", "service.healthcheck"]
 IS_PUBLIC = "PublicLoadBalancerEnabled"
 EXEC_ENABLED = "ExecuteCommandEnabled"
 HAS_NONCE = "DeploymentNonceGiven"
+# Fn::ForEach makes one ingress rule per caller. It cannot iterate over nothing (an empty
+# CommaDelimitedList is one empty item), and cfn-lint does not expand a per-item
+# Condition, so a service without callers lists names.NO_CALLERS: the cluster stack's
+# security group that no task carries, whose rule admits nobody.
+CALLER = "Caller"
+CALLER_INGRESS = "CallerIngress"
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
 
 _DNS_LABEL_PATTERN = r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 _BOOLEAN = {"Type": "String", "AllowedValues": ["true", "false"]}
@@ -49,12 +64,24 @@ def cluster_import(export: str) -> ImportValue:
     return ImportValue(Sub("${%s}-%s" % (names.CLUSTER_STACK_PARAMETER, export)))
 
 
+def network_import(service) -> ImportValue:
+    """Import a service's task security group from its network stack (<app>-<service>-network)."""
+    return ImportValue(Sub("${%s}-%s-network-%s" % (names.APP_PARAMETER, service,
+                                                     names.TASK_SECURITY_GROUP)))
+
+
 def parameters(topology: Topology) -> list[Parameter]:
     fixed = [
         Parameter(
+            names.APP_PARAMETER, Type="String", MaxLength=63, AllowedPattern=_DNS_LABEL_PATTERN,
+            Description="The app (topology.yaml's app): prefix of every stack name, so "
+                        "<app>-<service>-network holds a service's task security group.",
+            ConstraintDescription="must be a DNS label: a-z, 0-9 and '-', starting with a letter",
+        ),
+        Parameter(
             names.CLUSTER_STACK_PARAMETER, Type="String",
             Description="Name of the cluster stack whose exports (cluster, namespace, "
-                        "subnets, task security group) this service imports.",
+                        "VPC) this service imports.",
             AllowedPattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$",
             ConstraintDescription="must be a CloudFormation stack name",
         ),
@@ -72,6 +99,37 @@ def parameters(topology: Topology) -> list[Parameter]:
         Parameter(
             "ContainerPort", Type="Number", MinValue=1, MaxValue=65535,
             Description="Port the container listens on; only callers' security groups may reach it.",
+        ),
+        Parameter(
+            names.CALLERS_PARAMETER, Type="CommaDelimitedList", Default=names.NO_CALLERS,
+            AllowedPattern=_DNS_LABEL_PATTERN,
+            Description="Services that call this one (topology.yaml's calls), or "
+                        f"'{names.NO_CALLERS}': each one's task security group may reach "
+                        "ContainerPort, and nothing else may.",
+            ConstraintDescription=f"must be service names (DNS labels), or {names.NO_CALLERS}",
+        ),
+        Parameter(
+            names.SUBNETS_PARAMETER, Type="List<AWS::EC2::Subnet::Id>",
+            Description="Private subnets of the tasks. Deployments pass the cluster stack's "
+                        "PrivateSubnetIds; change them there.",
+        ),
+        Parameter(
+            # No Default: deployments always pass it, and a default would be linted as a
+            # subnet id the load balancer uses.
+            names.LOAD_BALANCER_SUBNETS_PARAMETER, Type="CommaDelimitedList",
+            AllowedPattern=r"^(subnet-[0-9a-f]{8,17})?$",
+            Description="Public subnets of the internet-facing load balancer, two "
+                        "Availability Zones at least. Deployments pass the cluster stack's "
+                        "PublicSubnetIds; empty when PublicLoadBalancer is false.",
+            ConstraintDescription="must be empty or subnet ids (subnet-...)",
+        ),
+        Parameter(
+            names.BOUNDARY_PARAMETER, Type="String",
+            AllowedPattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]+$",
+            Description="Permissions boundary of the task and execution roles: the bootstrap "
+                        "stack's PermissionsBoundaryArn. The deploy role may create roles "
+                        "only with it.",
+            ConstraintDescription="must be an IAM managed policy ARN",
         ),
         Parameter(
             "ImageUri", Type="String",
@@ -190,6 +248,35 @@ def conditions(topology: Topology) -> dict:
     return result
 
 
+def caller_ingress() -> dict:
+    """The Resources entry that admits each caller's tasks on ContainerPort, and only there."""
+    rule = ec2.SecurityGroupIngress(
+        CALLER_INGRESS,
+        GroupId=task_security_group(),
+        SourceSecurityGroupId=network_import("${%s}" % CALLER),
+        IpProtocol="tcp",
+        FromPort=Ref("ContainerPort"),
+        ToPort=Ref("ContainerPort"),
+        Description=Sub("${%s} calls ${ServiceName} through Service Connect" % CALLER),
+    )
+    return {f"Fn::ForEach::{CALLER_INGRESS}": [
+        CALLER, Ref(names.CALLERS_PARAMETER),
+        {f"{CALLER_INGRESS}&{{{CALLER}}}": rule.to_dict()},
+    ]}
+
+
+def load_balancer_subnets_rule() -> dict:
+    return {"PublicLoadBalancerNeedsSubnets": {
+        "RuleCondition": {"Fn::Equals": [{"Ref": "PublicLoadBalancer"}, "true"]},
+        "Assertions": [{
+            "Assert": {"Fn::Not": [{"Fn::Contains": [
+                {"Ref": names.LOAD_BALANCER_SUBNETS_PARAMETER}, ""]}]},
+            "AssertDescription": "A public load balancer needs LoadBalancerSubnets: give the "
+                                 "cluster stack PublicSubnetIds (two Availability Zones)",
+        }],
+    }}
+
+
 def fargate_size_rules() -> dict:
     """CloudFormation cannot validate a pair of parameters; these rules reject bad pairs at create/update."""
     rules = {}
@@ -236,6 +323,7 @@ def execution_role() -> iam.Role:
         "ExecutionRole",
         Description=Sub("Pulls the image and writes logs for ${ServiceName}"),
         AssumeRolePolicyDocument=_ecs_tasks_trust(),
+        PermissionsBoundary=Ref(names.BOUNDARY_PARAMETER),
         Policies=[iam.Policy(
             PolicyName="pull-image-and-write-logs",
             PolicyDocument=PolicyDocument(
@@ -281,6 +369,7 @@ def task_role() -> iam.Role:
         "TaskRole",
         Description=Sub("Identity of ${ServiceName}'s containers; nothing beyond ECS Exec"),
         AssumeRolePolicyDocument=_ecs_tasks_trust(),
+        PermissionsBoundary=Ref(names.BOUNDARY_PARAMETER),
         Policies=[If(EXEC_ENABLED, exec_policy, Ref(AWS_NO_VALUE))],
     )
 
@@ -381,7 +470,7 @@ def service_connect() -> ecs.ServiceConnectConfiguration:
 
 
 def task_security_group():
-    return cluster_import(names.security_group_export("${ServiceName}"))
+    return network_import("${ServiceName}")
 
 
 def ecs_service() -> ecs.Service:
@@ -407,7 +496,7 @@ def ecs_service() -> ecs.Service:
         NetworkConfiguration=ecs.NetworkConfiguration(
             AwsvpcConfiguration=ecs.AwsvpcConfiguration(
                 AssignPublicIp="DISABLED",
-                Subnets=Split(",", cluster_import(names.PRIVATE_SUBNETS)),
+                Subnets=Ref(names.SUBNETS_PARAMETER),
                 SecurityGroups=[task_security_group()],
             )
         ),
@@ -454,7 +543,7 @@ def load_balancer_resources() -> list:
         Condition=IS_PUBLIC,
         Scheme="internet-facing",
         Type="application",
-        Subnets=Split(",", cluster_import(names.PUBLIC_SUBNETS)),
+        Subnets=Ref(names.LOAD_BALANCER_SUBNETS_PARAMETER),
         SecurityGroups=[GetAtt("LoadBalancerSecurityGroup", "GroupId")],
         LoadBalancerAttributes=[
             elb.LoadBalancerAttributes(Key="routing.http.drop_invalid_header_fields.enabled",
@@ -533,8 +622,11 @@ def outputs() -> list[Output]:
 
 def interface(topology: Topology) -> dict:
     groups = [
-        ("Service", [names.CLUSTER_STACK_PARAMETER, "ServiceName", "DiscoveryName",
-                     "ContainerPort", "ImageUri"]),
+        ("Service", [names.APP_PARAMETER, names.CLUSTER_STACK_PARAMETER, "ServiceName",
+                     "DiscoveryName", "ContainerPort", "ImageUri"]),
+        ("Network and access", [names.CALLERS_PARAMETER, names.SUBNETS_PARAMETER,
+                                names.LOAD_BALANCER_SUBNETS_PARAMETER,
+                                names.BOUNDARY_PARAMETER]),
         ("Size and scaling", ["Cpu", "Memory", "DesiredCount", "MinCapacity", "MaxCapacity",
                               "CpuTargetPercent"]),
         ("Service Connect", ["PeerUrls", "PeerTimeoutSeconds", "PerRequestTimeoutSeconds",
@@ -547,6 +639,10 @@ def interface(topology: Topology) -> dict:
         groups.append(("Extra environment",
                        [names.environment_parameter(v) for v in environment_names]))
     labels = {
+        names.APP_PARAMETER: "App", names.CALLERS_PARAMETER: "Callers",
+        names.SUBNETS_PARAMETER: "Task subnets",
+        names.LOAD_BALANCER_SUBNETS_PARAMETER: "Load balancer subnets",
+        names.BOUNDARY_PARAMETER: "Permissions boundary",
         names.CLUSTER_STACK_PARAMETER: "Cluster stack", "ServiceName": "Service name",
         "DiscoveryName": "Discovery name", "ContainerPort": "Container port",
         "ImageUri": "Image", "Cpu": "CPU units", "Memory": "Memory (MiB)",
@@ -575,16 +671,18 @@ def build(topology: Topology) -> Template:
                     "(generated from topology.yaml; do not edit)"
     )
     template.set_version("2010-09-09")
+    template.set_transform(LANGUAGE_EXTENSIONS)
     template.set_metadata(interface(topology))
     template.add_parameter(parameters(topology))
     for name, condition in conditions(topology).items():
         template.add_condition(name, condition)
-    for name, rule in fargate_size_rules().items():
+    for name, rule in {**fargate_size_rules(), **load_balancer_subnets_rule()}.items():
         template.add_rule(name, rule)
     for resource in (
         log_group(), execution_role(), task_role(), task_definition(topology), ecs_service(),
         *load_balancer_resources(), *autoscaling(),
     ):
         template.add_resource(resource)
+    template.resources.update(caller_ingress())
     template.add_output(outputs())
     return template

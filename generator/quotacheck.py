@@ -1,0 +1,139 @@
+"""Every AWS quota the rendered files must fit, checked at generate time, before writing.
+
+A topology that cannot fit is refused with one line that names the service or file, the
+quota and the way out (`QuotaError`, exit 2 like any other bad input). The counts are
+taken from the rendered templates, with Fn::ForEach expanded for the largest stack each
+template makes, so what is checked is what CloudFormation will count.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import yaml
+
+from generator import paramscheck
+from generator.awsfacts import quotas
+from generator.topology import Topology, TopologyError
+
+SERVICE_TEMPLATE = "service.yaml"
+PIPELINE_TEMPLATE = "pipeline.yaml"
+PARAMS_PREFIX = "params/"
+
+
+class QuotaError(TopologyError):
+    """A topology past an AWS quota; str() is the one-line message."""
+
+
+class _Loader(yaml.SafeLoader):
+    """Reads !Ref-style short forms as plain values: only the shape is counted here."""
+
+
+_Loader.add_multi_constructor("!", lambda loader, suffix, node: (
+    loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+    else loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode)
+    else loader.construct_mapping(node, deep=True)))
+
+
+def inbound_rules(topology: Topology, service) -> int:
+    """Rules on a service's task security group: one per caller (or the stand-in for none),
+    one for its load balancer."""
+    return max(1, len(topology.callers(service))) + (1 if service.public else 0)
+
+
+def check_security_groups(topology: Topology) -> None:
+    limit = topology.quotas.security_group_inbound_rules
+    for service in topology.services:
+        rules = inbound_rules(topology, service)
+        if rules > limit:
+            callers = len(topology.callers(service))
+            extra = " and its load balancer" if service.public else ""
+            raise QuotaError(
+                f"{topology.source}: services.{service.name}: {callers} callers{extra} need "
+                f"{rules} inbound rules on its task security group, over the quota of {limit} "
+                f"({quotas.SECURITY_GROUP_INBOUND_RULES.source}); request a higher 'Inbound "
+                "or outbound rules per security group' in Service Quotas and declare it as "
+                "quotas.security_group_inbound_rules, or split the service")
+
+
+def _resources(document: dict, per_loop: int) -> int:
+    count = 0
+    for key, value in (document.get("Resources") or {}).items():
+        if key.startswith("Fn::ForEach::"):
+            count += per_loop * len(value[2])
+        else:
+            count += 1
+    return count
+
+
+def check_templates(topology: Topology, files: Mapping[str, bytes]) -> None:
+    most_callers = max((len(topology.callers(s)) for s in topology.services), default=0)
+    for relative, content in sorted(files.items()):
+        if not relative.endswith(".yaml"):
+            continue
+        size = len(content)
+        if size > quotas.TEMPLATE_URL_BYTES.limit:
+            raise QuotaError(f"{relative}: {size:,} bytes, over CloudFormation's "
+                             f"{quotas.TEMPLATE_URL_BYTES.limit:,}-byte template limit "
+                             f"({quotas.CFN_QUOTAS}); split the topology")
+        document = yaml.load(content, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        counts = (
+            (quotas.RESOURCES_PER_TEMPLATE, _resources(document, max(1, most_callers))),
+            (quotas.OUTPUTS_PER_TEMPLATE, len(document.get("Outputs") or {})),
+            (quotas.PARAMETERS_PER_TEMPLATE, len(document.get("Parameters") or {})),
+        )
+        for quota, count in counts:
+            if count > quota.limit:
+                hint = ("use fewer distinct environment variable names across services"
+                        if quota is quotas.PARAMETERS_PER_TEMPLATE and relative == SERVICE_TEMPLATE
+                        else "split the topology")
+                raise QuotaError(f"{relative}: {count} {quota.name.split(' per ')[0]}, over "
+                                 f"CloudFormation's {quota.limit} ({quota.source}); {hint}")
+        if relative == PIPELINE_TEMPLATE:
+            _check_pipeline(document)
+
+
+def _check_pipeline(document: dict) -> None:
+    for resource in (document.get("Resources") or {}).values():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::CodePipeline::Pipeline":
+            continue
+        stages = resource["Properties"]["Stages"]
+        actions = [len(s.get("Actions", [])) if isinstance(s, dict) else 1 for s in stages]
+        for quota, count in ((quotas.STAGES_PER_PIPELINE, len(stages)),
+                             (quotas.ACTIONS_PER_STAGE, max(actions, default=0)),
+                             (quotas.ACTIONS_PER_PIPELINE, sum(actions))):
+            if count > quota.limit:
+                raise QuotaError(f"pipeline.yaml: {count} {quota.name}, over CodePipeline's "
+                                 f"{quota.limit} ({quota.source})")
+
+
+def check_account(topology: Topology) -> None:
+    stacks = 3 + 2 * len(topology.services)  # bootstrap, pipeline, cluster; 2 per service
+    exports = 10 + len(topology.services)
+    for quota, count in ((quotas.STACKS_PER_ACCOUNT, stacks),
+                         (quotas.EXPORTS_PER_ACCOUNT, exports)):
+        if count > quota.limit:
+            raise QuotaError(f"{topology.source}: {len(topology.services)} services need "
+                             f"{count} {quota.name.split(' per ')[0]}, over the "
+                             f"{quota.limit} per account and region ({quota.source})")
+
+
+def check_params(files: Mapping[str, bytes]) -> None:
+    """lint's params checks (P1001-P1004), so that generate never writes a file lint rejects."""
+    parameters, rules = paramscheck.service_contract_text(files[SERVICE_TEMPLATE].decode())
+    for relative, content in sorted(files.items()):
+        if not relative.startswith(PARAMS_PREFIX):
+            continue
+        findings = paramscheck.check_params_text(relative, content.decode(), parameters, rules)
+        if findings:
+            first = findings[0]
+            raise TopologyError(f"{relative}: {first.rule} {first.message} "
+                                "(from topology.yaml; fix the service's settings there)")
+
+
+def check(topology: Topology, files: Mapping[str, bytes]) -> None:
+    check_security_groups(topology)
+    check_account(topology)
+    check_templates(topology, files)
+    check_params(files)
+
+
