@@ -861,7 +861,7 @@ class UpgradeReport:
         return next(op for op in self.operations if op.stack == stack)
 
 
-class _Account:
+class Account:
     """The stacks of one account and region, changed one operation at a time."""
 
     def __init__(self):
@@ -901,7 +901,11 @@ class _Account:
         action = "create" if existing is None else "update"
         if existing is not None and existing.template == new.template and \
                 existing.parameters == new.parameters and existing.tags == new.tags:
-            action = "no-op"
+            # Same template, parameters and tags: "No updates are to be performed", and
+            # CloudFormation does not read the imports again, so nothing changes.
+            operation = Operation(request.stack, "no-op", request.by, request.template.name)
+            operation.findings += rule_parameters(request, existing)
+            return operation
         operation = Operation(request.stack, action, request.by, request.template.name)
         operation.findings += rule_parameters(request, existing)
         operation.findings += rule_sizes(request.stack, request.template, by_s3)
@@ -967,12 +971,25 @@ class _Account:
         return operation
 
 
+BOOTSTRAP_EXPORTS = ("DeployRoleArn", "PermissionsBoundaryArn", "TemplateBucketName")
+
+
+def assumed_bootstrap(app: str) -> DeployedStack:
+    """The bootstrap stack when the templates directory has no bootstrap.yaml: an admin
+    created it once with `python -m generator bootstrap`, with the design's exports."""
+    name = f"{app}-bootstrap"
+    template = TemplateFile("(bootstrap stack, created by an admin)", 0, {"Resources": {}})
+    return DeployedStack(name, template, {}, dict(STACK_TAGS, app=app, kind="bootstrap"), {},
+                         {f"{name}-{export}": f"{{{name}.{export}#0}}"
+                          for export in BOOTSTRAP_EXPORTS}, set())
+
+
 class _DeployerModel:
     """The design's deployer (`generator deploy --prune`, design-notes "Deployer order").
 
     Parameters it passes, only if the template declares them: the params file's values;
     cluster: the network values the operator gave (kept with UsePreviousValue after);
-    every stack: AppName, ServiceName; service stacks: ImageUri, the carried parameters
+    every stack: AppName, ServiceName, ClusterStackName; service stacks: ImageUri, the carried parameters
     (UsePreviousValue, or LIVE_VALUES on a first deploy), Subnets and LoadBalancerSubnets
     from the cluster stack's parameters, PermissionsBoundaryArn from the bootstrap stack.
     """
@@ -986,7 +1003,7 @@ class _DeployerModel:
     def cluster_stack(self) -> str:
         return f"{self.app}-cluster"
 
-    def request(self, account: _Account, kind: str, stack: str, template: TemplateFile,
+    def request(self, account: Account, kind: str, stack: str, template: TemplateFile,
                 service: str | None) -> StackRequest:
         declared = template.parameters
         existing = account.stacks.get(stack)
@@ -994,7 +1011,7 @@ class _DeployerModel:
         params_file = self.files.params.get(service, {}) if kind == "service" else {}
         values: dict[str, str] = {}
         deploy_values = {"AppName": self.app, "ServiceName": service or "",
-                         "ImageUri": IMAGE}
+                         "ClusterStackName": self.cluster_stack(), "ImageUri": IMAGE}
         if cluster is not None:
             deploy_values["Subnets"] = cluster.parameters.get("PrivateSubnetIds", "")
             deploy_values["LoadBalancerSubnets"] = cluster.parameters.get("PublicSubnetIds", "")
@@ -1025,7 +1042,7 @@ class _DeployerModel:
         return StackRequest("deploy", stack, "deployer", template, values, tags,
                             missing=missing, kind=kind)
 
-    def requests(self, account: _Account) -> Iterable[StackRequest]:
+    def requests(self, account: Account) -> Iterable[StackRequest]:
         """Generated lazily: each request reads the account as the steps before left it."""
         services = self.deployment.services
         removed = sorted(
@@ -1069,18 +1086,29 @@ def _pipeline_request(files: TemplatesDir, deployment: Deployment, environment: 
 
 
 def deploy_from_scratch(files: TemplatesDir, environment: Environment = Environment()
-                        ) -> _Account:
+                        ) -> Account:
     """The account after a templates directory was deployed on its own: the state an
     upgrade starts from."""
-    account = _Account()
+    account = Account()
     deployment = read_deployment(files, environment)
+    _ensure_bootstrap(account, files, deployment)
     for request in _all_requests(files, deployment, environment, account, None, None):
         account.apply(request, by_s3=deployment.mode == "NEW")
     return account
 
 
+def _ensure_bootstrap(account: Account, files: TemplatesDir, deployment: Deployment) -> bool:
+    """The design's bootstrap stack exists before its pipeline runs; True if assumed here."""
+    stack = f"{deployment.app}-bootstrap"
+    if deployment.mode != "NEW" or files.template("bootstrap.yaml") is not None \
+            or stack in account.stacks:
+        return False
+    account.stacks[stack] = assumed_bootstrap(deployment.app)
+    return True
+
+
 def _all_requests(files: TemplatesDir, deployment: Deployment, environment: Environment,
-                  account: _Account, old: Deployment | None,
+                  account: Account, old: Deployment | None,
                   old_files: TemplatesDir | None) -> Iterable[StackRequest]:
     bootstrap = files.template("bootstrap.yaml")
     if bootstrap is not None:
@@ -1113,6 +1141,11 @@ def plan_upgrade(old_dir: str | Path | TemplatesDir, new_dir: str | Path | Templ
     new = read_deployment(new_files, new_environment or environment)
     account = deploy_from_scratch(old_files, environment)
     report = UpgradeReport(old.mode, new.mode, [])
+    if _ensure_bootstrap(account, new_files, new):
+        report.notes.append(f"{new.app}-bootstrap is assumed to exist with the exports "
+                            f"{', '.join(BOOTSTRAP_EXPORTS)} (the templates directory has no "
+                            "bootstrap.yaml; an admin creates it with `python -m generator "
+                            "bootstrap` before the pipeline runs)")
     if old.app != new.app:
         raise UpgradeInputError(f"the app changes from {old.app} to {new.app}: that is a "
                                 "new deployment, not an upgrade")
@@ -1154,3 +1187,48 @@ def format_report(report: UpgradeReport) -> str:
     else:
         lines.append(f"check-upgrade: OK ({len(report.operations)} stack operations)")
     return "\n".join(lines) + "\n"
+
+
+# --- where the old templates come from ---------------------------------------------------
+
+def templates_at(ref: str, destination: Path, prefix: str = "templates",
+                 repository: Path | None = None) -> Path:
+    """`git show REF:templates/...` for every file under templates/ at REF, written into
+    `destination` (the only place this module runs a process: git, read-only)."""
+    import subprocess
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=repository, capture_output=True)
+
+    prefix = prefix.strip("/")
+    if git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
+        raise UpgradeInputError(f"{ref}: neither a directory nor a commit of this git "
+                                "repository")
+    listing = git("ls-tree", "-r", "--name-only", ref, "--", f"{prefix}/")
+    names = [n for n in listing.stdout.decode("utf-8").splitlines() if n]
+    if listing.returncode != 0 or not names:
+        raise UpgradeInputError(f"{ref}: has no {prefix}/ directory")
+    for name in names:
+        shown = git("show", f"{ref}:{name}")
+        if shown.returncode != 0:
+            raise UpgradeInputError(f"{ref}:{name}: cannot read it from git")
+        target = destination / Path(name).relative_to(prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(shown.stdout)
+    return destination
+
+
+def check_upgrade(source: str, new_dir: str | Path) -> tuple[str, int]:
+    """`check-upgrade --from SOURCE`: the report's text and the number of failures.
+    SOURCE is a templates directory, or a git ref whose templates/ is read."""
+    import tempfile
+
+    new_path = Path(new_dir)
+    if Path(source).is_dir():
+        report = plan_upgrade(source, new_path)
+    else:
+        prefix = new_path.as_posix() if not new_path.is_absolute() else "templates"
+        with tempfile.TemporaryDirectory(prefix="check-upgrade-") as temporary:
+            old = templates_at(source, Path(temporary), prefix)
+            report = plan_upgrade(old, new_path)
+    return format_report(report), len(report.failures)
