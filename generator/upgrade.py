@@ -559,6 +559,7 @@ class StackRequest:
     # Parameters the passing side failed to provide, with why (the deployer stops first).
     missing: Mapping[str, str] = field(default_factory=dict)
     kind: str = ""  # bootstrap, pipeline, cluster, network, service
+    role_arn: str = ""  # the role CloudFormation acts as (a CodePipeline action's RoleArn)
 
 
 USE_PREVIOUS = "{UsePreviousValue}"
@@ -762,6 +763,27 @@ def rule_parameters(request: StackRequest, existing: DeployedStack | None) -> li
     return findings
 
 
+def rule_own_role(request: StackRequest, existing: DeployedStack | None,
+                  new: DeployedStack) -> list[Finding]:
+    """An update acting as a role that is a resource of the same stack, which the new
+    template deletes: CloudFormation deletes it in the update's cleanup while acting as it.
+    Not a predicted failure (AWS documents no outcome); the operator should know."""
+    if existing is None or not request.role_arn:
+        return []
+    prefix = f"{{{request.stack}."
+    if not request.role_arn.startswith(prefix):
+        return []
+    logical = request.role_arn[len(prefix):].split(".", 1)[0]
+    if logical in existing.resources and logical not in new.resources:
+        return [Finding(request.stack, "own-role-deleted",
+                        f"{request.by} acts as {logical}, a resource of this stack that "
+                        f"{request.template.name} no longer has: CloudFormation deletes the "
+                        "role it is acting as in the update's cleanup, which AWS documents "
+                        "no outcome for; read the stack's events after this update",
+                        DOC_UPDATE_BEHAVIORS, failure=False)]
+    return []
+
+
 def rule_sizes(stack: str, template: TemplateFile, by_s3: bool) -> list[Finding]:
     findings = []
     if template.size > quotas.TEMPLATE_URL_BYTES.limit:
@@ -910,6 +932,7 @@ class Account:
         operation.findings += rule_parameters(request, existing)
         operation.findings += rule_sizes(request.stack, request.template, by_s3)
         operation.findings += rule_quotas(new)
+        operation.findings += rule_own_role(request, existing, new)
         if existing is not None:
             operation.replaced = [f"{logical} ({new.resources[logical].type})"
                                   for logical in replaced]
@@ -1082,7 +1105,8 @@ def _pipeline_request(files: TemplatesDir, deployment: Deployment, environment: 
     values = action_parameters(by_action, files)
     return StackRequest("deploy", deployment.pipeline_stack,
                         "the UpdatePipeline action of the running (old) pipeline definition",
-                        template, values, passes_undeclared=True, kind="pipeline")
+                        template, values, passes_undeclared=True, kind="pipeline",
+                        role_arn=str(by_action.get("RoleArn", "")))
 
 
 def deploy_from_scratch(files: TemplatesDir, environment: Environment = Environment()

@@ -49,3 +49,20 @@ def test_the_same_templates_change_nothing():
     report = upgrade.plan_upgrade(LEGACY / "seed", LEGACY / "seed")
     assert report.failures == []
     assert {op.action for op in report.operations} == {"no-op"}
+
+
+def test_the_first_deploy_of_the_new_design_over_the_old_one(history_dirs):
+    # The migration itself: legacy seed (per-service exports in cluster.yaml) -> the same
+    # topology rendered by this branch's generator. The deployer updates the cluster
+    # before the service stacks, which still import the exports the new cluster drops.
+    report = upgrade.plan_upgrade(LEGACY / "seed", history_dirs[0][1])
+    assert (report.old_mode, report.new_mode) == ("OLD", "NEW")
+    in_use = sorted(name for f in report.failures if f.rule == "export-in-use"
+                    for name in ("demo-cluster-PrivateSubnetIds",
+                                 "demo-cluster-TaskSecurityGroup-client",
+                                 "demo-cluster-TaskSecurityGroup-server") if name in f.message)
+    assert in_use == ["demo-cluster-PrivateSubnetIds", "demo-cluster-TaskSecurityGroup-client",
+                      "demo-cluster-TaskSecurityGroup-server"]
+    # The old UpdatePipeline action acts as the deploy role the new pipeline.yaml drops.
+    notes = [f for op in report.operations for f in op.findings if not f.failure]
+    assert [(f.stack, f.rule) for f in notes] == [("demo-pipeline", "own-role-deleted")]
