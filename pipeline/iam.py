@@ -148,6 +148,11 @@ def build_role(topology: Topology) -> iam.Role:
             Action=_actions("codebuild", "CreateReport", "UpdateReport", "BatchPutTestCases"),
             Resource=report_groups,
         ),
+        # check-upgrade reads what the last complete deploy left (aws s3 sync).
+        Statement(Effect=Allow, Action=[Action("s3", "GetObject")],
+                  Resource=[_template_bucket_objects(topology, "deployed/*")]),
+        Statement(Effect=Allow, Action=[Action("s3", "ListBucket")],
+                  Resource=[_template_bucket(topology)]),
     ])
 
 
@@ -173,11 +178,14 @@ def deploy_step_role(topology: Topology) -> iam.Role:
                   Resource=[_arn("ecs", f"service/{topology.cluster_stack_name}/*")]),
         Statement(
             Effect=Allow,
-            Action=_actions("s3", "PutObject", "GetObject"),
-            Resource=[Sub("arn:${AWS::Partition}:s3:::${Bucket}/templates/*",
-                          Bucket=ImportValue(f"{topology.bootstrap_stack_name}-"
-                                             "TemplateBucketName"))],
+            # templates/: bodies over the inline limit; deployed/: the snapshot of what the
+            # last complete deploy left, which the next build's check-upgrade reads.
+            Action=_actions("s3", "PutObject", "GetObject", "DeleteObject"),
+            Resource=[_template_bucket_objects(topology, "templates/*"),
+                      _template_bucket_objects(topology, "deployed/*")],
         ),
+        Statement(Effect=Allow, Action=[Action("s3", "ListBucket")],
+                  Resource=[_template_bucket(topology)]),
         Statement(
             Effect=Allow,
             Action=[Action("iam", "PassRole")],
@@ -186,6 +194,16 @@ def deploy_step_role(topology: Topology) -> iam.Role:
                                              "cloudformation.amazonaws.com")),
         ),
     ])
+
+
+def _template_bucket(topology: Topology) -> Sub:
+    return Sub("arn:${AWS::Partition}:s3:::${Bucket}",
+               Bucket=ImportValue(f"{topology.bootstrap_stack_name}-TemplateBucketName"))
+
+
+def _template_bucket_objects(topology: Topology, pattern: str) -> Sub:
+    return Sub("arn:${AWS::Partition}:s3:::${Bucket}/%s" % pattern,
+               Bucket=ImportValue(f"{topology.bootstrap_stack_name}-TemplateBucketName"))
 
 
 def deploy_role_arn(topology: Topology) -> ImportValue:

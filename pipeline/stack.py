@@ -240,7 +240,7 @@ def report_groups() -> list[codebuild.ReportGroup]:
     ]
 
 
-def build_project() -> codebuild.Project:
+def build_project(topology: Topology) -> codebuild.Project:
     return codebuild.Project(
         iam.BUILD_PROJECT,
         Name=build_project_name(),
@@ -253,10 +253,15 @@ def build_project() -> codebuild.Project:
             ComputeType="BUILD_GENERAL1_MEDIUM",
             Image=BUILD_IMAGE,
             PrivilegedMode=True,  # docker build needs it
-            EnvironmentVariables=[codebuild.EnvironmentVariable(
-                Name="IMAGE_REPOSITORY_URI", Type="PLAINTEXT",
-                Value=GetAtt(iam.IMAGE_REPOSITORY, "RepositoryUri"),
-            )],
+            EnvironmentVariables=[
+                codebuild.EnvironmentVariable(
+                    Name="IMAGE_REPOSITORY_URI", Type="PLAINTEXT",
+                    Value=GetAtt(iam.IMAGE_REPOSITORY, "RepositoryUri")),
+                # check-upgrade compares with the templates the last Deploy left there.
+                codebuild.EnvironmentVariable(
+                    Name="TEMPLATE_BUCKET", Type="PLAINTEXT",
+                    Value=bootstrap_import(topology, names.TEMPLATE_BUCKET_EXPORT)),
+            ],
         ),
         # pip's cache (buildspec.yml `cache: paths`) kept in the artifact bucket.
         Cache=codebuild.ProjectCache(
@@ -465,7 +470,7 @@ def build(topology: Topology) -> Template:
     template.add_condition(APPROVAL_REQUIRED, Equals(Ref("RequireApproval"), "true"))
     for resource in (
         artifact_bucket(), artifact_bucket_policy(), image_repository(topology),
-        *log_groups(), *report_groups(), build_project(), deploy_project(topology),
+        *log_groups(), *report_groups(), build_project(topology), deploy_project(topology),
         verify_project(), iam.pipeline_role(topology), iam.build_role(topology),
         iam.deploy_step_role(topology), iam.verify_role(topology), pipeline(topology),
     ):

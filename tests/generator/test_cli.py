@@ -104,11 +104,11 @@ def test_lint_is_clean_on_generated_templates_and_formats_parse(out_dir, tmp_pat
     assert "clean" in capsys.readouterr().out
     assert main(["lint", "--out", str(out_dir), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["findings"] == [] and len(report["files"]) == 5
+    assert report["findings"] == [] and len(report["files"]) == 6
     junit = tmp_path / "reports" / "lint.xml"
     assert main(["lint", "--out", str(out_dir), "--format", "junit", "--output", str(junit)]) == 0
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite.get("tests") == "5" and suite.get("failures") == "0"
+    assert suite.get("tests") == "6" and suite.get("failures") == "0"
 
 
 def test_lint_reports_findings_with_exit_1(out_dir, tmp_path, capsys):

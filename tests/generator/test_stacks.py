@@ -6,7 +6,7 @@ import json
 import pytest
 
 from generator import fargate, names, params
-from generator.stacks import cluster, service
+from generator.stacks import cluster, network, service
 
 
 def as_dict(template) -> dict:
@@ -25,7 +25,19 @@ def service_template(rich_topology) -> dict:
 
 
 def resources_of_type(template: dict, kind: str) -> dict:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+    return {k: v for k, v in template["Resources"].items()
+            if isinstance(v, dict) and v["Type"] == kind}
+
+
+def caller_loop(template: dict) -> tuple[str, dict, str, dict]:
+    """(identifier, collection, logical id template, resource) of the callers' Fn::ForEach."""
+    identifier, collection, body = template["Resources"]["Fn::ForEach::CallerIngress"]
+    ((logical_id, resource),) = body.items()
+    return identifier, collection, logical_id, resource
+
+
+def network_import(name: str) -> dict:
+    return {"Fn::ImportValue": {"Fn::Sub": "${AppName}-%s-network-TaskSecurityGroupId" % name}}
 
 
 def test_cluster_points_service_connect_at_the_namespace_by_arn(cluster_template):
@@ -41,48 +53,68 @@ def test_network_parameters_are_console_drop_downs(cluster_template, default_top
     parameters = cluster_template["Parameters"]
     assert parameters["VpcId"]["Type"] == "AWS::EC2::VPC::Id"
     assert parameters["PrivateSubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
-    assert parameters["PublicSubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
-    # No public service, no public subnets to ask for.
-    assert "PublicSubnetIds" not in as_dict(cluster.build(default_topology))["Parameters"]
+    # Always declared and optional: the first public service changes no parameter.
+    assert parameters["PublicSubnetIds"]["Type"] == "CommaDelimitedList"
+    assert parameters["PublicSubnetIds"]["Default"] == ""
+    assert as_dict(cluster.build(default_topology))["Parameters"] == parameters
 
 
-def test_each_caller_may_reach_its_callee_on_the_container_port_only(cluster_template, rich_topology):
-    ingress = resources_of_type(cluster_template, "AWS::EC2::SecurityGroupIngress")
-    expected = set()
-    for caller in rich_topology.services:
-        for callee in rich_topology.callees(caller):
-            expected.add((caller.name, callee.name, callee.port))
-    seen = set()
-    group_owner = {names.security_group_logical_id(s.name): s.name for s in rich_topology.services}
-    for rule in ingress.values():
-        props = rule["Properties"]
-        assert "CidrIp" not in props and "CidrIpv6" not in props
-        assert props["IpProtocol"] == "tcp" and props["FromPort"] == props["ToPort"]
-        callee = group_owner[props["GroupId"]["Fn::GetAtt"][0]]
-        caller = group_owner[props["SourceSecurityGroupId"]["Fn::GetAtt"][0]]
-        seen.add((caller, callee, props["FromPort"]))
-    assert seen == expected
-    assert ("web", "orders", 8080) in seen and ("payments", "orders", 8080) in seen
+def test_cluster_does_not_grow_with_services(cluster_template, default_topology):
+    plain = as_dict(cluster.build(default_topology))
+    assert set(plain["Resources"]) == set(cluster_template["Resources"]) == {
+        "Namespace", "Cluster", "NoCallersSecurityGroup"}
+    assert set(plain["Outputs"]) == set(cluster_template["Outputs"])
+
+
+def test_each_caller_may_reach_its_callee_on_the_container_port_only(service_template,
+                                                                    rich_topology):
+    identifier, collection, logical_id, rule = caller_loop(service_template)
+    assert collection == {"Ref": names.CALLERS_PARAMETER}
+    assert logical_id == "CallerIngress&{%s}" % identifier
+    props = rule["Properties"]
+    assert "CidrIp" not in props and "CidrIpv6" not in props
+    assert props["IpProtocol"] == "tcp"
+    assert props["FromPort"] == props["ToPort"] == {"Ref": "ContainerPort"}
+    assert props["GroupId"] == network_import("${ServiceName}")
+    assert props["SourceSecurityGroupId"] == network_import("${%s}" % identifier)
+    assert service_template["Transform"] == "AWS::LanguageExtensions"
+    # Each service lists exactly its callers; one nobody calls lists the stand-in.
+    callers = {s.name: params.parameters(rich_topology, s)[names.CALLERS_PARAMETER]
+               for s in rich_topology.services}
+    assert callers == {"web": names.NO_CALLERS, "orders": "web,payments",
+                       "payments": "orders", "catalog": "web"}
 
 
 def test_seed_pair_can_reach_each_other(default_topology):
-    ingress = resources_of_type(as_dict(cluster.build(default_topology)), "AWS::EC2::SecurityGroupIngress")
-    pairs = {(r["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"][0],
-              r["Properties"]["GroupId"]["Fn::GetAtt"][0], r["Properties"]["FromPort"])
-             for r in ingress.values()}
-    assert pairs == {("ClientTaskSecurityGroup", "ServerTaskSecurityGroup", 8080),
-                     ("ServerTaskSecurityGroup", "ClientTaskSecurityGroup", 8080)}
+    callers = {s.name: params.parameters(default_topology, s)[names.CALLERS_PARAMETER]
+               for s in default_topology.services}
+    assert callers == {"server": "client", "client": "server"}
 
 
-def test_cluster_exports_what_the_service_stack_imports(cluster_template, service_template, rich_topology):
-    exports = {o["Export"]["Name"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
-               for o in cluster_template["Outputs"].values()}
+def test_no_callers_stand_in_is_a_group_no_task_carries(cluster_template, rich_topology):
+    group = cluster_template["Resources"]["NoCallersSecurityGroup"]["Properties"]
+    assert "SecurityGroupIngress" not in group
+    (output,) = [o for o in cluster_template["Outputs"].values()
+                 if o.get("Export", {}).get("Name") == f"shop-{names.NO_CALLERS}-network-"
+                                                         "TaskSecurityGroupId"]
+    assert output["Value"] == {"Fn::GetAtt": ["NoCallersSecurityGroup", "GroupId"]}
+    assert names.NO_CALLERS not in {s.name for s in rich_topology.services}
+
+
+def test_stacks_export_what_the_service_stack_imports(cluster_template, service_template):
+    cluster_exports = {o["Export"]["Name"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
+                       for o in cluster_template["Outputs"].values()
+                       if "Export" in o and isinstance(o["Export"]["Name"], dict)}
+    network_template = as_dict(network.build(default_topology_for_network()))
+    (network_export,) = [o["Export"]["Name"]["Fn::Sub"]
+                         for o in network_template["Outputs"].values()]
+    assert network_export == "${AWS::StackName}-TaskSecurityGroupId"
     imported = set()
 
     def walk(node):
         if isinstance(node, dict):
             if "Fn::ImportValue" in node:
-                imported.add(node["Fn::ImportValue"]["Fn::Sub"].removeprefix("${ClusterStackName}-"))
+                imported.add(node["Fn::ImportValue"]["Fn::Sub"])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -90,11 +122,19 @@ def test_cluster_exports_what_the_service_stack_imports(cluster_template, servic
                 walk(value)
 
     walk(service_template["Resources"])
-    per_service = {name for name in imported if "${ServiceName}" in name}
-    assert per_service == {names.security_group_export("${ServiceName}")}
-    for svc in rich_topology.services:
-        assert names.security_group_export(svc.name) in exports
-    assert imported - per_service <= exports
+    from_cluster = {name.removeprefix("${ClusterStackName}-") for name in imported
+                    if name.startswith("${ClusterStackName}-")}
+    assert from_cluster and from_cluster <= cluster_exports
+    from_networks = imported - {f"${{ClusterStackName}}-{n}" for n in from_cluster}
+    # <app>-<service>-network is the network stack's name, so its export is this:
+    assert from_networks == {"${AppName}-${ServiceName}-network-TaskSecurityGroupId",
+                             "${AppName}-${Caller}-network-TaskSecurityGroupId"}
+
+
+def default_topology_for_network():
+    from generator import topology
+
+    return topology.parse("app: shop\nnamespace: s.local\nservices:\n  a: {port: 80}\n")
 
 
 def test_service_connect_is_always_emitted(service_template):
@@ -141,8 +181,9 @@ def test_load_balancer_is_conditional_and_uses_every_public_subnet(service_templ
         assert service_template["Resources"][logical_id]["Condition"] == service.IS_PUBLIC
     lb = service_template["Resources"]["LoadBalancer"]["Properties"]
     assert lb["Scheme"] == "internet-facing"
-    assert lb["Subnets"] == {"Fn::Split": [",", {"Fn::ImportValue": {
-        "Fn::Sub": "${ClusterStackName}-PublicSubnetIds"}}]}
+    assert lb["Subnets"] == {"Ref": names.LOAD_BALANCER_SUBNETS_PARAMETER}
+    rule = service_template["Rules"]["PublicLoadBalancerNeedsSubnets"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "PublicLoadBalancer"}, "true"]}
     to_tasks = service_template["Resources"]["LoadBalancerToTasksIngress"]["Properties"]
     assert "SourceSecurityGroupId" in to_tasks and "CidrIp" not in to_tasks
     assert to_tasks["FromPort"] == to_tasks["ToPort"] == {"Ref": "ContainerPort"}
@@ -159,11 +200,14 @@ def test_every_parameter_is_described_constrained_and_grouped(service_template):
     constraint_keys = {"AllowedValues", "AllowedPattern", "MinValue", "MaxValue", "MaxLength"}
     for name, spec in parameters.items():
         assert spec.get("Description"), name
+        # An AWS-specific type is its own constraint: the console offers only real ids.
+        if spec["Type"].startswith("List<AWS::"):
+            continue
         assert constraint_keys & set(spec), f"{name} has no constraint"
 
 
 def test_rules_reject_exactly_the_invalid_fargate_pairs(service_template):
-    rules = service_template["Rules"]
+    rules = {k: v for k, v in service_template["Rules"].items() if k.startswith("Fargate")}
     assert len(rules) == len(fargate.CPU_VALUES)
     for cpu in fargate.CPU_VALUES:
         rule = rules[f"FargateMemoryForCpu{cpu}"]
@@ -176,6 +220,7 @@ def test_rules_reject_exactly_the_invalid_fargate_pairs(service_template):
 def test_iam_has_no_wildcard_actions_and_star_resources_only_where_required(service_template):
     star_actions = set()
     for role in resources_of_type(service_template, "AWS::IAM::Role").values():
+        assert role["Properties"]["PermissionsBoundary"] == {"Ref": names.BOUNDARY_PARAMETER}
         policies = role["Properties"].get("Policies", [])
         for policy in policies:
             document = policy["Fn::If"][1] if "Fn::If" in policy else policy
@@ -212,8 +257,9 @@ def test_params_files_cover_the_template_and_carry_the_topology(rich_topology):
     assert web["Tags"]["service"] == "web"
 
 
-def test_public_subnets_export_exists_even_without_public_services(default_topology):
-    outputs = as_dict(cluster.build(default_topology))["Outputs"]
-    export = outputs[names.PUBLIC_SUBNETS]
-    assert export["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-PublicSubnetIds"}
-    assert export["Value"] == cluster.NO_PUBLIC_SUBNETS
+def test_subnets_reach_services_as_parameters_not_exports(cluster_template):
+    """An export in use cannot change; parameters can, so subnets stay changeable."""
+    for output in cluster_template["Outputs"].values():
+        if "Export" in output:
+            assert "Subnet" not in json.dumps(output["Value"])
+    assert "Export" not in cluster_template["Outputs"][names.PRIVATE_SUBNETS]

@@ -126,11 +126,13 @@ def test_one_changed_byte_relints_that_template_only(tree, tmp_path, monkeypatch
     paths = _templates(tree)
     lint.lint_templates(paths, cache_dir=cache, jobs=1)
     cluster = tree / "cluster.yaml"
-    cluster.write_bytes(cluster.read_bytes().replace(b"IpProtocol: tcp", b"IpProtocol: tcpx", 1))
+    changed = cluster.read_bytes().replace(b"CidrIp: 127.0.0.1/32", b"CidrIp: 127.0.0.1/99", 1)
+    assert changed != cluster.read_bytes()
+    cluster.write_bytes(changed)
     linted = _spy_on_linting(monkeypatch)
     findings = lint.lint_templates(paths, cache_dir=cache, jobs=1)
     assert linted == ["cluster.yaml"]
-    assert any(f.file == str(cluster) and f.rule.startswith("W") for f in findings)
+    assert any(f.file == str(cluster) for f in findings)
     assert findings == lint.lint_templates(paths, jobs=1)
 
 

@@ -59,36 +59,33 @@ def artifact_reads(template: dict):
 def test_every_build_artifact_path_is_in_buildspec_artifacts(buildspec, repo_root):
     template = cfn_yaml(repo_root / "templates/pipeline.yaml")
     reads = [(p, k) for a, p, k in artifact_reads(template) if a == pipeline_stack.BUILD_ARTIFACT]
-    assert {p for p, _ in reads} >= {"templates/service.yaml", "templates/cluster.yaml",
-                                    "templates/pipeline.yaml", "image.json"}
-    for path, _ in reads:
+    assert {p for p, _ in reads} == {"templates/pipeline.yaml"}
+    # The Deploy step reads the checkout: the deployer's code, topology.yaml, templates/.
+    for path in ("templates/cluster.yaml", "templates/network.yaml", "templates/service.yaml",
+                 "topology.yaml", "generator/cli.py", "setup.cfg", "image.json",
+                 pipeline_stack.DEPLOY_BUILDSPEC):
         assert produced_by_build(path, buildspec), path
-        if path.startswith("templates/"):
-            assert (repo_root / path).is_file(), f"{path} is read but not generated"
+    assert not produced_by_build(".git/HEAD", buildspec) or ".git/**/*" in buildspec[
+        "artifacts"]["exclude-paths"]
 
 
 def test_image_file_and_key_are_what_buildspec_writes(buildspec, repo_root):
-    template = cfn_yaml(repo_root / "templates/pipeline.yaml")
-    image_reads = {(p, k) for a, p, k in artifact_reads(template)
-                   if a == pipeline_stack.BUILD_ARTIFACT and k is not None}
-    assert image_reads == {(pipeline_stack.IMAGE_FILE, pipeline_stack.IMAGE_KEY)}
     assert buildspec["env"]["variables"]["IMAGE_FILE"] == pipeline_stack.IMAGE_FILE
     commands = "\n".join(buildspec["phases"]["build"]["commands"])
     assert '{"%s": "%%s"}' % pipeline_stack.IMAGE_KEY in commands
     assert '> "${IMAGE_FILE}"' in commands
+    deploy = yaml.safe_load((repo_root / pipeline_stack.DEPLOY_BUILDSPEC).read_text())
+    reads = " ".join(deploy["phases"]["build"]["commands"])
+    assert f'open("{pipeline_stack.IMAGE_FILE}"))["{pipeline_stack.IMAGE_KEY}"]' in reads
 
 
-def test_live_parameter_reads_match_the_snapshot(repo_root, seed_topology):
-    from generator import params
-
-    template = cfn_yaml(repo_root / "templates/pipeline.yaml")
-    live = {(p, k) for a, p, k in artifact_reads(template) if a == pipeline_stack.LIVE_ARTIFACT}
-    expected = {(f"{s.name}.json", k) for s in seed_topology.services
-                for k in params.CARRIED_PARAMETERS}
-    assert live == expected
-    live_spec = yaml.safe_load((repo_root / pipeline_stack.LIVE_BUILDSPEC).read_text())
-    assert live_spec["artifacts"]["files"] == ["*.json"]
-    assert "python -m pipeline.live_parameters" in " ".join(live_spec["phases"]["build"]["commands"])
+def test_build_checks_the_upgrade_against_what_was_last_deployed(buildspec, repo_root):
+    pre_build = "\n".join(buildspec["phases"]["pre_build"]["commands"])
+    assert "python -m generator check-upgrade --from deployed-templates" in pre_build
+    deploy = yaml.safe_load((repo_root / pipeline_stack.DEPLOY_BUILDSPEC).read_text())
+    commands = deploy["phases"]["build"]["commands"]
+    # The snapshot is taken after the deploy command, which fails the phase on a failure.
+    assert "deployed/templates/" in commands[-1] and "generator deploy" in commands[-2]
 
 
 def test_every_params_key_is_a_service_parameter(repo_root):
@@ -101,7 +98,11 @@ def test_every_params_key_is_a_service_parameter(repo_root):
         # The rest is supplied per run, so no parameter is left to its Default by accident.
         from generator import params
 
-        assert keys | set(params.CARRIED_PARAMETERS) | {"ImageUri"} == set(service), path.name
+        from generator import names
+
+        supplied = (set(params.CARRIED_PARAMETERS) | set(params.LIVE_PARAMETERS)
+                    | set(names.DEPLOY_TIME_PARAMETERS))
+        assert keys | supplied == set(service), path.name
 
 
 def test_buildspec_checks_before_it_pushes(buildspec):
@@ -132,8 +133,8 @@ def test_buildspec_reports_match_the_report_groups(buildspec, seed_pipeline):
 def test_build_project_runs_this_buildspec(seed_pipeline, repo_root):
     source = seed_pipeline["Resources"]["BuildProject"]["Properties"]["Source"]
     assert source["BuildSpec"] == "buildspec.yml"
-    live = seed_pipeline["Resources"]["LiveParametersProject"]["Properties"]["Source"]
-    assert (repo_root / live["BuildSpec"]).is_file()
+    deploy = seed_pipeline["Resources"]["DeployProject"]["Properties"]["Source"]
+    assert (repo_root / deploy["BuildSpec"]).is_file()
 
 
 def test_dockerfile_builds_from_the_repository_root(repo_root):
@@ -144,19 +145,20 @@ def test_dockerfile_builds_from_the_repository_root(repo_root):
     assert "COPY service/" in text  # paths relative to the root, as buildspec's context "."
 
 
-def test_public_topology_passes_public_subnets_to_the_cluster(tmp_path):
-    topology = topology_module.parse(
-        "app: shop\nnamespace: shop.local\nservices:\n"
-        "  web: {port: 8080, public: true}\n", "t.yaml")
-    files = render.render(topology)
-    for relative, content in files.items():
-        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / relative).write_bytes(content)
-    cluster = cfn_yaml(tmp_path / "cluster.yaml")
-    pipeline = pipeline_stack.build(topology).to_dict()
-    stage = next(s for s in pipeline["Resources"]["Pipeline"]["Properties"]["Stages"]
-                 if s.get("Name") == "Cluster")
-    body = stage["Actions"][0]["Configuration"]["ParameterOverrides"]["Fn::Sub"][0]
-    keys = {part.split('"')[1] for part in body.strip("{}").split(",")}
-    assert keys == set(cluster["Parameters"]) == {"VpcId", "PrivateSubnetIds", "PublicSubnetIds"}
-    assert not lint.lint_templates([tmp_path / "pipeline.yaml"])
+def test_cluster_parameters_are_the_same_with_or_without_a_public_service(tmp_path):
+    """The first public service must not change the cluster stack's parameters."""
+    keys = []
+    for public in ("true", "false"):
+        topology = topology_module.parse(
+            "app: shop\nnamespace: shop.local\nservices:\n"
+            f"  web: {{port: 8080, public: {public}}}\n", "t.yaml")
+        files = render.render(topology)
+        keys.append(set(yaml.load(files["cluster.yaml"], Loader=_Tolerant)["Parameters"]))
+    assert keys[0] == keys[1] == {"VpcId", "PrivateSubnetIds", "PublicSubnetIds"}
+
+
+class _Tolerant(yaml.SafeLoader):
+    pass
+
+
+_Tolerant.add_multi_constructor("!", lambda loader, suffix, node: None)

@@ -1,13 +1,12 @@
-"""The generated pipeline: trigger, stages, run orders, approval, splitting, IAM."""
+"""The generated pipeline: trigger, stages, the one Deploy step, approval, IAM, storage."""
 from __future__ import annotations
 
 import json
 
 import pytest
+import yaml
 
-from generator import plan as plan_module
-from generator import rollout
-from pipeline import layout
+from generator import names
 from pipeline import stack as pipeline_stack
 
 
@@ -20,20 +19,13 @@ def pipeline_props(template: dict) -> dict:
 
 
 def stage_names(template: dict) -> list[str]:
-    names = []
+    names_ = []
     for stage in pipeline_props(template)["Stages"]:
         if "Fn::If" in stage:
-            names.append(stage["Fn::If"][1]["Name"])
+            names_.append(stage["Fn::If"][1]["Name"])
         else:
-            names.append(stage["Name"])
-    return names
-
-
-def deploy_actions(template: dict) -> list[tuple[str, dict]]:
-    """(stage name, action) for every service deploy action, in pipeline order."""
-    return [(stage["Name"], action) for stage in pipeline_props(template)["Stages"]
-            if "Name" in stage and stage["Name"].startswith(layout.STAGE_PREFIX)
-            for action in stage["Actions"]]
+            names_.append(stage["Name"])
+    return names_
 
 
 def test_trigger_is_a_push_to_the_branch_parameter(seed_pipeline):
@@ -50,7 +42,7 @@ def test_trigger_is_a_push_to_the_branch_parameter(seed_pipeline):
 
 def test_stage_order(seed_pipeline):
     assert stage_names(seed_pipeline) == [
-        "Source", "Build", "UpdatePipeline", "Approval", "Cluster", "Deploy-1", "Verify"]
+        "Source", "Build", "UpdatePipeline", "Approval", "Deploy", "Verify"]
 
 
 def test_verify_is_the_last_action_and_runs_the_verify_command(seed_pipeline, repo_root):
@@ -78,8 +70,8 @@ def test_approval_stage_exists_only_when_switched_on(seed_pipeline):
     assert seed_pipeline["Conditions"][condition] == {
         "Fn::Equals": [{"Ref": "RequireApproval"}, "true"]}
     # Approval comes after the self-update and before any app stack.
-    names = stage_names(seed_pipeline)
-    assert names.index("UpdatePipeline") < names.index("Approval") < names.index("Cluster")
+    names = stage_names(seed_pipeline)  # noqa: F811 - local list of stage names
+    assert names.index("UpdatePipeline") < names.index("Approval") < names.index("Deploy")
 
 
 def test_update_pipeline_deploys_itself_and_keeps_its_parameters(seed_pipeline):
@@ -94,111 +86,53 @@ def test_update_pipeline_deploys_itself_and_keeps_its_parameters(seed_pipeline):
         assert f'"{name}":"${{{name}}}"' in body, name
 
 
-def test_cluster_stack_gets_every_cluster_parameter(seed_pipeline, repo_root):
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    cluster = yaml.load((repo_root / "templates/cluster.yaml").read_text(), Loader=Loader)
-    stage = next(s for s in pipeline_props(seed_pipeline)["Stages"] if s.get("Name") == "Cluster")
-    action = next(a for a in stage["Actions"] if a["Name"] == "Cluster")
-    body = action["Configuration"]["ParameterOverrides"]["Fn::Sub"][0]
-    assert set(json.loads(body.replace("${", "").replace("}\"", "\""))) == set(cluster["Parameters"])
+def test_update_pipeline_runs_as_the_bootstrap_deploy_role(seed_pipeline, seed_topology):
+    stage = next(s for s in pipeline_props(seed_pipeline)["Stages"]
+                 if s.get("Name") == "UpdatePipeline")
+    role = stage["Actions"][0]["Configuration"]["RoleArn"]
+    # The role lives in the bootstrap stack, so updating or deleting this stack never
+    # touches the role that the operation runs as.
+    assert role == {"Fn::ImportValue": f"{seed_topology.bootstrap_stack_name}-DeployRoleArn"}
+    assert not resources_of(seed_pipeline, "AWS::IAM::Role").keys() & {"CloudFormationDeployRole"}
 
 
-def test_seed_pair_deploys_in_parallel_then_both_redeploy(seed_pipeline, seed_topology, seed_plan):
-    actions = deploy_actions(seed_pipeline)
-    assert [(a["Name"], a["RunOrder"]) for _, a in actions] == [
-        ("server", 1), ("client", 1), ("server-redeploy", 2), ("client-redeploy", 2)]
-    for _, action in actions:
-        overrides = json.loads(action["Configuration"]["ParameterOverrides"])
-        service = action["Name"].removesuffix("-redeploy")
-        if action["Name"].endswith("-redeploy"):
-            assert overrides["DeploymentNonce"] == rollout.nonce(seed_topology, seed_plan, service)
-        else:
-            assert overrides["DeploymentNonce"] == {
-                "Fn::GetParam": ["LiveParameters", f"{service}.json", "DeploymentNonce"]}
+def test_deploy_step_runs_the_boto3_deployer_with_every_cluster_parameter(seed_pipeline,
+                                                                          repo_root):
+    stage = next(s for s in pipeline_props(seed_pipeline)["Stages"] if s.get("Name") == "Deploy")
+    (action,) = stage["Actions"]
+    assert action["ActionTypeId"]["Provider"] == "CodeBuild"
+    assert action["InputArtifacts"] == [{"Name": pipeline_stack.BUILD_ARTIFACT}]
+    project = seed_pipeline["Resources"][action["Configuration"]["ProjectName"]["Ref"]]
+    spec = yaml.safe_load((repo_root / project["Properties"]["Source"]["BuildSpec"]).read_text())
+    command = " ".join(spec["phases"]["build"]["commands"])
+    assert "python -m generator deploy --topology topology.yaml" in command
+    variables = {v["Name"]: v["Value"]
+                 for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
+    for variable in variables:
+        assert "${" + variable + "}" in command, variable
+    assert variables["VPC_ID"] == {"Ref": "VpcId"}
+    assert variables["PUBLIC_SUBNET_IDS"] == {"Fn::Join": [",", {"Ref": "PublicSubnetIds"}]}
+    for flag in ("--vpc-id", "--subnets", "--public-subnets", "--role-arn",
+                 "--template-bucket", "--image"):
+        assert flag in command
 
 
-def test_run_orders_follow_the_deploy_order(topology_of):
-    topology = topology_of({"db": [], "cache": [], "api": ["db", "cache"], "web": ["api"],
-                            "admin": ["db"]})
-    template = pipeline_stack.build(topology).to_dict()
-    order = {a["Name"]: a["RunOrder"] for _, a in deploy_actions(template)}
-    assert order == {"db": 1, "cache": 1, "admin": 2, "api": 2, "web": 3}
-    # Every callee runs strictly before its caller.
-    for service in topology.services:
-        for callee in service.calls:
-            assert order[callee] < order[service.name]
+def test_pipeline_does_not_depend_on_the_services(topology_of, big_topologies):
+    """The same template for 2 services, 120 or a public one: a topology change never
+    changes the pipeline's definition or parameters (nothing for a self-update to break)."""
+    base = pipeline_stack.build(topology_of({"a": ["b"], "b": []})).to_json()
+    for topology in big_topologies.values():
+        assert pipeline_stack.build(topology).to_json() == base
+    import generator.topology as topology_module
+
+    public = topology_module.parse(
+        "app: demo\nnamespace: my.demo\nservices:\n  web: {port: 8080, public: true}\n", "t.yaml")
+    assert pipeline_stack.build(public).to_json() == base
 
 
-def test_deploy_action_configuration(seed_pipeline):
-    _, action = deploy_actions(seed_pipeline)[0]
-    config = action["Configuration"]
-    assert action["ActionTypeId"]["Provider"] == "CloudFormation"
-    assert config["ActionMode"] == "CREATE_UPDATE"
-    assert config["StackName"] == "demo-server"
-    assert config["TemplatePath"] == "BuildOutput::templates/service.yaml"
-    assert config["TemplateConfiguration"] == "BuildOutput::templates/params/server.json"
-    assert config["RoleArn"] == {"Fn::GetAtt": ["CloudFormationDeployRole", "Arn"]}
-    assert json.loads(config["ParameterOverrides"])["ImageUri"] == {
-        "Fn::GetParam": ["BuildOutput", "image.json", "ImageUri"]}
-
-
-@pytest.mark.parametrize("shape", ["independent", "chain", "pairs"])
-def test_120_services_split_into_valid_stages(big_topologies, shape):
-    topology = big_topologies[shape]
-    template = pipeline_stack.build(topology).to_dict()
-    stages = [s for s in pipeline_props(template)["Stages"] if "Name" in s]
-    assert len(stages) + 1 <= layout.MAX_STAGES_PER_PIPELINE  # +1: the conditional approval
-    deployed = []
-    for stage in stages:
-        actions = stage["Actions"]
-        assert len(actions) <= layout.MAX_ACTIONS_PER_STAGE
-        assert len({a["Name"] for a in actions}) == len(actions)
-        run_orders = sorted({a["RunOrder"] for a in actions})
-        assert run_orders == list(range(1, len(run_orders) + 1))
-        assert len(run_orders) <= layout.MAX_RUN_ORDERS_PER_STAGE
-        deployed += [a["Name"] for a in actions if stage["Name"].startswith("Deploy-")]
-    services = [s.name for s in topology.services]
-    assert sorted(n for n in deployed if not n.endswith("-redeploy")) == sorted(services)
-    # Deploy order holds across stages: position of each callee's deploy < its caller's.
-    position = {}
-    for stage_index, stage in enumerate(stages):
-        for action in stage["Actions"]:
-            position.setdefault(action["Name"], (stage_index, action["RunOrder"]))
-    cycle_of = {name: cycle for cycle in plan_module.build(topology).cycles for name in cycle}
-    for service in topology.services:
-        for callee in service.calls:
-            if callee in cycle_of.get(service.name, ()):
-                assert f"{service.name}-redeploy" in position  # covered by the redeploy
-                assert position[f"{service.name}-redeploy"] > position[callee]
-            else:
-                assert position[callee] < position[service.name]
-
-
-def test_120_services_layout_is_deterministic(big_topologies):
-    topology = big_topologies["independent"]
-    first = layout.stages(topology, plan_module.build(topology))
-    assert first == layout.stages(topology, plan_module.build(topology))
-    assert [stage.action_count for stage in first] == [50, 50, 20]
-
-
-def test_pairs_redeploy_after_their_wave(big_topologies):
-    topology = big_topologies["pairs"]
-    steps = layout.steps(topology, plan_module.build(topology))
-    assert steps[0].services == ("svc000", "svc001") and not steps[0].is_redeploy
-    assert steps[1].services == ("svc000", "svc001") and steps[1].is_redeploy
-
-
-def test_parameter_overrides_fit_in_a_kilobyte_for_the_longest_name(topology_of):
-    name = "s" + "x" * 62
-    topology = topology_of({name: ["b"], "b": [name]})
-    template = pipeline_stack.build(topology).to_dict()
-    for _, action in deploy_actions(template):
-        assert len(action["Configuration"]["ParameterOverrides"]) <= 1024
+def test_public_subnets_are_optional_and_always_declared(seed_pipeline):
+    parameter = seed_pipeline["Parameters"]["PublicSubnetIds"]
+    assert parameter["Type"] == "CommaDelimitedList" and parameter["Default"] == ""
 
 
 def _statements(template: dict):
@@ -249,9 +183,8 @@ def test_roles_trust_one_service_each(seed_pipeline):
     assert trusted == {
         "PipelineRole": "codepipeline.amazonaws.com",
         "BuildRole": "codebuild.amazonaws.com",
-        "LiveParametersRole": "codebuild.amazonaws.com",
+        "DeployStepRole": "codebuild.amazonaws.com",
         "VerifyRole": "codebuild.amazonaws.com",
-        "CloudFormationDeployRole": "cloudformation.amazonaws.com",
     }
 
 
