@@ -581,7 +581,8 @@ class Deployment:
 
 def _pipeline_resource(template: TemplateFile) -> dict:
     for declaration in template.document["Resources"].values():
-        if isinstance(declaration, dict) and declaration.get("Type") == "AWS::CodePipeline::Pipeline":
+        if isinstance(declaration, dict) and \
+                declaration.get("Type") == "AWS::CodePipeline::Pipeline":
             return declaration
     raise UpgradeInputError("pipeline.yaml: no AWS::CodePipeline::Pipeline resource")
 
@@ -734,8 +735,8 @@ def rule_parameters(request: StackRequest, existing: DeployedStack | None) -> li
             findings.append(Finding(
                 request.stack, "parameter-undeclared",
                 f"{request.by} passes {', '.join(undeclared)}, which {template.name} does not "
-                f"declare: CloudFormation rejects the update (\"Parameters: [{', '.join(undeclared)}]"
-                " do not exist in the template\")", DOC_PARAMETERS))
+                f"declare: CloudFormation rejects the update (\"Parameters: "
+                f"[{', '.join(undeclared)}] do not exist in the template\")", DOC_PARAMETERS))
     for name, reason in sorted(request.missing.items()):
         findings.append(Finding(request.stack, "parameter-required", reason, DOC_PARAMETERS))
     required = [name for name, declaration in declared.items()
@@ -1012,9 +1013,11 @@ class _DeployerModel:
 
     Parameters it passes, only if the template declares them: the params file's values;
     cluster: the network values the operator gave (kept with UsePreviousValue after);
-    every stack: AppName, ServiceName, ClusterStackName; service stacks: ImageUri, the carried parameters
-    (UsePreviousValue, or LIVE_VALUES on a first deploy), Subnets and LoadBalancerSubnets
-    from the cluster stack's parameters, PermissionsBoundaryArn from the bootstrap stack.
+    every stack: AppName, ServiceName, ClusterStackName; service stacks: ImageUri, the
+    carried parameters (the stack's value, or LIVE_VALUES on a first deploy; DesiredCount,
+    which the deployer reads from the running service, is the same value here), Subnets
+    and LoadBalancerSubnets from the cluster stack's parameters, PermissionsBoundaryArn
+    from the bootstrap stack.
     """
 
     def __init__(self, files: TemplatesDir, deployment: Deployment, environment: Environment):
