@@ -111,6 +111,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check_upgrade(args: argparse.Namespace) -> int:
+    from generator import upgrade
+
+    try:
+        text, failures = upgrade.check_upgrade(args.source, args.out)
+    except upgrade.UpgradeInputError as err:
+        raise UsageError(f"check-upgrade: {err}") from None
+    print(text, end="")
+    return EXIT_FINDINGS if failures else EXIT_OK
+
+
 class _OneLineErrorParser(argparse.ArgumentParser):
     """A bad flag is one line, like every other bad input (the usage is one --help away)."""
 
@@ -152,6 +163,15 @@ def parser() -> argparse.ArgumentParser:
         "plan", help="deploy order (callees before callers) and a Mermaid diagram"))
     plan.add_argument("--format", choices=["text", "mermaid"], default="text")
     plan.set_defaults(handler=cmd_plan)
+
+    check = commands.add_parser(
+        "check-upgrade", help="what deploying these templates over earlier ones does, and "
+                              "the failures it predicts (exit 1)")
+    check.add_argument("--from", dest="source", required=True, metavar="REF_OR_DIR",
+                       help="the templates deployed now: a directory, or a git ref")
+    check.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                       help=f"the templates to deploy (default: {DEFAULT_OUT})")
+    check.set_defaults(handler=cmd_check_upgrade)
 
     _register_operations(commands, with_topology)
     return top
