@@ -377,8 +377,9 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Action=[
                 *actions("ecr", "InitiateLayerUpload", "UploadLayerPart",
                          "CompleteLayerUpload", "PutImage", "DescribeImages"),
-                *actions("s3", "GetObject", "GetObjectVersion", "PutObject",
-                         "GetBucketLocation", "GetBucketVersioning", "GetBucketAcl"),
+                *actions("s3", "GetObject", "GetObjectVersion", "PutObject", "DeleteObject",
+                         "ListBucket", "GetBucketLocation", "GetBucketVersioning",
+                         "GetBucketAcl"),
                 Action("codestar-connections", "UseConnection"),
                 Action("codeconnections", "UseConnection"),
                 *actions("codebuild", "StartBuild", "BatchGetBuilds", "CreateReport",

@@ -71,7 +71,7 @@ def attached_managed_policies(template: dict, role: str) -> dict[str, dict]:
     """ManagedPolicy resources of the template attached to the role (Roles: [!Ref role])."""
     return {
         name: resource for name, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::IAM::ManagedPolicy"
+        if isinstance(resource, dict) and resource["Type"] == "AWS::IAM::ManagedPolicy"
         and {"Ref": role} in resource["Properties"].get("Roles", [])
     }
 
@@ -84,4 +84,5 @@ def role_documents(template: dict, role: str) -> list[dict]:
 
 
 def roles(template: dict) -> dict[str, dict]:
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    return {name: r for name, r in template["Resources"].items()
+            if isinstance(r, dict) and r["Type"] == "AWS::IAM::Role"}

@@ -41,10 +41,7 @@ def test_the_boundary_is_the_named_managed_policy(default_templates, default_top
 
 
 @pytest.mark.parametrize("name", ["cluster.yaml", "pipeline.yaml", "network.yaml",
-    pytest.param("service.yaml", marks=pytest.mark.xfail(
-        strict=True, reason="generator/stacks/service.py is the lead's: its TaskRole and "
-                            "ExecutionRole get PermissionsBoundary from the "
-                            "PermissionsBoundaryArn parameter in the restructure"))])
+    "service.yaml"])
 def test_every_role_of_the_app_stacks_carries_the_boundary(default_templates, default_topology,
                                                            name):
     if name not in default_templates:

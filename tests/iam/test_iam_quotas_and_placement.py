@@ -23,7 +23,7 @@ def test_every_policy_is_within_the_iam_size_quotas(generated, label):
     for name, template in templates.items():
         values = _values(name, topology)
         for logical_id, resource in template["Resources"].items():
-            if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            if isinstance(resource, dict) and resource["Type"] == "AWS::IAM::ManagedPolicy":
                 size = permissions.policy_size(resource["Properties"]["PolicyDocument"], values)
                 print(f"{label} {name} {logical_id}: {size} characters (managed)")
                 assert size <= quotas.MANAGED_POLICY_CHARS.limit, logical_id
