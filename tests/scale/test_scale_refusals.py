@@ -133,13 +133,44 @@ def _one_value(value: str) -> dict:
     return topology_doc({"web": {"port": 8080, "environment": {"BLOB": value}}})
 
 
+def _names_limit(line: str) -> bool:
+    return str(ENV_VALUE_MAX) in line.replace(",", "")
+
+
 def test_a_5_mb_environment_value_is_refused(generate_into):
     outcome = generate_into(_one_value("x" * 5_000_000))
-    line = assert_refused(outcome, "params/web.json", "EnvBlob", str(ENV_VALUE_MAX))
+    line = assert_refused(outcome, "params/web.json", "EnvBlob")
+    assert _names_limit(line), line
     assert len(line) < 1000  # the value itself is not echoed
 
 
 def test_an_environment_value_one_past_the_parameter_limit_is_refused(generate_into):
     assert_accepted(generate_into(_one_value("v" * ENV_VALUE_MAX)))
-    assert_refused(generate_into(_one_value("v" * (ENV_VALUE_MAX + 1))), "params/web.json",
-                   "EnvBlob", str(ENV_VALUE_MAX), "topology.yaml")
+    line = assert_refused(generate_into(_one_value("v" * (ENV_VALUE_MAX + 1))),
+                          "params/web.json", "EnvBlob", "topology.yaml")
+    assert _names_limit(line), line
+
+
+def test_an_environment_value_past_4096_bytes_in_fewer_characters_is_refused(generate_into):
+    # CloudFormation's limit is 4,096 bytes per parameter value; the template's MaxLength
+    # counts characters, so 4,096 two-byte characters pass it and need the byte check.
+    line = assert_refused(generate_into(_one_value("\u00e9" * ENV_VALUE_MAX)),
+                          "params/web.json", "EnvBlob", "bytes")
+    assert _names_limit(line), line
+
+
+def test_a_callers_list_past_4096_bytes_is_refused(generate_into):
+    # Callers is a CommaDelimitedList: no MaxLength in the template can bound it. A hub
+    # whose raised rules quota admits 100 callers with 40-odd-character names would be
+    # refused by CloudFormation at deploy time; generate refuses it first.
+    services = {"hub": {"port": 8080}}
+    for i in range(100):
+        services[f"caller-with-a-rather-long-descriptive-name-{i:03d}"] = {
+            "port": 8080, "calls": ["hub"]}
+    document = topology_doc(services, quotas={"security_group_inbound_rules": 200})
+    line = assert_refused(generate_into(document), "params/hub.json", "Callers", "bytes")
+    assert _names_limit(line), line
+    # The same hub with 80 such callers (3,759 bytes) is accepted.
+    for i in range(80, 100):
+        del services[f"caller-with-a-rather-long-descriptive-name-{i:03d}"]
+    assert_accepted(generate_into(document))
