@@ -5,7 +5,9 @@ round runs every variant once (in a rotated order, so no variant always goes fir
 the script prints the median, min and max over the rounds. It prints and records
 (benchmarks/results/generator.json); it never asserts.
 
-Variants, for the default topology and for a generated 100-service topology:
+Variants, for the default topology (2 services) and for a generated large topology
+(default: benchmarks.topologies.layered_topology(300), the scale tests' 300 services,
+about 1,200 call edges, a hub called by 55):
   two commands, cold   `python -m generator generate` then `python -m generator lint --no-cache`
   one command, cold    `python -m generator generate --lint --no-cache`
   one command, serial  the same with `--jobs 1` (what the fork-parallel lint saves)
@@ -16,15 +18,15 @@ and once: `cfn-lint templates/service.yaml` (the plain CLI, one template).
 Cold = no lint cache; the output directory is deleted before each run, so `generate`
 writes every file. The targets are judged on cold figures only.
 
-Knobs: GENERATOR_BENCH_ROUNDS (default 7), GENERATOR_BENCH_SERVICES (default 100),
-GENERATOR_BENCH_BUDGET_SECONDS (default 420: no new round starts after that).
+Knobs: GENERATOR_BENCH_ROUNDS (default 7), GENERATOR_BENCH_SERVICES (default 300),
+GENERATOR_BENCH_TOPOLOGY (layered, the default, or legacy: the earlier acyclic 0-3 fan-out
+generator), GENERATOR_BENCH_BUDGET_SECONDS (default 420: no new round starts after that).
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
-import random
 import resource
 import shutil
 import statistics
@@ -34,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from benchmarks import topologies
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "generator.json"
@@ -43,49 +45,12 @@ CFN_LINT = str(Path(sys.executable).with_name("cfn-lint"))
 RUN_TIMEOUT_SECONDS = 120
 
 TARGET_SECONDS = 1.0
-TARGET_SCALE = 1.5
-TARGET_VS_CFN_LINT = 1.3
-
-
-def big_topology(services: int, seed: int = 100) -> dict:
-    """A realistic large topology: an acyclic call graph with fan-out 0-3 (a few hubs
-    called by many), every 10th service public, shared and per-service environment
-    variables, mixed Fargate sizes, ports and scaling bounds."""
-    rng = random.Random(seed)
-    names = [f"svc{i:03d}" for i in range(services)]
-    hubs = names[-max(3, services // 20):]  # auth, config, ... called by many
-    sizes = [(256, 512), (512, 1024), (1024, 2048), (2048, 4096), (4096, 8192)]
-    result = {}
-    for i, name in enumerate(names):
-        cpu, memory = sizes[i % len(sizes)]
-        desired = 1 + i % 3
-        service: dict = {
-            "port": rng.choice([8080, 8000, 9000, 3000]),
-            "cpu": cpu,
-            "memory": memory,
-            "desired_count": desired,
-            "scaling": {"min": desired, "max": desired + 4, "cpu_target": 60 + i % 20},
-        }
-        later = [n for n in names[i + 1:] if n not in hubs] or names[i + 1:]
-        calls = rng.sample(later, min(len(later), rng.choice([0, 1, 1, 2, 3])))
-        calls += [h for h in hubs if h != name and h not in calls and rng.random() < 0.15
-                  and names.index(h) > i]
-        if calls:
-            service["calls"] = calls
-        if i % 10 == 0:
-            service["public"] = True
-            service["health_check_path"] = "/health"
-        env = {}
-        if i % 2 == 0:
-            env["LOG_LEVEL"] = rng.choice(["info", "debug", "warning"])
-        if i % 3 == 0:
-            env["FEATURE_FLAGS"] = f"beta-{i},fast-path"
-        if i % 7 == 0:
-            env["DB_HOST"] = f"db-{i}.internal"
-        if env:
-            service["environment"] = env
-        result[name] = service
-    return {"app": "big", "namespace": "big.internal", "services": result}
+TARGET_SCALE = 4.0        # large topology cold <= 4x the default topology cold (issue 9)
+TARGET_VS_CFN_LINT = 1.2  # default topology cold <= 1.2x one plain cfn-lint run
+TOPOLOGIES = {
+    "layered": lambda services: topologies.layered_topology(services),
+    "legacy": lambda services: topologies.big_topology(services),
+}
 
 
 def _children_cpu() -> float:
@@ -155,7 +120,12 @@ def _load() -> str:
 
 def main() -> int:
     rounds = int(os.environ.get("GENERATOR_BENCH_ROUNDS", "7"))
-    services = int(os.environ.get("GENERATOR_BENCH_SERVICES", "100"))
+    services = int(os.environ.get("GENERATOR_BENCH_SERVICES", "300"))
+    shape = os.environ.get("GENERATOR_BENCH_TOPOLOGY", "layered")
+    if shape not in TOPOLOGIES:
+        print(f"GENERATOR_BENCH_TOPOLOGY: {shape!r} is not one of {', '.join(TOPOLOGIES)}",
+              file=sys.stderr)
+        return 2
     budget = float(os.environ.get("GENERATOR_BENCH_BUDGET_SECONDS", "420"))
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -166,13 +136,14 @@ def main() -> int:
     service_template = REPO / "templates" / "service.yaml"
     print(f"machine: {cpus} CPU(s), {platform.machine()}, Python {platform.python_version()}, "
           f"{cfn_lint_version}; load average at start: {_load()}")
-    print(f"{rounds} interleaved round(s); fresh processes; times in seconds")
+    print(f"{rounds} interleaved round(s); fresh processes; times in seconds; large topology: "
+          f"{shape}, {services} services")
 
     with tempfile.TemporaryDirectory(prefix="generator-bench-") as tmp:
         root = Path(tmp)
         default = Case(root, "default", (REPO / "topology.yaml").read_text(encoding="utf-8"))
         big = Case(root, f"services{services}",
-                   yaml.safe_dump(big_topology(services), sort_keys=False))
+                   topologies.to_yaml(TOPOLOGIES[shape](services)))
         for case in (default, big):  # warm the OS file cache and .pyc files; check it works
             case.prime()
         variants = {

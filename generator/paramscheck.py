@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from generator.awsfacts.quotas import PARAMETER_VALUE_BYTES
 from generator.lintreport import Finding
 from generator.names import DEPLOY_TIME_PARAMETERS
 
@@ -95,12 +96,22 @@ def check_params_text(path: str, text: str, parameters: dict, rules: dict) -> li
 def _parameter_problem(spec: dict, value: Any) -> str | None:
     if not isinstance(value, str):
         return f"value must be a string, got {json.dumps(value)}"
+    size = len(value.encode("utf-8"))
+    if size > PARAMETER_VALUE_BYTES.limit:
+        return (f"{size:,} bytes, over CloudFormation's {PARAMETER_VALUE_BYTES.limit:,}-byte "
+                f"limit for a parameter value ({PARAMETER_VALUE_BYTES.source})")
+    # A CommaDelimitedList's AllowedValues and AllowedPattern apply to each item, not to
+    # the joined value (CloudFormation's Parameters section reference, AllowedPattern:
+    # "When applied to a parameter of type CommaDelimitedList, the pattern must match
+    # each value in the list").
+    items = value.split(",") if spec.get("Type") == "CommaDelimitedList" else [value]
     allowed = spec.get("AllowedValues")
-    if allowed is not None and value not in [str(v) for v in allowed]:
-        return f"{value!r} is not one of {', '.join(map(str, allowed))}"
     pattern = spec.get("AllowedPattern")
-    if pattern is not None and not re.fullmatch(pattern, value):
-        return f"{value!r} does not match {pattern}"
+    for item in items:
+        if allowed is not None and item not in [str(v) for v in allowed]:
+            return f"{item!r} is not one of {', '.join(map(str, allowed))}"
+        if pattern is not None and not re.fullmatch(pattern, item):
+            return f"{item!r} does not match {pattern}"
     if spec.get("Type") == "Number":
         try:
             number = float(value)

@@ -27,6 +27,9 @@ PARAMETERS_PER_TEMPLATE = Quota("parameters per template", 200, CFN_QUOTAS)
 # CreateStack/UpdateStack/CreateChangeSet's TemplateBody; a larger template goes by S3 URL.
 TEMPLATE_BODY_BYTES = Quota("template body passed inline", 51_200, CFN_QUOTAS)
 TEMPLATE_URL_BYTES = Quota("template body in S3", 1_000_000, CFN_QUOTAS)
+# Any parameter's value, whatever its type: a CommaDelimitedList (Callers) has no
+# MaxLength to say so in the template.
+PARAMETER_VALUE_BYTES = Quota("bytes per parameter value", 4_096, CFN_QUOTAS)
 STACKS_PER_ACCOUNT = Quota("stacks per account and region", 2000, CFN_QUOTAS, adjustable=True)
 EXPORTS_PER_ACCOUNT = Quota("exports per account and region", 5000, CFN_QUOTAS)
 # Inbound rules per security group, default; adjustable in Service Quotas, and a topology
