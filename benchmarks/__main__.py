@@ -22,4 +22,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from generator.cli import quiet_when_the_reader_leaves
+
+    sys.exit(quiet_when_the_reader_leaves(main)(sys.argv[1:]))

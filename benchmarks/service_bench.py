@@ -7,6 +7,11 @@ and prints medians over the rounds. It prints and records; it never asserts.
 Environment knobs: SERVICE_BENCH_ROUNDS (default 3), SERVICE_BENCH_SECONDS (default 10),
 SERVICE_BENCH_CONNECTIONS (default "32,64"), SERVICE_BENCH_ENDPOINTS (default "hello,hop"; e.g.
 "hop" to measure only the peer hop), EXPRESS_ANCHOR (default ../shared/anchors/express).
+
+`python -m benchmarks.service_bench overrides` measures what each of service/worker.py's
+pywsgi overrides saves: in one process (min of repeats, so a busy machine disturbs it
+little), and end to end with every override dropped (`Stock*` worker classes below) against
+the worker as it is, CPU time of the caller and callee processes per hop.
 """
 from __future__ import annotations
 
@@ -196,9 +201,10 @@ def ensure_wrk() -> str | None:
     return shutil.which("wrk")
 
 
-def start_ours(stack: ExitStack) -> Side:
+def start_ours(stack: ExitStack, extra_args: list[str] = ()) -> Side:
     callee_port, caller_port = free_port(), free_port()
-    gunicorn = [str(Path(sys.executable).parent / GUNICORN_COMMAND[0]), *GUNICORN_COMMAND[1:]]
+    gunicorn = [str(Path(sys.executable).parent / GUNICORN_COMMAND[0]), *GUNICORN_COMMAND[1:],
+                *extra_args]
     base = {**os.environ, "PYTHONUNBUFFERED": "1"}
     callee = spawn(stack, gunicorn, REPO, {**base, "SERVICE_NAME": "server",
                                            "PORT": str(callee_port), "PEER_URLS": ""})
@@ -313,5 +319,125 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def measure_overrides() -> int:
+    """Per-override savings of service/worker.py against pywsgi's own code (see docstring)."""
+    import io
+    import timeit
+
+    from gevent import socket as gevent_socket
+    from gevent.pywsgi import WSGIHandler, format_date_time
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+    from gunicorn.workers.ggevent import PyWSGIHandler
+
+    from service.worker import RequestHeaders, ServiceHandler, http_date
+
+    def best_us(function, number=20000) -> float:
+        return min(timeit.repeat(function, number=number, repeat=7)) / number * 1e6
+
+    # The head our peer client sends (the hop's callee parses it; wrk's is similar).
+    head = (b"Host: 127.0.0.1:8081\r\nUser-Agent: ecs-service-connect-kit-peers/1\r\n"
+            b"Accept: application/json\r\nX-Request-Id: 0123456789abcdef0123456789abcdef\r\n\r\n")
+    rows = [("request headers (MessageClass)",
+             best_us(lambda: WSGIHandler.MessageClass(None, io.BytesIO(head), 0)),
+             best_us(lambda: RequestHeaders.read(io.BytesIO(head)))),
+            ("Date header (finalize_headers)", best_us(lambda: format_date_time(time.time())),
+             best_us(http_date))]
+
+    logger = Logger(Config())  # access log off, as in service/gunicorn.conf.py
+    def handler(cls):
+        made = object.__new__(cls)
+        made.server = type("Server", (), {"log": logger})()
+        made.time_start = made.time_finish = time.time()
+        made.status, made.response_headers, made.response_length = b"200 OK", [], 0
+        made.headers, made.environ = RequestHeaders.read(io.BytesIO(head)), {}
+        return made
+    rows.append(("access-log hook off (log_request)", best_us(handler(PyWSGIHandler).log_request),
+                 best_us(handler(ServiceHandler).log_request)))
+
+    writer_end, reader_end = gevent_socket.socketpair()
+    body = b'{"service": "server", "message": "Hello from server"}'
+    def respond(cls):
+        made = object.__new__(cls)
+        made.socket, made.code, made.request_version, made.result = writer_end, 200, "HTTP/1.1", [body]
+        def one():
+            made.status, made.provided_date, made.provided_content_length = b"200 OK", True, "53"
+            made.response_headers = [(b"Content-Type", b"application/json"), (b"Content-Length", b"53")]
+            made.response_length, made.response_use_chunked, made.headers_sent = 0, False, False
+            made.write(body)
+            reader_end.recv(65536)
+        return one
+    rows.append(("small response written and read (_write_with_headers, _sendall)",
+                 best_us(respond(PyWSGIHandler), 5000), best_us(respond(ServiceHandler), 5000)))
+    print("in one process, us per request (min of 7 repeats):")
+    for name, pywsgi_us, ours_us in rows:
+        print(f"  {name:66} pywsgi {pywsgi_us:6.2f}  ours {ours_us:6.2f}  saved {pywsgi_us - ours_us:6.2f}")
+
+    rounds = int(os.environ.get("SERVICE_BENCH_ROUNDS", "3"))
+    seconds = int(os.environ.get("SERVICE_BENCH_SECONDS", "6"))
+    wrk = ensure_wrk()
+    if wrk is None:
+        print("end to end: skipped, no wrk")
+        return 0
+    cpu_us: dict[str, list[float]] = {}
+    with ExitStack() as stack:
+        sides = {name: start_ours(stack, extra) for name, extra in
+                 (("worker", []), ("stock", ["--worker-class", "benchmarks.service_bench.StockWorker"]))}
+        for side in sides.values():
+            run_wrk(wrk, url_for(side, "hop"), 64, 2)
+        for round_number in range(rounds):
+            names = list(sides) if round_number % 2 == 0 else list(reversed(sides))
+            for name in names:
+                side = sides[name]
+                before = cpu_ticks(side.pids)
+                result = run_wrk(wrk, url_for(side, "hop"), 64, seconds)
+                used = (cpu_ticks(side.pids) - before) / os.sysconf("SC_CLK_TCK")
+                cpu_us.setdefault(name, []).append(used * 1e6 / max(result.requests, 1))
+    worker, stock = (statistics.median(cpu_us[name]) for name in ("worker", "stock"))
+    print(f"end to end, hop at 64 connections, CPU of caller+callee per hop (median of {rounds}):"
+          f" worker {worker:.0f} us, every pywsgi override dropped {stock:.0f} us"
+          f" ({(stock / worker - 1) * 100:+.0f}%)")
+    return 0
+
+
+def cpu_ticks(root_pids: list[int]) -> int:
+    total = 0
+    for pid in descendants(root_pids):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _stock_worker():
+    """service/worker.py's worker with its speed overrides of pywsgi dropped (the keep-alive
+    bound, drain and fairness yield stay: they are behaviour, measured separately)."""
+    from gevent.pywsgi import WSGIHandler
+    from gunicorn.workers.ggevent import PyWSGIHandler
+
+    from service.worker import ServiceHandler, ServiceWorker
+
+    class StockHandler(ServiceHandler):
+        MessageClass = WSGIHandler.MessageClass
+        read_request = WSGIHandler.read_request
+        finalize_headers = WSGIHandler.finalize_headers
+        _write_with_headers = WSGIHandler._write_with_headers
+        _sendall = WSGIHandler._sendall
+        log_request = PyWSGIHandler.log_request
+
+    return type("StockWorker", (ServiceWorker,), {"handler_class": StockHandler})
+
+
+def __getattr__(name: str):
+    # Built on first use: Gunicorn imports it by name in the `stock` processes only.
+    if name == "StockWorker":
+        return _stock_worker()
+    raise AttributeError(name)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["overrides"]:
+        sys.exit(measure_overrides())
     sys.exit(main())

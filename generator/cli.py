@@ -6,6 +6,8 @@ Exit codes: 0 success; 1 lint findings or stale templates (or a failed AWS check
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 from pathlib import Path
 
@@ -224,6 +226,36 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# 128 + SIGPIPE, what a shell reports for a writer its reader left (`yes | head`): a script
+# with `set -o pipefail` can tell cut-short output from a complete run.
+EXIT_BROKEN_PIPE = 141
+
+
+def quiet_when_the_reader_leaves(entry):
+    """Wrap a CLI entry point: `... | head` ends with EXIT_BROKEN_PIPE, not a traceback."""
+
+    @functools.wraps(entry)
+    def run(*args, **kwargs):
+        try:
+            try:
+                return entry(*args, **kwargs)
+            finally:
+                # Also before a SystemExit (argparse's --help): the reader may leave before
+                # the buffered output goes out.
+                sys.stdout.flush()
+        except BrokenPipeError:
+            # As the Python docs advise (signal module, "Note on SIGPIPE"): stdout now points
+            # at devnull, so the interpreter's own flush at exit cannot fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
+
+    return run
+
+
+main = quiet_when_the_reader_leaves(main)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ more CPU than the rest of the caller's request. What it does:
 - reads the head up to the blank line (bounded), then the body by Content-Length,
   chunked transfer-encoding, or until the peer closes (HTTP/1.0 servers such as
   `http.server`); a body longer than MAX_ANSWER_BYTES is cut there and the connection
-  closed;
+  closed; framing follows RFC 9112: an answer with both Content-Length and
+  Transfer-Encoding, two different Content-Lengths or a chunk size that is not 1*HEXDIG
+  is an error (connection dropped), an obs-fold is read as a space;
 - keeps the connection for the next call only when the answer was complete and
   length-delimited and neither side said `Connection: close` (HTTP/1.0 only with
   `Connection: keep-alive`);
@@ -24,6 +26,7 @@ more CPU than the rest of the caller's request. What it does:
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import socket
 import ssl
 import time
@@ -48,6 +51,8 @@ POOL_CONNECTIONS_PER_PEER = 64
 # call already ends by its own deadline). The README and tests quote it.
 DEADLINE_MARGIN_SECONDS = 0.25
 _RECV_BYTES = 32 * 1024
+_HEXDIGITS = b"0123456789abcdefABCDEF"
+_OBS_FOLD = re.compile(rb"[ \t]*\r\n[ \t]+")
 _USER_AGENT = b"ecs-service-connect-kit-peers/1"
 
 
@@ -282,7 +287,13 @@ def _read_response(
             head_end = buffer.find(b"\r\n\r\n")
         if head_end > MAX_HEAD_BYTES:
             raise PeerProtocolError("response head too large")
-        lines = buffer[:head_end].split(b"\r\n")
+        head = buffer[:head_end]
+        if b"\r\n " in head or b"\r\n\t" in head:
+            # obs-fold (RFC 9112 5.2): a user agent replaces each fold with SP before reading
+            # the value. A fold right after the status line joins its reason phrase, which
+            # consumes the line without processing it, as 2.2 asks.
+            head = _OBS_FOLD.sub(b" ", head)
+        lines = head.split(b"\r\n")
         buffer = buffer[head_end + 4:]
         status_line = lines[0]
         code = status_line[9:12]
@@ -300,8 +311,8 @@ def _read_response(
     http11 = status_line[7] == 49  # b"1"
     content_type = b""
     content_length: int | None = None
+    transfer_encoding = False
     chunked = False
-    other_coding = False
     connection_tokens = b""
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
@@ -317,10 +328,14 @@ def _read_response(
             content_length = int(value)
         elif name == b"transfer-encoding":
             codings = [c.strip() for c in value.lower().split(b",") if c.strip()]
+            transfer_encoding = True
             chunked = bool(codings) and codings[-1] == b"chunked"
-            other_coding = not chunked
         elif name == b"connection":
             connection_tokens += b"," + value.lower()
+    if transfer_encoding and content_length is not None:
+        # RFC 9112 6.1: a sender never sends both; the answer may be a smuggling attempt and
+        # the connection's framing cannot be trusted, so it is an error and not reused.
+        raise PeerProtocolError("both Content-Length and Transfer-Encoding")
     if http11:
         keep = b"close" not in connection_tokens
     else:
@@ -330,7 +345,7 @@ def _read_response(
         return status, content_type, b"", keep and status != 101 and not buffer
     if chunked:
         body, buffer, complete = _read_chunked(sock, deadline, buffer)
-    elif content_length is not None and not other_coding:
+    elif content_length is not None:
         body, buffer, complete = _read_length(sock, deadline, buffer, content_length)
     else:
         # Delimited by the peer closing the connection (RFC 9112, 6.3).
@@ -389,13 +404,12 @@ def _read_chunked(sock: socket.socket, deadline: float | None, buffer: bytes) ->
             buffer += chunk
 
     while True:
-        size_text = line().split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise PeerProtocolError("invalid chunk size") from None
-        if size < 0 or not size_text.isalnum():
+        # chunk-size = 1*HEXDIG, then optional BWS before a chunk-ext (RFC 9112 7.1);
+        # int(..., 16) alone would also take "0x4", "+4", " 4" or "4_0".
+        size_text = line().split(b";", 1)[0].rstrip(b" \t")
+        if not 0 < len(size_text) <= 16 or size_text.strip(_HEXDIGITS):
             raise PeerProtocolError("invalid chunk size")
+        size = int(size_text, 16)
         if size == 0:
             while line():  # trailer fields, up to the blank line
                 pass

@@ -2,7 +2,10 @@
 
 Each gets PEER_URLS pointing at the local ports of the services it calls, so
 `curl localhost:PORT/peers` shows them talking as they do through Service Connect.
-Ctrl-C (or SIGTERM) stops them all. A development tool: the container never runs it.
+Each listens on 127.0.0.1 only (the container's 0.0.0.0 would expose a development
+service to the network). A service that exits is reported and the others keep running,
+so its callers' /peers shows the failure; Ctrl-C (or SIGTERM) stops them all, with exit
+status 1 when one had exited. A development tool: the container never runs it.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     processes: dict[str, subprocess.Popen] = {}
+    exited: set[str] = set()
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
@@ -66,27 +70,36 @@ def main(argv: list[str] | None = None) -> int:
             # Own session: Ctrl-C reaches only this process, which then stops every
             # service gracefully, instead of racing Gunicorn's own quick shutdown.
             processes[name] = subprocess.Popen(
-                [gunicorn, *GUNICORN_ARGS], cwd=REPO, env={**os.environ, **env},
-                start_new_session=True,
+                # A command-line --bind replaces the config file's 0.0.0.0.
+                [gunicorn, *GUNICORN_ARGS, "--bind", f"127.0.0.1:{env['PORT']}"],
+                cwd=REPO, env={**os.environ, **env}, start_new_session=True,
             )
         print("\nservices (Ctrl-C stops them all):")
         for name, env in environments.items():
             port = env["PORT"]
-            print(f"  {name:12} curl localhost:{port}/   curl localhost:{port}/peers")
+            print(f"  {name:12} curl 127.0.0.1:{port}/   curl 127.0.0.1:{port}/peers")
         print(flush=True)
-        while True:
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    print(f"run: {name} exited with {process.returncode}; stopping the others",
-                          file=sys.stderr)
-                    return 1
+        while len(exited) < len(processes):
+            _report_exits(processes, exited)
             time.sleep(0.5)
+        print("run: every service has exited", file=sys.stderr)
+        return 1
     except _Stop:
-        return 0
+        _report_exits(processes, exited)
+        return 1 if exited else 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _stop_all(processes.values())
+
+
+def _report_exits(processes: dict[str, subprocess.Popen], exited: set[str]) -> None:
+    """Report each service that exited since the last look, once."""
+    for name, process in processes.items():
+        if name not in exited and process.poll() is not None:
+            exited.add(name)
+            print(f"run: {name} exited with {process.returncode}; the others keep running "
+                  f"(their /peers shows it down); Ctrl-C stops them", file=sys.stderr, flush=True)
 
 
 def _stop_all(processes) -> None:
@@ -103,4 +116,6 @@ def _stop_all(processes) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from generator.cli import quiet_when_the_reader_leaves
+
+    sys.exit(quiet_when_the_reader_leaves(main)())

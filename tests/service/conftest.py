@@ -47,7 +47,7 @@ def http_get(url: str, timeout: float = 10, headers: dict | None = None):
 class ServiceProcess:
     """One Gunicorn master (and its workers) running the service on a loopback port."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str):
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str, extra_args=()):
         self.port = int(env["PORT"]) if env["PORT"].isdigit() else 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout_path = log_dir / f"{name}-{self.port}.out"
@@ -56,7 +56,7 @@ class ServiceProcess:
         full_env.pop("GUNICORN_CMD_ARGS", None)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                GUNICORN_COMMAND, cwd=REPO, env=full_env, stdout=out, stderr=err,
+                [*GUNICORN_COMMAND, *extra_args], cwd=REPO, env=full_env, stdout=out, stderr=err,
                 start_new_session=True,
             )
 
@@ -102,19 +102,34 @@ class ServiceProcess:
             self.process.wait()
 
 
-@pytest.fixture
-def start_service(tmp_path):
-    """start_service(name, PORT=..., PEER_URLS=...) -> a ready ServiceProcess; all stopped after."""
-    started: list[ServiceProcess] = []
-
-    def start(name: str = "svc", wait: bool = True, **env: str) -> ServiceProcess:
+def _service_starter(log_dir: Path, started: list[ServiceProcess]):
+    def start(name: str = "svc", wait: bool = True, extra_args=(), **env: str) -> ServiceProcess:
         env.setdefault("PORT", str(free_port()))
         env.setdefault("SERVICE_NAME", name)
-        service = ServiceProcess(env, tmp_path, name)
+        service = ServiceProcess(env, log_dir, name, extra_args)
         started.append(service)
         return service.wait_ready() if wait else service
 
-    yield start
+    return start
+
+
+@pytest.fixture
+def start_service(tmp_path):
+    """start_service(name, PORT=..., PEER_URLS=...) -> a ready ServiceProcess; all stopped after.
+
+    extra_args=[...] go after the container's command line (e.g. another worker class)."""
+    started: list[ServiceProcess] = []
+    yield _service_starter(tmp_path, started)
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def launch_services(tmp_path_factory):
+    """Like start_service (wait=False), for services a whole test module shares."""
+    started: list[ServiceProcess] = []
+    start = _service_starter(tmp_path_factory.mktemp("services"), started)
+    yield lambda name, **kwargs: start(name, wait=False, **kwargs)
     for service in started:
         service.stop()
 

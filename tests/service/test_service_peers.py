@@ -255,9 +255,22 @@ def test_an_answer_of_exactly_the_limit_is_whole(raw_peer):
          "invalid answer: invalid chunk size"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "invalid answer: peer closed the connection mid-answer"),
         (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 20000, "invalid answer: response head too large"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"0\r\n\r\n", "invalid answer: both Content-Length and Transfer-Encoding"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+         b"0\r\n\r\n", "invalid answer: both Content-Length and Transfer-Encoding"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x4\r\nabcd\r\n0\r\n\r\n",
+         "invalid answer: invalid chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+4\r\nabcd\r\n0\r\n\r\n",
+         "invalid answer: invalid chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 4\r\nabcd\r\n0\r\n\r\n",
+         "invalid answer: invalid chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\nabcd\r\n0\r\n\r\n",
+         "invalid answer: invalid chunk size"),
     ],
     ids=["not-http", "bad-status", "negative-length", "two-lengths", "bad-chunk", "short-body",
-         "huge-head"],
+         "huge-head", "length-then-chunked", "chunked-then-length", "chunk-size-0x",
+         "chunk-size-plus", "chunk-size-space", "chunk-size-empty"],
 )
 def test_answers_that_are_not_http_are_errors(raw_peer, answer, error):
     def script(connection, server):
@@ -273,6 +286,40 @@ def test_answers_that_are_not_http_are_errors(raw_peer, answer, error):
     assert (result.status, result.error) == (None, error)
     assert time.monotonic() - started < 1.0
     assert client._targets[peer.url].idle == []
+
+
+def test_a_conflicting_answer_drops_the_connection_and_the_next_call_reconnects(raw_peer):
+    # The bytes after a Content-Length + Transfer-Encoding answer could be read as the answer
+    # to the next request; the connection is closed instead of pooled.
+    def script(connection, server):
+        if server.accepted == 1:
+            server.read_request(connection)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nTransfer-Encoding: "
+                               b"chunked\r\n\r\n" + length_response(body=b'{"forged": 1}'))
+        while server.read_request(connection) is not None:
+            connection.sendall(length_response())
+
+    peer = raw_peer(script)
+    client, target = client_for(peer)
+    assert client.call(target, "r").status is None
+    assert client._targets[peer.url].idle == []
+    second = client.call(target, "r")
+    assert second.answer["service"] == "server"
+    assert peer.accepted == 2
+
+
+def test_a_folded_header_is_read_as_one_value_with_spaces(raw_peer):
+    # RFC 9112 5.2: a user agent replaces each obs-fold with SP before interpreting the value.
+    answer = (b"HTTP/1.1 200 OK\r\n fold after the status line\r\nContent-Type:\r\n"
+              b"\tapplication/json\r\nX-Note: one \r\n  two\r\nContent-Length:\r\n "
+              + str(len(HELLO)).encode() + b"\r\n\r\n" + HELLO)
+    peer = raw_peer(serve_forever(answer))
+    client, target = client_for(peer)
+    first, second = client.call(target, "r"), client.call(target, "r")
+    # Content-Type was folded: still JSON. Content-Length was folded: still the framing, so
+    # the connection stays usable.
+    assert first.answer == second.answer == {"service": "server", "message": "Hello from server"}
+    assert peer.accepted == 1
 
 
 def test_interim_answers_are_skipped_and_204_has_no_body(raw_peer):
