@@ -141,6 +141,16 @@ def test_excluded_actions_are_few_and_each_has_a_reason():
     assert all(len(reason) > 20 for reason in permissions.EXCLUDED.values())
 
 
+def test_no_read_handler_action_is_excluded(default_templates):
+    """A read that fails on AccessDenied fails rollbacks and drift detection: only
+    writes of unused features may be left out."""
+    required = permissions.required_actions(deployed_types(default_templates))
+    for type_name, operations in required.items():
+        for action in operations.get("read", ()):
+            if permissions.is_iam_action(action):
+                assert not permissions.is_excluded(action), f"{type_name} read: {action}"
+
+
 def test_excluded_actions_are_not_granted(default_templates):
     documents = role_documents(default_templates["bootstrap.yaml"], DEPLOY_ROLE)
     required = permissions.required_actions(deployed_types(default_templates))
