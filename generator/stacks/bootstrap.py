@@ -71,7 +71,8 @@ SERVICE_LINKED_ROLES = {
 BOUNDARY_POLICY_CHANGES = ("iam:CreatePolicyVersion", "iam:DeletePolicy",
                            "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion")
 
-# Room left under the 6,144-character quota for statements added after packing.
+# A margin under the 6,144-character quota: the measure replaces intrinsics by long
+# placeholders, but IAM's own serialization is not ours.
 _POLICY_BUDGET = quotas.MANAGED_POLICY_CHARS.limit - 144
 
 
