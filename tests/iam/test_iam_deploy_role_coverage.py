@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from conftest import DEPLOYED_TEMPLATES, load_template, role_documents
+from templates_iam import DEPLOYED_TEMPLATES, load_template, role_documents
 from generator.awsfacts import permissions, schemas
 from generator.stacks import bootstrap
 
