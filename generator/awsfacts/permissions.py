@@ -49,9 +49,11 @@ EXCLUDED: dict[str, str] = {
     "s3tables:*":
         "S3 Metadata table configuration of AWS::S3::Bucket (MetadataTableConfiguration, "
         "MetadataConfiguration); no bucket uses it",
-    "s3:*BucketMetadata*TableConfiguration":
+    "s3:CreateBucketMetadataTableConfiguration":
         "the same S3 Metadata feature, its bucket-side writes (the read, "
         "s3:GetBucketMetadataTableConfiguration, is granted)",
+    "s3:DeleteBucketMetadataTableConfiguration": "see s3:CreateBucketMetadataTableConfiguration",
+    "s3:UpdateBucketMetadata*TableConfiguration": "see s3:CreateBucketMetadataTableConfiguration",
     "kms:CreateGrant":
         "ECR repository encryption with a KMS key; the image repository uses AES256",
     "kms:RetireGrant":

@@ -71,7 +71,8 @@ SERVICE_LINKED_ROLES = {
 BOUNDARY_POLICY_CHANGES = ("iam:CreatePolicyVersion", "iam:DeletePolicy",
                            "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion")
 
-# Room left under the 6,144-character quota for statements added after packing.
+# A margin under the 6,144-character quota: the measure replaces intrinsics by long
+# placeholders, but IAM's own serialization is not ours.
 _POLICY_BUDGET = quotas.MANAGED_POLICY_CHARS.limit - 144
 
 
@@ -154,8 +155,8 @@ def _by_prefix(actions: Iterable[str]) -> dict[str, list[str]]:
 
 def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     boundary = Ref(PERMISSIONS_BOUNDARY)
-    conditioned = actions & set(BOUNDARY_CONDITIONED) | set(BOUNDARY_CONDITIONED)
-    result = [Statement(
+    conditioned = actions & set(BOUNDARY_CONDITIONED)
+    result = [] if not conditioned else [Statement(
         Sid="RoleChangesOnlyWithTheBoundary",
         Effect=Allow,
         Action=_actions(conditioned),
@@ -196,7 +197,8 @@ def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
         elif prefix == "codestar-connections":
             # The connection is a parameter of the pipeline stack, unknown here; the
             # condition limits passing it to CodePipeline (AWS::CodePipeline::Pipeline's
-            # schema lists codestar-connections:PassConnection for create and update).
+            # schema lists codestar-connections:PassConnection for create and update;
+            # condition key: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscodestarconnections.html).
             result.append(Statement(
                 Sid=sid, Effect=Allow, Action=_actions(names), Resource=["*"],
                 Condition=Condition(StringEquals("codestar-connections:PassedToService",

@@ -1,16 +1,16 @@
 """Fixtures for the IAM tests: every template generated into tmp_path (the committed
-topology and one with a public service), read back as CloudFormation sees it, and helpers
-that pull a role's policies out of a template."""
+topology and one with a public service), read back as CloudFormation sees it, and the
+boto3 call recorder (recording.py). Helpers live in templates_iam.py."""
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
 
 import pytest
-from cfnlint.decode import cfn_yaml
 
 from generator import render, topology as topology_module
 from recording import boto3_calls  # noqa: F401  (fixture)
+from templates_iam import load_template
 
 PUBLIC_TOPOLOGY = """\
 app: shop
@@ -23,13 +23,6 @@ services:
   orders:
     port: 8080
 """
-
-# Every template the deploy role deploys; network.yaml arrives with the lead's restructure.
-DEPLOYED_TEMPLATES = ("cluster.yaml", "service.yaml", "network.yaml", "pipeline.yaml")
-
-
-def load_template(path: Path) -> dict:
-    return cfn_yaml.load(str(path))
 
 
 def _generate(out: Path, topology: topology_module.Topology) -> dict[str, dict]:
@@ -54,35 +47,3 @@ def generated(tmp_path_factory, default_topology, public_topology):
 @pytest.fixture(scope="session")
 def default_templates(generated) -> dict[str, dict]:
     return generated["default"][1]
-
-
-def inline_policies(resource: dict) -> list[dict]:
-    """A role's inline policies; both branches of an Fn::If count (either may be taken)."""
-    found = []
-    for policy in resource.get("Properties", {}).get("Policies", []):
-        if isinstance(policy, dict) and "Fn::If" in policy:
-            found += [b for b in policy["Fn::If"][1:] if isinstance(b, dict) and "PolicyDocument" in b]
-        elif isinstance(policy, dict):
-            found.append(policy)
-    return found
-
-
-def attached_managed_policies(template: dict, role: str) -> dict[str, dict]:
-    """ManagedPolicy resources of the template attached to the role (Roles: [!Ref role])."""
-    return {
-        name: resource for name, resource in template["Resources"].items()
-        if isinstance(resource, dict) and resource["Type"] == "AWS::IAM::ManagedPolicy"
-        and {"Ref": role} in resource["Properties"].get("Roles", [])
-    }
-
-
-def role_documents(template: dict, role: str) -> list[dict]:
-    documents = [p["PolicyDocument"] for p in inline_policies(template["Resources"][role])]
-    documents += [r["Properties"]["PolicyDocument"]
-                  for r in attached_managed_policies(template, role).values()]
-    return documents
-
-
-def roles(template: dict) -> dict[str, dict]:
-    return {name: r for name, r in template["Resources"].items()
-            if isinstance(r, dict) and r["Type"] == "AWS::IAM::Role"}

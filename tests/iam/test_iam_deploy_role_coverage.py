@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from conftest import DEPLOYED_TEMPLATES, load_template, role_documents
+from templates_iam import DEPLOYED_TEMPLATES, load_template, role_documents
 from generator.awsfacts import permissions, schemas
 from generator.stacks import bootstrap
 
@@ -139,6 +139,16 @@ def test_wildcards_match_as_iam_matches_them():
 def test_excluded_actions_are_few_and_each_has_a_reason():
     assert len(permissions.EXCLUDED) <= 15
     assert all(len(reason) > 20 for reason in permissions.EXCLUDED.values())
+
+
+def test_no_read_handler_action_is_excluded(default_templates):
+    """A read that fails on AccessDenied fails rollbacks and drift detection: only
+    writes of unused features may be left out."""
+    required = permissions.required_actions(deployed_types(default_templates))
+    for type_name, operations in required.items():
+        for action in operations.get("read", ()):
+            if permissions.is_iam_action(action):
+                assert not permissions.is_excluded(action), f"{type_name} read: {action}"
 
 
 def test_excluded_actions_are_not_granted(default_templates):

@@ -9,7 +9,7 @@ import boto3
 import botocore.session
 import pytest
 
-from conftest import role_documents
+from templates_iam import role_documents
 from generator.awsfacts import operations, permissions
 from recording import BotoCallRecorder
 

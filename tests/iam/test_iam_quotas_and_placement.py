@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import attached_managed_policies, inline_policies, roles
+from templates_iam import attached_managed_policies, inline_policies, roles
 from generator.awsfacts import permissions, quotas
 from generator.stacks import bootstrap
 
