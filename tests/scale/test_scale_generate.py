@@ -62,8 +62,11 @@ def _callers_list(values: dict) -> list[str]:
 def test_generate_lint_exits_0_and_lint_is_clean(scale_generated, scale_document):
     result, out_dir = scale_generated
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    files = len(list(out_dir.glob("*.yaml"))) + len(list((out_dir / "params").glob("*.json")))
-    assert files == 4 + SERVICES
+    templates = sorted(path.name for path in out_dir.glob("*.yaml"))
+    assert templates == ["bootstrap.yaml", "cluster.yaml", "network.yaml", "pipeline.yaml",
+                         "service.yaml"]
+    files = len(templates) + len(list((out_dir / "params").glob("*.json")))
+    assert files == len(templates) + SERVICES
     assert f"lint: {files} file(s) clean" in result.stdout, result.stdout[-2000:]
     assert result.stderr == ""
 
