@@ -393,6 +393,16 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Resource=["*"],
         ),
         Statement(
+            # No role inside the boundary changes this stack (the deploy role, the
+            # boundary itself); reading its outputs stays allowed.
+            Sid="NeverChangeTheBootstrapStack",
+            Effect=Deny,
+            Action=actions("cloudformation", *[name for name in cloudformation
+                                               if not name.startswith(("Describe", "Get", "List"))]),
+            Resource=[Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:"
+                          "${AWS::AccountId}:stack/${AWS::StackName}/*")],
+        ),
+        Statement(
             # The pipeline and its deploy step hand stack operations to CloudFormation,
             # which runs them as the deploy role; no other role may be passed.
             Sid="PassOnlyTheDeployRoleToCloudFormation",

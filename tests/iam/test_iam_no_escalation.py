@@ -154,3 +154,13 @@ def test_role_scoped_statements_hold_only_actions_that_take_a_role(default_templ
         for action in statement["Action"]:
             assert permissions.action_resource_types(action), (
                 f"{action} has no resource-level permission but is scoped")
+
+
+def test_no_role_inside_the_boundary_changes_the_bootstrap_stack(default_templates):
+    boundary = boundary_document(default_templates)
+    (deny,) = [s for s in permissions.statements(boundary) if s["Effect"] == "Deny"]
+    assert deny["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:cloudformation:"
+                                 "${AWS::Region}:${AWS::AccountId}:stack/${AWS::StackName}/*"}]
+    allowed_writes = {a for a in statement_actions(boundary) if a.startswith("cloudformation:")
+                      and not a.split(":")[1].startswith(("Describe", "Get", "List"))}
+    assert allowed_writes and allowed_writes <= set(deny["Action"])
