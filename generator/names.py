@@ -35,11 +35,33 @@ BOUNDARY_EXPORT = "PermissionsBoundaryArn"
 TEMPLATE_BUCKET_EXPORT = "TemplateBucketName"
 
 
+# The Service Connect TLS infrastructure role: created by the cluster stack (an output, not
+# an export, so that turning TLS off never meets an export in use); the deployer reads it
+# from the cluster stack and passes it to every service stack.
+TLS_ROLE_OUTPUT = "ServiceConnectTlsRoleArn"
+TLS_ROLE_PARAMETER = "ServiceConnectTlsRoleArn"
+TLS_CA_PARAMETER = "ServiceConnectTlsCaArn"
+
 # Parameters that a params file leaves out: the pipeline (or `deploy`) supplies them per run.
 DEPLOY_TIME_PARAMETERS = ("ImageUri", "DeploymentNonce", SUBNETS_PARAMETER,
-                          LOAD_BALANCER_SUBNETS_PARAMETER, BOUNDARY_PARAMETER)
+                          LOAD_BALANCER_SUBNETS_PARAMETER, BOUNDARY_PARAMETER,
+                          TLS_ROLE_PARAMETER)
+
+# The pipeline's one image repository (pipeline.stack): every image the pipeline builds is
+# pushed there, the default app's under the commit, a `build` directory's under
+# "<directory slug>-<commit>".
+IMAGE_REPOSITORY = "{app}/service"
+
+
+def image_repository(app: str) -> str:
+    return IMAGE_REPOSITORY.format(app=app)
 
 
 def environment_parameter(variable: str) -> str:
     """Parameter logical id for an extra environment variable: LOG_LEVEL -> EnvLogLevel."""
     return "Env" + "".join(part.capitalize() for part in variable.split("_"))
+
+
+def secret_parameter(variable: str) -> str:
+    """Parameter logical id for a container secret: DB_PASSWORD -> SecretDbPassword."""
+    return "Secret" + "".join(part.capitalize() for part in variable.split("_"))

@@ -19,9 +19,14 @@ every parameter, one stack at a time, at the moment that stack's change set is m
 - live (`LIVE_PARAMETERS`): DesiredCount is the ECS service's desiredCount as it is now,
   so target tracking's scale-out and a console edit both survive a deploy
   (aws/containers-roadmap#493; Copilot's DynamicDesiredCount solves the same problem);
-- deploy-time (`names.DEPLOY_TIME_PARAMETERS`): ImageUri from the build; subnets from the
-  cluster stack's parameters; the permissions boundary from the bootstrap stack;
+- deploy-time (`names.DEPLOY_TIME_PARAMETERS`): ImageUri from the build (`deploy --images`,
+  a service -> image map the Build stage writes) or, for a service with `image:`, from
+  topology.yaml; subnets from the cluster stack's parameters; the permissions boundary from
+  the bootstrap stack; the Service Connect TLS role from the cluster stack's outputs;
   DeploymentNonce carried over and changed only by `generator.rollout`.
+
+Secrets reach the params file as ARNs only (one slot per distinct secret name, like the
+extra environment variables); a secret's value is never in any generated file.
 """
 from __future__ import annotations
 
@@ -60,10 +65,20 @@ def parameters(topology: Topology, service: Service) -> dict[str, str]:
         "HealthCheckPath": service.health_check_path,
         "LogRetentionDays": topology.log_retention_days,
         "PublicLoadBalancer": "true" if service.public else "false",
+        "HealthCheckCommand": ",".join(service.container_health_check),
+        "ReadonlyRootFilesystem": "true" if service.read_only_root_filesystem else "false",
+        "PullRepositoryArn": service.pull_repository_arn,
+        "CertificateArn": service.certificate_arn,
+        "SecretsKmsKeyArn": service.secrets_kms_key_arn,
+        names.TLS_CA_PARAMETER: (topology.service_connect_tls.private_ca_arn
+                                 if topology.service_connect_tls else ""),
     }
     env = dict(service.environment)
     for variable in topology.environment_names:
         values[names.environment_parameter(variable)] = env.get(variable, "")
+    secrets = dict(service.secrets)
+    for variable in topology.secret_names:
+        values[names.secret_parameter(variable)] = secrets.get(variable, "")
     return {key: str(value) for key, value in values.items()}
 
 

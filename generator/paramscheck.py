@@ -83,6 +83,11 @@ def check_params_text(path: str, text: str, parameters: dict, rules: dict) -> li
             findings.append(finding("P1003", f"required parameter '{key}' is missing"))
     resolved = {key: str(spec["Default"]) for key, spec in parameters.items() if "Default" in spec}
     resolved.update({key: str(value) for key, value in values.items()})
+    # A deploy-time parameter is not in the file and its template Default is not what the
+    # deploy passes: unknown here, so no rule is decided on it.
+    for key in DEPLOY_TIME_PARAMETERS:
+        if key not in values:
+            resolved.pop(key, None)
     for name, rule in rules.items():
         if _evaluate(rule.get("RuleCondition", True), resolved) is not True:
             continue

@@ -14,7 +14,9 @@ from typing import Any, Mapping
 import yaml
 
 from generator import fargate
-from generator.names import NO_CALLERS, TASK_SECURITY_GROUP, environment_parameter
+from generator.names import (
+    NO_CALLERS, TASK_SECURITY_GROUP, environment_parameter, secret_parameter,
+)
 
 DEFAULT_TOPOLOGY = "topology.yaml"
 
@@ -25,6 +27,47 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _MAX_STACK_NAME = 128
 
+# A container image reference as Docker's distribution/reference grammar defines it:
+# [domain[:port]/]path-component(/path-component)*[:tag][@digest]
+# (https://github.com/distribution/reference/blob/main/reference.go). The same text is the
+# service template's ImageUri AllowedPattern (Java regex: only constructs both share).
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:[.]{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE_PATTERN = (rf"^(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+                           rf"(?::{_TAG})?(?:@{_DIGEST})?$")
+_IMAGE_REFERENCE = re.compile(IMAGE_REFERENCE_PATTERN)
+MAX_IMAGE_REFERENCE = 1024
+# A private ECR repository: the execution role may pull from it (and only from it and the
+# pipeline's own repository). https://docs.aws.amazon.com/AmazonECR/latest/userguide/Registries.html
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+    r"/(?P<repository>[^:@]+)")
+# ARNs the topology may name (https://docs.aws.amazon.com/service-authorization/latest/reference/):
+# an ACM certificate, a Secrets Manager secret (the whole secret: the execution role's
+# statement names exactly it), an SSM parameter, a KMS key, an AWS Private CA.
+_PARTITION_REGION_ACCOUNT = r"arn:aws[a-z-]*:{service}:[a-z]{{2}}(?:-[a-z]+)+-[0-9]:[0-9]{{12}}:"
+CERTIFICATE_ARN_PATTERN = (
+    "^" + _PARTITION_REGION_ACCOUNT.format(service="acm") + r"certificate/[0-9a-f-]{36}$")
+SECRETSMANAGER_ARN_PATTERN = (
+    "^" + _PARTITION_REGION_ACCOUNT.format(service="secretsmanager")
+    + r"secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$")
+SSM_PARAMETER_ARN_PATTERN = (
+    "^" + _PARTITION_REGION_ACCOUNT.format(service="ssm") + r"parameter/[A-Za-z0-9/_.-]+$")
+KMS_KEY_ARN_PATTERN = (
+    "^" + _PARTITION_REGION_ACCOUNT.format(service="kms") + r"key/[A-Za-z0-9-]+$")
+PRIVATE_CA_ARN_PATTERN = (
+    "^" + _PARTITION_REGION_ACCOUNT.format(service="acm-pca")
+    + r"certificate-authority/[0-9a-f-]{36}$")
+_BUILD_DIRECTORY = re.compile(r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$")
+# A build directory's image tag is "<slug>-<40-hex commit>", at most 128 characters.
+MAX_BUILD_SLUG = 80
+# The default app's container health check (only its image has service.healthcheck).
+DEFAULT_HEALTH_CHECK_COMMAND = ("CMD", "python", "-m", "service.healthcheck")
+_HEALTH_CHECK_KINDS = ("CMD", "CMD-SHELL")
+
 # Environment variables the service template sets itself; a topology may not override them.
 RESERVED_ENVIRONMENT = frozenset(
     {"SERVICE_NAME", "PORT", "PEER_URLS", "PEER_TIMEOUT_SECONDS", "HEALTH_CHECK_PATH"}
@@ -34,7 +77,9 @@ LOG_RETENTION_DAYS = (
     2557, 2922, 3288, 3653,
 )
 
-_TOP_KEYS = {"app", "namespace", "log_retention_days", "services", "quotas"}
+_TOP_KEYS = {"app", "namespace", "log_retention_days", "services", "quotas",
+             "service_connect_tls"}
+_TLS_KEYS = {"private_ca_arn"}
 _QUOTA_KEYS = {"security_group_inbound_rules"}
 # Inbound rules per security group: AWS's default, adjustable up to 1,000 in Service
 # Quotas (generator.awsfacts.quotas cites the page). A topology whose account has a
@@ -43,7 +88,8 @@ DEFAULT_SECURITY_GROUP_INBOUND_RULES = 60
 MAX_SECURITY_GROUP_INBOUND_RULES = 1000
 _SERVICE_KEYS = {
     "port", "cpu", "memory", "desired_count", "calls", "public", "health_check_path",
-    "scaling", "environment", "discovery_name",
+    "scaling", "environment", "discovery_name", "build", "image", "health_check_command",
+    "certificate_arn", "secrets", "secrets_kms_key_arn", "read_only_root_filesystem",
 }
 _SCALING_KEYS = {"min", "max", "cpu_target"}
 
@@ -72,6 +118,47 @@ class Service:
     health_check_path: str
     scaling: Scaling
     environment: tuple[tuple[str, str], ...] = ()
+    # Where the image comes from: neither (the project's Flask app, service/Dockerfile),
+    # `build` (a directory with a Dockerfile, relative to topology.yaml, POSIX, normalised)
+    # or `image` (a registry reference, not built).
+    build: str | None = None
+    image: str | None = None
+    health_check_command: tuple[str, ...] = ()
+    certificate_arn: str = ""
+    # Variable name -> Secrets Manager secret or SSM parameter ARN (never a value).
+    secrets: tuple[tuple[str, str], ...] = ()
+    secrets_kms_key_arn: str = ""
+    read_only_root_filesystem: bool = True
+
+    @property
+    def runs_default_app(self) -> bool:
+        return self.build is None and self.image is None
+
+    @property
+    def container_health_check(self) -> tuple[str, ...]:
+        """health_check_command, else the default app's own; other images get none."""
+        if self.health_check_command:
+            return self.health_check_command
+        return DEFAULT_HEALTH_CHECK_COMMAND if self.runs_default_app else ()
+
+    @property
+    def pull_repository_arn(self) -> str:
+        """The private ECR repository of `image`, if it is one (else "")."""
+        match = _ECR_IMAGE.match(self.image or "")
+        if not match:
+            return ""
+        region = match["region"]
+        partition = ("aws-cn" if region.startswith("cn-")
+                     else "aws-us-gov" if region.startswith("us-gov-") else "aws")
+        return (f"arn:{partition}:ecr:{region}:{match['account']}:repository/"
+                f"{match['repository']}")
+
+
+@dataclass(frozen=True)
+class ServiceConnectTls:
+    """Namespace-wide TLS between services, certificates from an AWS Private CA."""
+
+    private_ca_arn: str
 
 
 @dataclass(frozen=True)
@@ -89,6 +176,7 @@ class Topology:
     services: tuple[Service, ...]
     source: str = field(default=DEFAULT_TOPOLOGY, compare=False)
     quotas: Quotas = field(default_factory=Quotas)
+    service_connect_tls: ServiceConnectTls | None = None
 
     @property
     def cluster_stack_name(self) -> str:
@@ -132,6 +220,30 @@ class Topology:
     def environment_names(self) -> tuple[str, ...]:
         """Every extra variable name any service sets, sorted: the service template's env slots."""
         return tuple(sorted({name for s in self.services for name, _ in s.environment}))
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """Every secret variable name any service has, sorted: the template's secret slots."""
+        return tuple(sorted({name for s in self.services for name, _ in s.secrets}))
+
+    @property
+    def build_directories(self) -> tuple[str, ...]:
+        """The distinct `build` directories, in topology order: what the pipeline builds."""
+        return tuple(dict.fromkeys(s.build for s in self.services if s.build))
+
+    @property
+    def runs_default_app(self) -> bool:
+        return any(service.runs_default_app for service in self.services)
+
+    @property
+    def root(self) -> Path:
+        """The directory `build` paths are relative to: topology.yaml's own."""
+        return Path(self.source).parent
+
+
+def build_slug(directory: str) -> str:
+    """A build directory as part of an image tag: apps/orders -> apps-orders."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", directory)
 
 
 def network_stack_name(app: str, service: str) -> str:
@@ -183,15 +295,17 @@ def load(path: str | Path = DEFAULT_TOPOLOGY) -> Topology:
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise TopologyError(f"{source}: cannot read: {reason}") from None
-    return parse(text, source)
+    return parse(text, source, check_paths=True)
 
 
-def parse(text: str, source: str = DEFAULT_TOPOLOGY) -> Topology:
+def parse(text: str, source: str = DEFAULT_TOPOLOGY, check_paths: bool = False) -> Topology:
+    """`check_paths`: each `build` directory must exist, with a Dockerfile, relative to
+    the directory of `source` (load() checks; text parsed on its own is not on disk)."""
     try:
         document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
         raise TopologyError(_yaml_error_message(source, err)) from None
-    return _Validator(source).topology(document)
+    return _Validator(source, check_paths).topology(document)
 
 
 def _yaml_error_message(source: str, err: yaml.YAMLError) -> str:
@@ -204,8 +318,9 @@ def _yaml_error_message(source: str, err: yaml.YAMLError) -> str:
 class _Validator:
     """Turns the parsed document into a Topology; each check names the field it is about."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, check_paths: bool = False):
         self.source = source
+        self.check_paths = check_paths
 
     def fail(self, where: str, message: str) -> TopologyError:
         return TopologyError(f"{self.source}: {where}: {message}")
@@ -264,7 +379,91 @@ class _Validator:
         self.check_relations(services)
         self.check_names(app, services)
         quotas = self.quotas(top.get("quotas", {}))
-        return Topology(app, namespace, retention, services, self.source, quotas)
+        tls = self.service_connect_tls(top.get("service_connect_tls"))
+        return Topology(app, namespace, retention, services, self.source, quotas, tls)
+
+    def arn(self, value: Any, where: str, pattern: str, what: str) -> str:
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            shown = value if isinstance(value, str) else _kind(value)
+            raise self.fail(where, f"{shown!r} is not {what}")
+        return value
+
+    def service_connect_tls(self, value: Any) -> ServiceConnectTls | None:
+        if value is None:
+            return None
+        raw = self.mapping(value, "service_connect_tls", _TLS_KEYS, {"private_ca_arn"})
+        return ServiceConnectTls(self.arn(
+            raw["private_ca_arn"], "service_connect_tls.private_ca_arn",
+            PRIVATE_CA_ARN_PATTERN,
+            "an AWS Private CA ARN (arn:aws:acm-pca:<region>:<account>:certificate-authority/<id>)"))
+
+    def build_directory(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, "expected a directory path relative to the topology file")
+        posix = value.strip().replace("\\", "/").rstrip("/")
+        parts = [part for part in posix.split("/") if part not in ("", ".")]
+        normal = "/".join(parts)
+        if posix.startswith("/") or ".." in parts or not normal:
+            raise self.fail(where, f"{value!r} must be a directory inside the topology file's "
+                                   "directory (relative, no '..')")
+        if not _BUILD_DIRECTORY.match(normal):
+            raise self.fail(where, f"{value!r}: use letters, digits, '.', '_', '-' and '/'")
+        if len(build_slug(normal)) > MAX_BUILD_SLUG:
+            raise self.fail(where, f"{value!r} is longer than {MAX_BUILD_SLUG} characters (it "
+                                   "becomes part of the image tag)")
+        if self.check_paths:
+            directory = Path(self.source).parent / normal
+            if not directory.is_dir():
+                raise self.fail(where, f"{normal}: no such directory (relative to "
+                                       f"{Path(self.source).parent or '.'})")
+            if not (directory / "Dockerfile").is_file():
+                raise self.fail(where, f"{normal}: has no Dockerfile")
+        return normal
+
+    def image(self, value: Any, where: str) -> str:
+        if (not isinstance(value, str) or len(value) > MAX_IMAGE_REFERENCE
+                or not _IMAGE_REFERENCE.match(value)):
+            shown = value if isinstance(value, str) else _kind(value)
+            raise self.fail(where, f"{shown!r} is not an image reference "
+                                   "([registry/]repository[:tag][@digest])")
+        return value
+
+    def health_check_command(self, value: Any, where: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if (not isinstance(value, list) or len(value) < 2
+                or not all(isinstance(item, str) and item for item in value)):
+            raise self.fail(where, 'expected a list like [CMD-SHELL, "curl -f http://localhost/ '
+                                   '|| exit 1"] or [CMD, executable, arg, ...]')
+        if value[0] not in _HEALTH_CHECK_KINDS:
+            raise self.fail(where, f"the first item must be CMD or CMD-SHELL, not {value[0]!r}")
+        for index, item in enumerate(value):
+            if "," in item:
+                raise self.fail(f"{where}[{index}]", "commas are not supported: the command "
+                                "reaches the template as a comma-delimited list")
+        return tuple(value)
+
+    def secrets(self, value: Any, where: str) -> tuple[tuple[str, str], ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected a mapping of NAME: secret or parameter ARN, got "
+                                   f"{_kind(value)}")
+        pairs = []
+        for name, arn in value.items():
+            if not isinstance(name, str) or not _ENV_NAME.match(name):
+                raise self.fail(_join(where, name), "not a valid environment variable name")
+            if name in RESERVED_ENVIRONMENT:
+                raise self.fail(_join(where, name), "is set by the service template itself")
+            if not isinstance(arn, str) or not (re.fullmatch(SECRETSMANAGER_ARN_PATTERN, arn)
+                                                or re.fullmatch(SSM_PARAMETER_ARN_PATTERN, arn)):
+                # The value itself may be a secret pasted by mistake: never echo it.
+                raise self.fail(_join(where, name), "expected a Secrets Manager secret ARN "
+                                "(arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 "
+                                "characters>) or an SSM parameter ARN (arn:aws:ssm:<region>:"
+                                "<account>:parameter/<name>); the value is not shown")
+            pairs.append((name, arn))
+        return tuple(sorted(pairs))
 
     def quotas(self, value: Any) -> Quotas:
         raw = self.mapping(value if value is not None else {}, "quotas", _QUOTA_KEYS, set())
@@ -339,6 +538,38 @@ class _Validator:
             raise self.fail(
                 f"{where}.health_check_path", f"{path!r} is not an absolute URL path like /healthz"
             )
+        build = (self.build_directory(raw["build"], f"{where}.build")
+                 if raw.get("build") is not None else None)
+        image = self.image(raw["image"], f"{where}.image") if raw.get("image") is not None else None
+        if build is not None and image is not None:
+            raise self.fail(f"{where}.image", "give either build (a directory the pipeline "
+                                              "builds) or image (a reference), not both")
+        public = self.boolean(raw.get("public", False), f"{where}.public")
+        certificate = ""
+        if raw.get("certificate_arn") is not None:
+            certificate = self.arn(raw["certificate_arn"], f"{where}.certificate_arn",
+                                   CERTIFICATE_ARN_PATTERN,
+                                   "an ACM certificate ARN (arn:aws:acm:<region>:<account>:"
+                                   "certificate/<id>)")
+            if not public:
+                raise self.fail(f"{where}.certificate_arn", "only a public service has a load "
+                                                            "balancer to serve HTTPS; set "
+                                                            "public: true or remove it")
+        environment = self.environment(raw.get("environment", {}), f"{where}.environment")
+        secrets = self.secrets(raw.get("secrets", {}), f"{where}.secrets")
+        variables = dict(environment)
+        for variable, _ in secrets:
+            if variable in variables:
+                raise self.fail(f"{where}.secrets.{variable}", "is also in environment; a "
+                                                               "variable is one or the other")
+        kms_key = ""
+        if raw.get("secrets_kms_key_arn") is not None:
+            kms_key = self.arn(raw["secrets_kms_key_arn"], f"{where}.secrets_kms_key_arn",
+                               KMS_KEY_ARN_PATTERN,
+                               "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+            if not secrets:
+                raise self.fail(f"{where}.secrets_kms_key_arn", "the key decrypts secrets, and "
+                                                                "the service has none")
         return Service(
             name=name,
             discovery_name=self.label(
@@ -349,10 +580,20 @@ class _Validator:
             memory=memory,
             desired_count=desired,
             calls=tuple(calls),
-            public=self.boolean(raw.get("public", False), f"{where}.public"),
+            public=public,
             health_check_path=path,
             scaling=self.scaling(raw.get("scaling", {}), f"{where}.scaling", desired),
-            environment=self.environment(raw.get("environment", {}), f"{where}.environment"),
+            environment=environment,
+            build=build,
+            image=image,
+            health_check_command=self.health_check_command(
+                raw.get("health_check_command"), f"{where}.health_check_command"),
+            certificate_arn=certificate,
+            secrets=secrets,
+            secrets_kms_key_arn=kms_key,
+            read_only_root_filesystem=self.boolean(
+                raw.get("read_only_root_filesystem", True),
+                f"{where}.read_only_root_filesystem"),
         )
 
     def scaling(self, value: Any, where: str, desired: int) -> Scaling:
@@ -419,6 +660,16 @@ class _Validator:
                         f"services.{service.name}.environment.{variable}",
                         f"clashes with '{other}' (both become template parameter "
                         f"{environment_parameter(variable)}); rename one",
+                    )
+        secret_slots: dict[str, str] = {}
+        for service in services:
+            for variable, _ in service.secrets:
+                other = secret_slots.setdefault(secret_parameter(variable), variable)
+                if other != variable:
+                    raise self.fail(
+                        f"services.{service.name}.secrets.{variable}",
+                        f"clashes with '{other}' (both become template parameter "
+                        f"{secret_parameter(variable)}); rename one",
                     )
 
 

@@ -36,9 +36,13 @@ def register(commands, with_topology) -> None:
     deploy.add_argument("services", nargs="*", metavar="SERVICE",
                         help="deploy only these services (default: all); the cluster stack "
                              "always comes first")
-    deploy.add_argument("--image", metavar="URI",
-                        help="container image for the services; default: each stack keeps "
-                             "its current image (required for a new stack)")
+    deploy.add_argument("--image", metavar="URI", type=_image_reference,
+                        help="container image for the services that neither topology.yaml "
+                             "(image:) nor --images gives one; default: each stack keeps its "
+                             "current image (required for a new stack)")
+    deploy.add_argument("--images", metavar="FILE", type=_images_file,
+                        help="JSON object service -> image URI, as the Build stage writes "
+                             "it (images.json); a service's topology image wins over it")
     deploy.add_argument("--vpc-id", metavar="VPC", type=_vpc_id,
                         help="cluster VpcId (first deploy)")
     deploy.add_argument("--subnets", metavar="IDS", type=_subnet_ids(minimum=1),
@@ -156,6 +160,36 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
+def _image_reference(text: str) -> str:
+    from generator.topology import IMAGE_REFERENCE_PATTERN, MAX_IMAGE_REFERENCE
+
+    if len(text) > MAX_IMAGE_REFERENCE or not re.match(IMAGE_REFERENCE_PATTERN, text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an image reference ([registry/]repository[:tag][@digest])")
+    return text
+
+
+def _images_file(path: str) -> dict:
+    """{service: image}; every key a service name, every value an image reference."""
+    import json
+
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"{path}: not found") from None
+    except (OSError, ValueError) as err:
+        raise argparse.ArgumentTypeError(f"{path}: cannot read: {err}") from None
+    if not isinstance(document, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in document.items()):
+        raise argparse.ArgumentTypeError(f'{path}: expected {{"<service>": "<image>", ...}}')
+    for service, image in document.items():
+        try:
+            _image_reference(image)
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentTypeError(f"{path}: {service}: {err}") from None
+    return document
+
+
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 
@@ -196,6 +230,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         templates_dir=Path(args.templates),
         services=tuple(args.services),
         image=args.image,
+        images=args.images or {},
         cluster_values={names.VPC_ID: args.vpc_id, names.PRIVATE_SUBNETS: args.subnets,
                         names.PUBLIC_SUBNETS: args.public_subnets},
         poll_seconds=args.poll_seconds,

@@ -54,7 +54,8 @@ class DeployInputError(Exception):
 class DeployOptions:
     templates_dir: Path
     services: tuple[str, ...] = ()  # empty: every service
-    image: str | None = None
+    image: str | None = None  # every service's image unless `images` or the topology says
+    images: Mapping[str, str] = field(default_factory=dict)  # service -> image (the build's)
     cluster_values: Mapping[str, str] = field(default_factory=dict)  # from CLUSTER_FLAGS
     poll_seconds: float = 5.0
     max_parallel: int = 8
@@ -134,8 +135,8 @@ def _image(image: str | None, live: Mapping[str, str], params_file: files.Params
     if IMAGE_PARAMETER in live:
         return PREVIOUS
     service = params_file.path.stem
-    raise DeployInputError(f"{service}: its stack does not exist yet, so pass --image "
-                           "(the image URI with a tag or digest)")
+    raise DeployInputError(f"{service}: its stack does not exist yet, so pass --images "
+                           "FILE (the build's service -> image map) or --image URI")
 
 
 class Deployment:
@@ -172,6 +173,10 @@ class Deployment:
         if unknown:
             raise DeployInputError(f"unknown service(s): {', '.join(unknown)} "
                                    f"(known: {', '.join(known)})")
+        strangers = sorted(set(self.options.images) - set(known))
+        if strangers:
+            raise DeployInputError(f"--images names {', '.join(strangers)}, not in "
+                                   f"{self.topology.source} (known: {', '.join(known)})")
         return tuple(self.options.services) or tuple(known)
 
     def _bootstrap_outputs(self) -> dict[str, str]:
@@ -244,11 +249,24 @@ class Deployment:
                 f"no permissions boundary: the bootstrap stack {self.topology.bootstrap_stack_name} "
                 "does not exist; run `python -m generator bootstrap` first, or pass "
                 "--permissions-boundary ARN")
+        cluster_outputs = {
+            o["OutputKey"]: o.get("OutputValue", "")
+            for o in (current_stack(self.cfn, self.topology.cluster_stack_name) or {}).get(
+                "Outputs", [])}
         return {
             names.SUBNETS_PARAMETER: cluster.get(names.PRIVATE_SUBNETS, ""),
             names.LOAD_BALANCER_SUBNETS_PARAMETER: cluster.get(names.PUBLIC_SUBNETS, ""),
             names.BOUNDARY_PARAMETER: boundary,
+            # Empty when topology.yaml has no service_connect_tls (the cluster stack then
+            # has no such role, and no service's Tls block uses it).
+            names.TLS_ROLE_PARAMETER: cluster_outputs.get(names.TLS_ROLE_OUTPUT, ""),
         }
+
+    def image_for(self, name: str) -> str | None:
+        """topology.yaml's image, else the build's (--images), else --image, else None
+        (the stack keeps its current image)."""
+        service = self.topology.service(name)
+        return service.image or self.options.images.get(name) or self.options.image
 
     def _live_desired_count(self, service_name: str) -> int | None:
         if self.ecs is None:
@@ -317,7 +335,7 @@ class Deployment:
         live_count = (self._live_desired_count(name)
                       if change_set_type(stack) == "UPDATE" else None)
         values = service_parameters(self.service_template, params_file, stack,
-                                    self.options.image,
+                                    self.image_for(name),
                                     params.initial_values(self.topology, service),
                                     deploy_values, live_count)
         request = StackRequest(stack_name, parameters=values,

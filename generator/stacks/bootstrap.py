@@ -29,6 +29,7 @@ from awacs.sts import AssumeRole
 from troposphere import Export, GetAtt, Output, Ref, Sub, Template, encode_to_dict, iam, s3
 
 from generator.awsfacts import operations, permissions, quotas
+from generator.stacks.cluster import TLS_MANAGED_POLICY_ACTIONS
 from generator.topology import Topology
 
 PERMISSIONS_BOUNDARY = "PermissionsBoundary"
@@ -401,6 +402,26 @@ def boundary_statements(topology: Topology) -> list[Statement]:
                                                if not name.startswith(("Describe", "Get", "List"))]),
             Resource=[Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:"
                           "${AWS::AccountId}:stack/${AWS::StackName}/*")],
+        ),
+        Statement(
+            # The Service Connect TLS infrastructure role (cluster stack, when topology.yaml
+            # has service_connect_tls) carries AWS's managed policy; these are its actions
+            # (generator.stacks.cluster.TLS_MANAGED_POLICY_ACTIONS). Always here, so that
+            # turning TLS on needs no new bootstrap. ECS keeps the certificates in secrets
+            # named ecs-sc!...; the CA can change in topology.yaml, so acm-pca is "*".
+            Sid="ServiceConnectTlsSecrets",
+            Effect=Allow,
+            Action=[Action(*a.split(":", 1)) for a in TLS_MANAGED_POLICY_ACTIONS
+                    if a.startswith("secretsmanager:")],
+            Resource=[Sub("arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:"
+                          "secret:ecs-sc!*")],
+        ),
+        Statement(
+            Sid="ServiceConnectTlsCertificates",
+            Effect=Allow,
+            Action=[Action(*a.split(":", 1)) for a in TLS_MANAGED_POLICY_ACTIONS
+                    if a.startswith("acm-pca:")],
+            Resource=["*"],
         ),
         Statement(
             # The pipeline and its deploy step hand stack operations to CloudFormation,

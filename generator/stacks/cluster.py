@@ -11,10 +11,13 @@ reads them from this stack's parameters and passes them to every service stack.
 """
 from __future__ import annotations
 
+from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from awacs.sts import AssumeRole
 from troposphere import (
-    Equals, Export, GetAtt, If, Join, Not, Output, Parameter, Ref, Sub, Tags, Template,
+    Equals, Export, GetAtt, If, ImportValue, Join, Not, Output, Parameter,
+    Ref, Sub, Tags, Template,
 )
-from troposphere import ec2, ecs, servicediscovery
+from troposphere import ec2, ecs, iam, servicediscovery
 
 from generator import names
 from generator.topology import Topology, network_export_name
@@ -23,6 +26,27 @@ VPC = "VpcId"
 PRIVATE_SUBNETS = "PrivateSubnetIds"
 PUBLIC_SUBNETS = "PublicSubnetIds"
 HAS_PUBLIC_SUBNETS = "PublicSubnetsGiven"
+TLS_ROLE = "ServiceConnectTlsRole"
+# The AWS managed policy for the Service Connect TLS infrastructure role, as the ECS
+# developer guide's "Amazon ECS infrastructure IAM role" page prescribes
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/infrastructure_IAM_role.html,
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-connect-tls.html).
+TLS_MANAGED_POLICY = ("service-role/"
+                      "AmazonECSInfrastructureRolePolicyForServiceConnectTransportLayerSecurity")
+# What that managed policy allows (AWS Managed Policy Reference, version 2:
+# https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonECSInfrastructureRolePolicyForServiceConnectTransportLayerSecurity.html):
+# ECS keeps each service's certificate and key in a Secrets Manager secret named
+# ecs-sc!..., and issues certificates from the Private CA. The permissions boundary
+# (generator.stacks.bootstrap) must hold these for the role to work inside it.
+TLS_MANAGED_POLICY_ACTIONS = (
+    "secretsmanager:CreateSecret", "secretsmanager:TagResource",
+    "secretsmanager:DescribeSecret", "secretsmanager:UpdateSecret",
+    "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
+    "secretsmanager:DeleteSecret", "secretsmanager:RotateSecret",
+    "secretsmanager:UpdateSecretVersionStage",
+    "acm-pca:GetCertificate", "acm-pca:GetCertificateAuthorityCertificate",
+    "acm-pca:DescribeCertificateAuthority", "acm-pca:IssueCertificate",
+)
 
 
 def vpc_parameter() -> Parameter:
@@ -99,6 +123,25 @@ def no_callers_security_group(topology: Topology) -> ec2.SecurityGroup:
     )
 
 
+def service_connect_tls_role(topology: Topology) -> iam.Role:
+    """The infrastructure role ECS uses to issue and rotate Service Connect TLS
+    certificates; the service stacks pass it in their ServiceConnectTlsConfiguration."""
+    return iam.Role(
+        TLS_ROLE,
+        Description=f"{topology.app}: lets ECS issue Service Connect TLS certificates from "
+                    "the Private CA",
+        # ECS assumes it: the trust policy of the developer guide's infrastructure role page.
+        AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
+            Effect=Allow,
+            Principal=Principal("Service", "ecs.amazonaws.com"),
+            Action=[AssumeRole],
+        )]),
+        ManagedPolicyArns=[Sub("arn:${AWS::Partition}:iam::aws:policy/" + TLS_MANAGED_POLICY)],
+        PermissionsBoundary=ImportValue(f"{topology.bootstrap_stack_name}-"
+                                        f"{names.BOUNDARY_EXPORT}"),
+    )
+
+
 def export(name: str, value, description: str, logical_id: str | None = None) -> Output:
     return Output(
         logical_id or name,
@@ -109,7 +152,14 @@ def export(name: str, value, description: str, logical_id: str | None = None) ->
 
 
 def outputs(topology: Topology) -> list[Output]:
-    return [
+    tls = [Output(
+        # Not exported: the deployer reads it and passes it to every service stack, so
+        # turning TLS off later never meets an export still in use.
+        names.TLS_ROLE_OUTPUT, Value=GetAtt(TLS_ROLE, "Arn"),
+        Description="Service Connect TLS infrastructure role (ServiceConnectTlsRoleArn of "
+                    "the service stacks)",
+    )] if topology.service_connect_tls else []
+    return tls + [
         export(names.CLUSTER_NAME, Ref("Cluster"), "ECS cluster name"),
         export(names.CLUSTER_ARN, GetAtt("Cluster", "Arn"), "ECS cluster ARN"),
         export(names.NAMESPACE_ARN, GetAtt("Namespace", "Arn"), "Cloud Map namespace ARN"),
@@ -159,5 +209,7 @@ def build(topology: Topology) -> Template:
     template.add_resource(namespace(topology))
     template.add_resource(cluster(topology))
     template.add_resource(no_callers_security_group(topology))
+    if topology.service_connect_tls:
+        template.add_resource(service_connect_tls_role(topology))
     template.add_output(outputs(topology))
     return template

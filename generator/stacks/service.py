@@ -19,9 +19,10 @@ from awacs import ecr, logs, ssmmessages
 from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals
 from awacs.sts import AssumeRole
 from troposphere import (
-    AWS_ACCOUNT_ID, AWS_NO_VALUE, AWS_REGION, Equals, GetAtt, If, ImportValue, Join,
-    Not, Output, Parameter, Ref, Sub, Template,
+    AWS_ACCOUNT_ID, AWS_NO_VALUE, AWS_REGION, And, Equals, GetAtt, If, ImportValue, Join,
+    Not, Or, Output, Parameter, Ref, Select, Split, Sub, Template,
 )
+from troposphere import Condition as ConditionRef
 from troposphere import applicationautoscaling as aas
 from troposphere import ec2, ecs, iam
 from troposphere import elasticloadbalancingv2 as elb
@@ -29,7 +30,11 @@ from troposphere.cloudformation import WaitConditionHandle
 from troposphere.logs import LogGroup
 
 from generator import fargate, names
-from generator.topology import LOG_RETENTION_DAYS, Topology
+from generator.topology import (
+    CERTIFICATE_ARN_PATTERN, DEFAULT_HEALTH_CHECK_COMMAND, IMAGE_REFERENCE_PATTERN, KMS_KEY_ARN_PATTERN,
+    LOG_RETENTION_DAYS, MAX_IMAGE_REFERENCE, PRIVATE_CA_ARN_PATTERN,
+    SECRETSMANAGER_ARN_PATTERN, SSM_PARAMETER_ARN_PATTERN, Topology,
+)
 
 CONTAINER = "app"
 # Chosen together with service/gunicorn.conf.py: Envoy closes idle connections (60 s)
@@ -41,12 +46,29 @@ DEFAULT_PEER_TIMEOUT = 3
 # The app refuses longer: /peers must answer well inside the per-request timeout.
 MAX_PEER_TIMEOUT = 10
 STOP_TIMEOUT = 30
-HEALTH_CHECK_COMMAND = ["CMD", "python", "-m", "service.healthcheck"]
+HEALTH_CHECK_COMMAND = list(DEFAULT_HEALTH_CHECK_COMMAND)
+# The TLS 1.3 policy of the HTTPS listener (TLS 1.3 and 1.2, no older):
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html
+HTTPS_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Service Connect TLS: ECS issues each service's certificates from the Private CA, with
+# the cluster stack's infrastructure role (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-connect-tls.html,
+# AWS::ECS::Service ServiceConnectTlsConfiguration:
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ecs-service-serviceconnecttlsconfiguration.html).
 
 # Conditions
 IS_PUBLIC = "PublicLoadBalancerEnabled"
 EXEC_ENABLED = "ExecuteCommandEnabled"
 HAS_NONCE = "DeploymentNonceGiven"
+HAS_HEALTH_CHECK = "HealthCheckCommandGiven"
+WRITABLE_ROOT = "RootFilesystemWritable"
+HAS_CERTIFICATE = "HttpsEnabled"
+HAS_PULL_REPOSITORY = "PullRepositoryGiven"
+HAS_SECRETS_KEY = "SecretsKmsKeyGiven"
+TLS_ENABLED = "ServiceConnectTlsEnabled"
+HAS_TLS_ROLE = "ServiceConnectTlsRoleGiven"
+ANY_SECRETS_MANAGER = "AnySecretsManagerSecret"
+ANY_SSM_PARAMETER = "AnySsmParameter"
+ANY_SECRET = "AnySecret"
 # Fn::ForEach makes one ingress rule per caller. It cannot iterate over nothing (an empty
 # CommaDelimitedList is one empty item), and cfn-lint does not expand a per-item
 # Condition, so a service without callers lists names.NO_CALLERS: the cluster stack's
@@ -132,13 +154,67 @@ def parameters(topology: Topology) -> list[Parameter]:
             ConstraintDescription="must be an IAM managed policy ARN",
         ),
         Parameter(
-            "ImageUri", Type="String",
-            AllowedPattern=r"^[a-z0-9][a-z0-9.-]*(:[0-9]+)?/[a-z0-9][a-z0-9._/-]*"
-                           r"(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$",
-            Description="Container image with a tag or digest, e.g. "
-                        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo:3f2c1ab. "
-                        "The pipeline sets it from the build.",
-            ConstraintDescription="must be an image reference with a tag or a digest",
+            "ImageUri", Type="String", MaxLength=MAX_IMAGE_REFERENCE,
+            AllowedPattern=IMAGE_REFERENCE_PATTERN,
+            Description="Container image: any reference, e.g. nginx:1.27, "
+                        "public.ecr.aws/nginx/nginx:1.27 or "
+                        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/demo/service:3f2c1ab. "
+                        "The pipeline sets it from the build or the topology's image.",
+            ConstraintDescription="must be an image reference: [registry/]repository[:tag]"
+                                  "[@digest]",
+        ),
+        Parameter(
+            "PullRepositoryArn", Type="String", Default="",
+            AllowedPattern=r"^$|^arn:aws[a-z-]*:ecr:[a-z0-9-]+:[0-9]{12}:repository/[a-z0-9._/-]+$",
+            Description="A private ECR repository outside the pipeline's that ImageUri is in "
+                        "(topology.yaml's image); the execution role may pull from it and from "
+                        "the pipeline's repository only. Empty for none.",
+            ConstraintDescription="must be empty or an ECR repository ARN",
+        ),
+        Parameter(
+            "HealthCheckCommand", Type="CommaDelimitedList", Default="",
+            # Each item (CloudFormation applies a list's pattern per item); topology.yaml
+            # checks that the first is CMD or CMD-SHELL.
+            AllowedPattern=r"^.{0,1024}$",
+            Description="The container's health check command, CMD or CMD-SHELL first "
+                        "(topology.yaml's health_check_command; the default app's is "
+                        "CMD,python,-m,service.healthcheck). Empty: no container health "
+                        "check.",
+        ),
+        Parameter(
+            "ReadonlyRootFilesystem", Default="true", **_BOOLEAN,
+            Description="Mount the container's root filesystem read-only (ECS Exec makes it "
+                        "writable whatever this says). Images that write outside /tmp-like "
+                        "volumes, such as nginx, need false.",
+        ),
+        Parameter(
+            "CertificateArn", Type="String", Default="",
+            AllowedPattern=f"^$|{CERTIFICATE_ARN_PATTERN}",
+            Description="ACM certificate of the public load balancer: HTTPS on 443 with "
+                        f"{HTTPS_SSL_POLICY}, and port 80 redirects to it. Empty: HTTP only.",
+            ConstraintDescription="must be empty or an ACM certificate ARN",
+        ),
+        Parameter(
+            "SecretsKmsKeyArn", Type="String", Default="",
+            AllowedPattern=f"^$|{KMS_KEY_ARN_PATTERN}",
+            Description="Customer managed KMS key that encrypts the secrets; the execution "
+                        "role may decrypt with it. Empty: the secrets use AWS managed keys.",
+            ConstraintDescription="must be empty or a KMS key ARN",
+        ),
+        Parameter(
+            names.TLS_CA_PARAMETER, Type="String", Default="",
+            AllowedPattern=f"^$|{PRIVATE_CA_ARN_PATTERN}",
+            Description="AWS Private CA that issues Service Connect TLS certificates "
+                        "(topology.yaml's service_connect_tls). Empty: plain HTTP between "
+                        "services.",
+            ConstraintDescription="must be empty or an AWS Private CA ARN",
+        ),
+        Parameter(
+            names.TLS_ROLE_PARAMETER, Type="String", Default="",
+            AllowedPattern=r"^$|^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$",
+            Description="The cluster stack's Service Connect TLS infrastructure role "
+                        "(its ServiceConnectTlsRoleArn output); deployments pass it.",
+            ConstraintDescription="must be empty or an IAM role ARN",
         ),
         Parameter(
             "Cpu", Type="String", Default="256",
@@ -226,7 +302,36 @@ def parameters(topology: Topology) -> list[Parameter]:
             ConstraintDescription="letters, digits, '.', '_' and '-' only",
         ),
     ]
-    return fixed + [environment_parameter(variable) for variable in topology.environment_names]
+    return (fixed
+            + [environment_parameter(variable) for variable in topology.environment_names]
+            + [secret_parameter(variable) for variable in topology.secret_names])
+
+
+def secret_parameter(variable: str) -> Parameter:
+    return Parameter(
+        names.secret_parameter(variable), Type="String", Default="",
+        AllowedPattern=f"^$|{SECRETSMANAGER_ARN_PATTERN}|{SSM_PARAMETER_ARN_PATTERN}",
+        Description=f"Secrets Manager secret or SSM parameter ARN whose value becomes the "
+                    f"container's {variable} variable; empty leaves it unset. Only the ARN "
+                    "is here, never the value.",
+        ConstraintDescription="must be empty, a Secrets Manager secret ARN or an SSM "
+                              "parameter ARN",
+    )
+
+
+def _secret_service(variable: str):
+    """The ARN's service (secretsmanager or ssm), "" when the slot is empty: the 3rd field
+    of arn:partition:service:... ; the padding keeps Select in range for an empty value."""
+    return Select(2, Split(":", Join("", [Ref(names.secret_parameter(variable)), ":::"])))
+
+
+def _any(conditions: list[str]):
+    """Fn::Or over named conditions (2 to 10 per Fn::Or, so nested for more)."""
+    refs = [ConditionRef(name) for name in conditions]
+    while len(refs) > 10:
+        refs = [Or(*refs[i:i + 10]) if len(refs[i:i + 10]) > 1 else refs[i]
+                for i in range(0, len(refs), 10)]
+    return Or(*refs) if len(refs) > 1 else refs[0]
 
 
 def environment_parameter(variable: str) -> Parameter:
@@ -245,6 +350,30 @@ def conditions(topology: Topology) -> dict:
     for variable in topology.environment_names:
         parameter = names.environment_parameter(variable)
         result[f"{parameter}Given"] = Not(Equals(Ref(parameter), ""))
+    result.update({
+        HAS_HEALTH_CHECK: Not(Equals(Join(",", Ref("HealthCheckCommand")), "")),
+        WRITABLE_ROOT: Or(ConditionRef(EXEC_ENABLED),
+                          Equals(Ref("ReadonlyRootFilesystem"), "false")),
+        HAS_CERTIFICATE: And(ConditionRef(IS_PUBLIC), Not(Equals(Ref("CertificateArn"), ""))),
+        HAS_PULL_REPOSITORY: Not(Equals(Ref("PullRepositoryArn"), "")),
+        TLS_ENABLED: Not(Equals(Ref(names.TLS_CA_PARAMETER), "")),
+        HAS_TLS_ROLE: Not(Equals(Ref(names.TLS_ROLE_PARAMETER), "")),
+    })
+    secrets_manager, ssm = [], []
+    for variable in topology.secret_names:
+        parameter = names.secret_parameter(variable)
+        result[f"{parameter}Given"] = Not(Equals(Ref(parameter), ""))
+        result[f"{parameter}InSecretsManager"] = Equals(_secret_service(variable),
+                                                        "secretsmanager")
+        result[f"{parameter}InSsm"] = Equals(_secret_service(variable), "ssm")
+        secrets_manager.append(f"{parameter}InSecretsManager")
+        ssm.append(f"{parameter}InSsm")
+    if topology.secret_names:
+        result[HAS_SECRETS_KEY] = Not(Equals(Ref("SecretsKmsKeyArn"), ""))
+        result[ANY_SECRETS_MANAGER] = _any(secrets_manager)
+        result[ANY_SSM_PARAMETER] = _any(ssm)
+        result[ANY_SECRET] = Or(ConditionRef(ANY_SECRETS_MANAGER),
+                                ConditionRef(ANY_SSM_PARAMETER))
     return result
 
 
@@ -275,6 +404,28 @@ def load_balancer_subnets_rule() -> dict:
                                  "cluster stack PublicSubnetIds (two Availability Zones)",
         }],
     }}
+
+
+def tls_and_https_rules() -> dict:
+    return {
+        "ServiceConnectTlsNeedsTheRole": {
+            "RuleCondition": {"Fn::Not": [{"Fn::Equals": [
+                {"Ref": names.TLS_CA_PARAMETER}, ""]}]},
+            "Assertions": [{
+                "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": names.TLS_ROLE_PARAMETER}, ""]}]},
+                "AssertDescription": "Service Connect TLS needs ServiceConnectTlsRoleArn: the "
+                                     "cluster stack's ServiceConnectTlsRoleArn output",
+            }],
+        },
+        "CertificateNeedsAPublicLoadBalancer": {
+            "RuleCondition": {"Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]},
+            "Assertions": [{
+                "Assert": {"Fn::Equals": [{"Ref": "PublicLoadBalancer"}, "true"]},
+                "AssertDescription": "CertificateArn is for the public load balancer: set "
+                                     "PublicLoadBalancer to true, or CertificateArn to empty",
+            }],
+        },
+    }
 
 
 def fargate_size_rules() -> dict:
@@ -317,14 +468,48 @@ def _ecs_tasks_trust() -> PolicyDocument:
     )
 
 
-def execution_role() -> iam.Role:
+def pipeline_repository_arn() -> Sub:
+    """The pipeline's image repository (pipeline.stack, <app>/service)."""
+    return Sub("arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/"
+               + names.IMAGE_REPOSITORY.format(app="${%s}" % names.APP_PARAMETER))
+
+
+def secrets_policy(topology: Topology):
+    """Read exactly the secrets this service names: GetSecretValue on its Secrets Manager
+    ARNs, GetParameters on its SSM parameter ARNs, kms:Decrypt only with a named key
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html,
+    https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-ssm-paramstore.html).
+    Each statement lists only the non-empty slots of its kind, and is left out when none."""
+    if not topology.secret_names:
+        return None
+
+    def resources(kind: str) -> list:
+        return [If(f"{names.secret_parameter(v)}{kind}", Ref(names.secret_parameter(v)),
+                   Ref(AWS_NO_VALUE)) for v in topology.secret_names]
+
+    statements = [
+        If(ANY_SECRETS_MANAGER, {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                                 "Resource": resources("InSecretsManager")}, Ref(AWS_NO_VALUE)),
+        If(ANY_SSM_PARAMETER, {"Effect": "Allow", "Action": ["ssm:GetParameters"],
+                               "Resource": resources("InSsm")}, Ref(AWS_NO_VALUE)),
+        If(HAS_SECRETS_KEY, {"Effect": "Allow", "Action": ["kms:Decrypt"],
+                             "Resource": [Ref("SecretsKmsKeyArn")]}, Ref(AWS_NO_VALUE)),
+    ]
+    return If(ANY_SECRET, iam.Policy(
+        PolicyName="read-secrets",
+        PolicyDocument={"Version": "2012-10-17", "Statement": statements},
+    ), Ref(AWS_NO_VALUE))
+
+
+def execution_role(topology: Topology) -> iam.Role:
     log_group_arn = GetAtt("LogGroup", "Arn")
     return iam.Role(
         "ExecutionRole",
-        Description=Sub("Pulls the image and writes logs for ${ServiceName}"),
+        Description=Sub("Pulls the image, reads the secrets and writes logs for "
+                        "${ServiceName}"),
         AssumeRolePolicyDocument=_ecs_tasks_trust(),
         PermissionsBoundary=Ref(names.BOUNDARY_PARAMETER),
-        Policies=[iam.Policy(
+        Policies=[policy for policy in (secrets_policy(topology), iam.Policy(
             PolicyName="pull-image-and-write-logs",
             PolicyDocument=PolicyDocument(
                 Version="2012-10-17",
@@ -335,10 +520,11 @@ def execution_role() -> iam.Role:
                         Effect=Allow,
                         Action=[ecr.BatchCheckLayerAvailability, ecr.BatchGetImage,
                                 ecr.GetDownloadUrlForLayer],
-                        # The repository is only known as part of ImageUri; scope to the
-                        # account's repositories in this region.
-                        Resource=[Sub("arn:${AWS::Partition}:ecr:${AWS::Region}:"
-                                      "${AWS::AccountId}:repository/*")],
+                        # The pipeline's repository, and the one topology.yaml's image
+                        # names, if it is a private ECR repository; nothing else.
+                        Resource=[pipeline_repository_arn(),
+                                  If(HAS_PULL_REPOSITORY, Ref("PullRepositoryArn"),
+                                     Ref(AWS_NO_VALUE))],
                     ),
                     Statement(
                         Effect=Allow,
@@ -347,7 +533,7 @@ def execution_role() -> iam.Role:
                     ),
                 ],
             ),
-        )],
+        )) if policy is not None],
     )
 
 
@@ -408,6 +594,13 @@ def awslogs(stream_prefix: str) -> ecs.LogConfiguration:
     )
 
 
+def secrets(topology: Topology) -> list:
+    return [If(f"{names.secret_parameter(v)}Given",
+               ecs.Secret(Name=v, ValueFrom=Ref(names.secret_parameter(v))),
+               Ref(AWS_NO_VALUE))
+            for v in topology.secret_names]
+
+
 def task_definition(topology: Topology) -> ecs.TaskDefinition:
     container = ecs.ContainerDefinition(
         Name=CONTAINER,
@@ -420,14 +613,19 @@ def task_definition(topology: Topology) -> ecs.TaskDefinition:
             AppProtocol="http",
         )],
         Environment=environment(topology),
+        Secrets=secrets(topology) or Ref(AWS_NO_VALUE),
         LogConfiguration=awslogs(CONTAINER),
-        HealthCheck=ecs.HealthCheck(
-            Command=HEALTH_CHECK_COMMAND, Interval=10, Timeout=5, Retries=3, StartPeriod=20,
-        ),
+        # The default app's image alone has service.healthcheck; another image gets the
+        # topology's health_check_command, or no container health check.
+        HealthCheck=If(HAS_HEALTH_CHECK, ecs.HealthCheck(
+            Command=Ref("HealthCheckCommand"), Interval=10, Timeout=5, Retries=3,
+            StartPeriod=20,
+        ), Ref(AWS_NO_VALUE)),
         StopTimeout=STOP_TIMEOUT,
-        # Read-only unless ECS Exec is on: its agent writes into the container's filesystem
-        # (aws/containers-roadmap#1359). Gunicorn keeps its worker files in /dev/shm.
-        ReadonlyRootFilesystem=If(EXEC_ENABLED, False, True),
+        # Read-only unless ECS Exec is on (its agent writes into the container's filesystem,
+        # aws/containers-roadmap#1359) or the image needs to write (ReadonlyRootFilesystem).
+        # Gunicorn keeps its worker files in /dev/shm.
+        ReadonlyRootFilesystem=If(WRITABLE_ROOT, False, True),
     )
     return ecs.TaskDefinition(
         "TaskDefinition",
@@ -461,6 +659,13 @@ def service_connect() -> ecs.ServiceConnectConfiguration:
                 PerRequestTimeoutSeconds=Ref("PerRequestTimeoutSeconds"),
                 IdleTimeoutSeconds=Ref("IdleTimeoutSeconds"),
             ),
+            Tls=If(TLS_ENABLED, ecs.ServiceConnectTlsConfiguration(
+                IssuerCertificateAuthority=ecs.ServiceConnectTlsCertificateAuthority(
+                    AwsPcaAuthorityArn=Ref(names.TLS_CA_PARAMETER)),
+                # Given whenever TLS is on (rule ServiceConnectTlsNeedsTheRole); the
+                # condition tells cfn-lint that the empty default is never used here.
+                RoleArn=If(HAS_TLS_ROLE, Ref(names.TLS_ROLE_PARAMETER), Ref(AWS_NO_VALUE)),
+            ), Ref(AWS_NO_VALUE)),
         )],
         LogConfiguration=awslogs("service-connect"),
         AccessLogConfiguration=ecs.ServiceConnectAccessLogConfiguration(
@@ -521,11 +726,18 @@ def load_balancer_resources() -> list:
         Condition=IS_PUBLIC,
         GroupDescription=Sub("Internet-facing load balancer of ${ServiceName}"),
         VpcId=cluster_import(names.VPC_ID),
+        # 80 always (HTTP, or the redirect to HTTPS), 443 only with a certificate.
         SecurityGroupIngress=[
             ec2.SecurityGroupRule(IpProtocol="tcp", FromPort=80, ToPort=80, CidrIp="0.0.0.0/0",
                                   Description="HTTP from the internet"),
             ec2.SecurityGroupRule(IpProtocol="tcp", FromPort=80, ToPort=80, CidrIpv6="::/0",
                                   Description="HTTP from the internet (IPv6)"),
+            If(HAS_CERTIFICATE, ec2.SecurityGroupRule(
+                IpProtocol="tcp", FromPort=443, ToPort=443, CidrIp="0.0.0.0/0",
+                Description="HTTPS from the internet"), Ref(AWS_NO_VALUE)),
+            If(HAS_CERTIFICATE, ec2.SecurityGroupRule(
+                IpProtocol="tcp", FromPort=443, ToPort=443, CidrIpv6="::/0",
+                Description="HTTPS from the internet (IPv6)"), Ref(AWS_NO_VALUE)),
         ],
     )
     to_tasks = ec2.SecurityGroupIngress(
@@ -565,19 +777,36 @@ def load_balancer_resources() -> list:
             elb.TargetGroupAttribute(Key="deregistration_delay.timeout_seconds", Value="25"),
         ],
     )
+    forward = elb.Action(Type="forward", TargetGroupArn=Ref("TargetGroup"))
+    # With a certificate, port 80 only redirects to HTTPS (a permanent redirect keeping
+    # host, path and query: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-listeners.html#redirect-actions).
+    redirect = elb.Action(Type="redirect", RedirectConfig=elb.RedirectConfig(
+        Protocol="HTTPS", Port="443", StatusCode="HTTP_301"))
     listener = elb.Listener(
         "Listener",
         Condition=IS_PUBLIC,
         LoadBalancerArn=Ref("LoadBalancer"),
         Port=80,
         Protocol="HTTP",
-        DefaultActions=[elb.Action(Type="forward", TargetGroupArn=Ref("TargetGroup"))],
+        DefaultActions=[If(HAS_CERTIFICATE, redirect, forward)],
+    )
+    https_listener = elb.Listener(
+        "HttpsListener",
+        Condition=HAS_CERTIFICATE,
+        LoadBalancerArn=Ref("LoadBalancer"),
+        Port=443,
+        Protocol="HTTPS",
+        SslPolicy=HTTPS_SSL_POLICY,
+        Certificates=[elb.Certificate(CertificateArn=Ref("CertificateArn"))],
+        DefaultActions=[forward],
     )
     ready = WaitConditionHandle(
         "LoadBalancerReady",
-        Metadata={"Listener": If(IS_PUBLIC, Ref("Listener"), "")},
+        Metadata={"Listener": If(IS_PUBLIC, Ref("Listener"), ""),
+                  "HttpsListener": If(HAS_CERTIFICATE, Ref("HttpsListener"), "")},
     )
-    return [security_group, to_tasks, load_balancer, target_group, listener, ready]
+    return [security_group, to_tasks, load_balancer, target_group, listener, https_listener,
+            ready]
 
 
 def autoscaling() -> list:
@@ -614,7 +843,8 @@ def outputs() -> list[Output]:
         Output("LogGroupName", Value=Ref("LogGroup"), Description="Logs of the app and its proxy"),
         Output(
             "LoadBalancerUrl", Condition=IS_PUBLIC,
-            Value=Sub("http://${LoadBalancer.DNSName}"),
+            Value=If(HAS_CERTIFICATE, Sub("https://${LoadBalancer.DNSName}"),
+                     Sub("http://${LoadBalancer.DNSName}")),
             Description="Public URL of the service",
         ),
     ]
@@ -623,7 +853,10 @@ def outputs() -> list[Output]:
 def interface(topology: Topology) -> dict:
     groups = [
         ("Service", [names.APP_PARAMETER, names.CLUSTER_STACK_PARAMETER, "ServiceName",
-                     "DiscoveryName", "ContainerPort", "ImageUri"]),
+                     "DiscoveryName", "ContainerPort", "ImageUri", "PullRepositoryArn",
+                     "HealthCheckCommand", "ReadonlyRootFilesystem"]),
+        ("TLS and secrets", ["CertificateArn", names.TLS_CA_PARAMETER,
+                             names.TLS_ROLE_PARAMETER, "SecretsKmsKeyArn"]),
         ("Network and access", [names.CALLERS_PARAMETER, names.SUBNETS_PARAMETER,
                                 names.LOAD_BALANCER_SUBNETS_PARAMETER,
                                 names.BOUNDARY_PARAMETER]),
@@ -638,6 +871,9 @@ def interface(topology: Topology) -> dict:
     if environment_names:
         groups.append(("Extra environment",
                        [names.environment_parameter(v) for v in environment_names]))
+    if topology.secret_names:
+        groups.append(("Secrets (ARNs)",
+                       [names.secret_parameter(v) for v in topology.secret_names]))
     labels = {
         names.APP_PARAMETER: "App", names.CALLERS_PARAMETER: "Callers",
         names.SUBNETS_PARAMETER: "Task subnets",
@@ -653,8 +889,14 @@ def interface(topology: Topology) -> dict:
         "IdleTimeoutSeconds": "Idle timeout (s)", "HealthCheckPath": "Health check path",
         "LogRetentionDays": "Log retention (days)", "EnableExecuteCommand": "ECS Exec",
         "PublicLoadBalancer": "Public load balancer", "DeploymentNonce": "Deployment nonce",
+        "PullRepositoryArn": "Other ECR repository", "HealthCheckCommand": "Health check "
+        "command", "ReadonlyRootFilesystem": "Read-only root filesystem",
+        "CertificateArn": "HTTPS certificate", names.TLS_CA_PARAMETER: "Service Connect TLS CA",
+        names.TLS_ROLE_PARAMETER: "Service Connect TLS role",
+        "SecretsKmsKeyArn": "Secrets KMS key",
     }
     labels.update({names.environment_parameter(v): v for v in environment_names})
+    labels.update({names.secret_parameter(v): v for v in topology.secret_names})
     return {
         "AWS::CloudFormation::Interface": {
             "ParameterGroups": [
@@ -676,10 +918,11 @@ def build(topology: Topology) -> Template:
     template.add_parameter(parameters(topology))
     for name, condition in conditions(topology).items():
         template.add_condition(name, condition)
-    for name, rule in {**fargate_size_rules(), **load_balancer_subnets_rule()}.items():
+    for name, rule in {**fargate_size_rules(), **load_balancer_subnets_rule(),
+                       **tls_and_https_rules()}.items():
         template.add_rule(name, rule)
     for resource in (
-        log_group(), execution_role(), task_role(), task_definition(topology), ecs_service(),
+        log_group(), execution_role(topology), task_role(), task_definition(topology), ecs_service(),
         *load_balancer_resources(), *autoscaling(),
     ):
         template.add_resource(resource)

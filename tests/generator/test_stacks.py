@@ -165,7 +165,11 @@ def test_task_definition_port_mapping_logs_and_health_check(service_template):
                        "Protocol": "tcp", "AppProtocol": "http"}
     options = container["LogConfiguration"]["Options"]
     assert options["mode"] == "non-blocking" and options["max-buffer-size"] == "25m"
-    assert container["HealthCheck"]["Command"] == service.HEALTH_CHECK_COMMAND
+    # The command is a parameter (the default app's is in its params file); no command,
+    # no container health check.
+    condition, check, otherwise = container["HealthCheck"]["Fn::If"]
+    assert condition == service.HAS_HEALTH_CHECK and otherwise == {"Ref": "AWS::NoValue"}
+    assert check["Command"] == {"Ref": "HealthCheckCommand"}
     env = {e["Name"]: e["Value"] for e in container["Environment"] if "Name" in e}
     assert env["PEER_URLS"] == {"Ref": "PeerUrls"}
     assert env["SERVICE_NAME"] == {"Ref": "ServiceName"}

@@ -38,7 +38,10 @@ def test_root_filesystem_is_read_only_unless_ecs_exec_and_gunicorn_needs_no_writ
         default_topology, repo_root, monkeypatch):
     template = json.loads(service_stack.build(default_topology).to_json())
     (container,) = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
-    assert container["ReadonlyRootFilesystem"] == {"Fn::If": [service_stack.EXEC_ENABLED, False, True]}
+    assert container["ReadonlyRootFilesystem"] == {"Fn::If": [service_stack.WRITABLE_ROOT, False, True]}
+    assert template["Conditions"][service_stack.WRITABLE_ROOT] == {"Fn::Or": [
+        {"Condition": service_stack.EXEC_ENABLED},
+        {"Fn::Equals": [{"Ref": "ReadonlyRootFilesystem"}, "false"]}]}
     # Gunicorn's only file writes (worker heartbeats) go to the container's tmpfs.
     monkeypatch.setenv("PORT", "8080")
     monkeypatch.setenv("SERVICE_NAME", "server")
