@@ -1,7 +1,8 @@
 """templates/pipeline.yaml: the CodePipeline that deploys the cluster and every service.
 
 Stages: Source (a push to the branch, through a CodeConnections connection) -> Build
-(buildspec.yml: tests, generate --check, check-upgrade, lint, image push) ->
+(buildspec.yml: tests, generate --check, check-upgrade, lint, hadolint, then each distinct
+image built and pushed by pipeline/build_images.py) ->
 UpdatePipeline (this template onto its own stack, so pipeline changes land by merge) ->
 Approval (only when RequireApproval is "true") -> Deploy (one CodeBuild action running
 `python -m generator deploy`: prune removed services, the cluster, the network stacks,
@@ -31,9 +32,9 @@ from pipeline import iam
 
 SOURCE_ARTIFACT = "SourceOutput"
 BUILD_ARTIFACT = "BuildOutput"
-# Written by buildspec.yml at the root of the build artifact; read by the deploy step.
-IMAGE_FILE = "image.json"
-IMAGE_KEY = "ImageUri"
+# Written by buildspec.yml (pipeline/build_images.py) at the root of the build artifact:
+# service -> image URI; the deploy step passes it to `generator deploy --images`.
+IMAGES_FILE = "images.json"
 PIPELINE_TEMPLATE = "templates/pipeline.yaml"
 BUILDSPEC = "buildspec.yml"
 DEPLOY_BUILDSPEC = "pipeline/deploy.buildspec.yml"
@@ -192,7 +193,7 @@ def image_repository(topology: Topology) -> ecr.Repository:
         iam.IMAGE_REPOSITORY,
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
-        RepositoryName=f"{topology.app}/service",
+        RepositoryName=names.image_repository(topology.app),
         ImageScanningConfiguration=ecr.ImageScanningConfiguration(ScanOnPush=True),
         ImageTagMutability="IMMUTABLE",
         EncryptionConfiguration=ecr.EncryptionConfiguration(EncryptionType="AES256"),
@@ -244,7 +245,8 @@ def build_project(topology: Topology) -> codebuild.Project:
     return codebuild.Project(
         iam.BUILD_PROJECT,
         Name=build_project_name(),
-        Description="Tests, generate --check, lint, then build and push the service image",
+        Description="Tests, generate --check, lint, hadolint, then build and push each "
+                    "distinct image (the default app, each build directory)",
         ServiceRole=GetAtt(iam.BUILD_ROLE, "Arn"),
         Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=BUILDSPEC),
         Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
@@ -455,7 +457,8 @@ def outputs() -> list[Output]:
         Output("ArtifactBucketName", Value=Ref(iam.ARTIFACT_BUCKET),
                Description="Pipeline artifacts and build cache"),
         Output("ImageRepositoryUri", Value=GetAtt(iam.IMAGE_REPOSITORY, "RepositoryUri"),
-               Description="ECR repository of the service image"),
+               Description="ECR repository of every image the pipeline builds: the default "
+                           "app tagged <commit>, a build directory <slug>-<commit>"),
     ]
 
 

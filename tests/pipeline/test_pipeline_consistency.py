@@ -62,21 +62,24 @@ def test_every_build_artifact_path_is_in_buildspec_artifacts(buildspec, repo_roo
     assert {p for p, _ in reads} == {"templates/pipeline.yaml"}
     # The Deploy step reads the checkout: the deployer's code, topology.yaml, templates/.
     for path in ("templates/cluster.yaml", "templates/network.yaml", "templates/service.yaml",
-                 "topology.yaml", "generator/cli.py", "setup.cfg", "image.json",
+                 "topology.yaml", "generator/cli.py", "setup.cfg", pipeline_stack.IMAGES_FILE,
                  pipeline_stack.DEPLOY_BUILDSPEC):
         assert produced_by_build(path, buildspec), path
     assert not produced_by_build(".git/HEAD", buildspec) or ".git/**/*" in buildspec[
         "artifacts"]["exclude-paths"]
 
 
-def test_image_file_and_key_are_what_buildspec_writes(buildspec, repo_root):
-    assert buildspec["env"]["variables"]["IMAGE_FILE"] == pipeline_stack.IMAGE_FILE
+def test_images_file_is_what_buildspec_writes_and_deploy_reads(buildspec, repo_root):
+    from pipeline import build_images
+
+    assert buildspec["env"]["variables"]["IMAGES_FILE"] == pipeline_stack.IMAGES_FILE
+    assert build_images.IMAGES_FILE == pipeline_stack.IMAGES_FILE
     commands = "\n".join(buildspec["phases"]["build"]["commands"])
-    assert '{"%s": "%%s"}' % pipeline_stack.IMAGE_KEY in commands
-    assert '> "${IMAGE_FILE}"' in commands
+    assert "python -m pipeline.build_images build" in commands
+    assert '--images-file "${IMAGES_FILE}"' in commands
     deploy = yaml.safe_load((repo_root / pipeline_stack.DEPLOY_BUILDSPEC).read_text())
     reads = " ".join(deploy["phases"]["build"]["commands"])
-    assert f'open("{pipeline_stack.IMAGE_FILE}"))["{pipeline_stack.IMAGE_KEY}"]' in reads
+    assert f"--images {pipeline_stack.IMAGES_FILE}" in reads
 
 
 def test_build_checks_the_upgrade_against_what_was_last_deployed(buildspec, repo_root):
@@ -111,9 +114,11 @@ def test_buildspec_checks_before_it_pushes(buildspec):
     for command in ("python -m pytest --junitxml=", "python -m generator generate --check",
                     "python -m generator lint --format junit --output"):
         assert command in pre_build
-    assert "docker push" not in pre_build and "docker push" in build
+    # Images are built and pushed (pipeline/build_images.py) only in the build phase,
+    # after the checks and hadolint.
+    assert "build_images build" not in pre_build and "build_images build" in build
+    assert "python -m pipeline.build_images lint" in pre_build
     assert "post_build" not in buildspec["phases"]  # post_build would run after a failed build
-    assert "--file service/Dockerfile" in build and build.rstrip().count(" .\n") >= 1
     assert "CODEBUILD_RESOLVED_SOURCE_VERSION" in pre_build + build
 
 

@@ -113,7 +113,7 @@ def test_deploy_step_runs_the_boto3_deployer_with_every_cluster_parameter(seed_p
     assert variables["VPC_ID"] == {"Ref": "VpcId"}
     assert variables["PUBLIC_SUBNET_IDS"] == {"Fn::Join": [",", {"Ref": "PublicSubnetIds"}]}
     for flag in ("--vpc-id", "--subnets", "--public-subnets", "--role-arn",
-                 "--template-bucket", "--image"):
+                 "--template-bucket", "--images"):
         assert flag in command
 
 

