@@ -38,18 +38,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace, prewarmed) -> int:
-    from generator import quotacheck, render
+    from generator import quotacheck, render, samconfig
 
     topology = _load(args)
     files = render.render(topology)
     # Every quota and every params-file check before anything is written or compared.
     quotacheck.check(topology, files)
     out_dir = Path(args.out)
+    # samconfig.toml goes beside the templates directory: the repository root by default.
+    root_dir = out_dir.absolute().parent
+    root_files = {samconfig.FILE: samconfig.render(topology, out_dir.absolute().name)}
     if args.check:
         stale = render.stale_files(out_dir, files)
+        stale_root = render.stale_files(root_dir, root_files, orphans=False)
         for relative in stale:
             print(f"{out_dir / relative}: out of date", file=sys.stderr)
-        if stale:
+        for relative in stale_root:
+            print(f"{root_dir / relative}: out of date", file=sys.stderr)
+        if stale or stale_root:
             print("run `python -m generator generate` (or `make templates`) and commit the "
                   "result", file=sys.stderr)
             return EXIT_FINDINGS
@@ -59,11 +65,15 @@ def _generate(args: argparse.Namespace, prewarmed) -> int:
         raise UsageError(f"{out_dir}: --out must be a directory")
     try:
         changed = render.write(out_dir, files)
+        root_changed = render.write(root_dir, root_files, orphans=False)
     except OSError as err:
         raise UsageError(f"{err.filename or out_dir}: cannot write: {err.strerror or err}") from None
     for relative in sorted(files):
         state = "written" if relative in changed else "unchanged"
         print(f"{out_dir / relative}  ({state})")
+    for relative in sorted(root_files):
+        state = "written" if relative in root_changed else "unchanged"
+        print(f"{root_dir / relative}  ({state})")
     for relative in changed:
         if relative not in files:
             print(f"{out_dir / relative}  (removed: no such service)")
@@ -110,6 +120,32 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print("\n```mermaid")
         print(plan.mermaid(topology), end="")
         print("```")
+    return EXIT_OK
+
+
+def cmd_sam_overrides(args: argparse.Namespace) -> int:
+    """samconfig.toml's parameter_overrides for one stack plus the deploy-time values given,
+    as one --parameter-overrides argument (SAM CLI replaces the file's list with the
+    command line's instead of merging: aws/aws-sam-cli#2380)."""
+    from generator import samconfig
+
+    topology = _load(args)
+    entries = {entry["name"]: entry for entry in samconfig.stacks(topology)}
+    if args.stack not in entries:
+        raise UsageError(f"sam-overrides: {args.stack}: not a stack of {topology.source} "
+                         f"(stacks: {', '.join(entries)})")
+    values = dict(entries[args.stack]["parameters"])
+    for assignment in args.values:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise UsageError(f"sam-overrides: {assignment!r}: expected KEY=VALUE")
+        values[key] = value
+    missing = [name for name in samconfig.deploy_time_parameters(topology, args.stack)
+               if name not in values]
+    if missing:
+        raise UsageError(f"sam-overrides: {args.stack} needs {', '.join(missing)} "
+                         "(deploy-time values: see the README's \"SAM users\")")
+    print(" ".join(samconfig.overrides(values)))
     return EXIT_OK
 
 
@@ -165,6 +201,14 @@ def parser() -> argparse.ArgumentParser:
         "plan", help="deploy order (callees before callers) and a Mermaid diagram"))
     plan.add_argument("--format", choices=["text", "mermaid"], default="text")
     plan.set_defaults(handler=cmd_plan)
+
+    sam = with_topology(commands.add_parser(
+        "sam-overrides", help="one stack's parameters for `sam deploy --config-env STACK "
+                              "--parameter-overrides ...`, with the deploy-time values given"))
+    sam.add_argument("stack", metavar="STACK", help="a stack name, as in samconfig.toml")
+    sam.add_argument("values", nargs="*", metavar="KEY=VALUE",
+                     help="deploy-time values, e.g. ImageUri=... Subnets=subnet-a,subnet-b")
+    sam.set_defaults(handler=cmd_sam_overrides)
 
     check = commands.add_parser(
         "check-upgrade", help="what deploying these templates over earlier ones does, and "

@@ -20,10 +20,14 @@ def format_text(findings: list[Finding], linted: list[str]) -> str:
     lines = [
         f"{f.file}:{f.line}:{f.column}: {f.rule} [{f.level}] {f.message}" for f in findings
     ]
+    # Informational findings (e.g. P2001, an HTTP-only public service) are shown but do
+    # not make a file unclean, just as they do not fail the command.
+    failing = [f for f in findings if f.level in ("error", "warning")]
+    notes = len(findings) - len(failing)
     verdict = (
-        f"lint: {len(findings)} finding(s) in {len({f.file for f in findings})} of "
-        f"{len(linted)} file(s)" if findings else f"lint: {len(linted)} file(s) clean"
-    )
+        f"lint: {len(failing)} finding(s) in {len({f.file for f in failing})} of "
+        f"{len(linted)} file(s)" if failing else f"lint: {len(linted)} file(s) clean"
+    ) + (f" ({notes} informational)" if notes else "")
     return "\n".join(lines + [verdict]) + "\n"
 
 
@@ -38,7 +42,8 @@ def format_junit(findings: list[Finding], linted: list[str]) -> str:
 
     by_file: dict[str, list[Finding]] = {name: [] for name in linted}
     for finding in findings:
-        by_file.setdefault(finding.file, []).append(finding)
+        if finding.level in ("error", "warning"):  # informational ones fail nothing
+            by_file.setdefault(finding.file, []).append(finding)
     failed = sum(1 for items in by_file.values() if items)
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',

@@ -78,6 +78,14 @@ def check_params_text(path: str, text: str, parameters: dict, rules: dict) -> li
         problem = _parameter_problem(parameters[key], value)
         if problem:
             findings.append(finding("P1002", f"{key}: {problem}", line_of(key)))
+    if values.get("PublicLoadBalancer") == "true" and not values.get("CertificateArn"):
+        # Not a failure (an HTTP-only public service is allowed), so not level "warning",
+        # which fails lint; reported on every lint all the same.
+        findings.append(Finding(str(path), line_of("PublicLoadBalancer"), 1, "P2001",
+                                "informational",
+                                "warning: public load balancer without CertificateArn serves "
+                                "HTTP only; give the service a certificate_arn in "
+                                "topology.yaml for HTTPS"))
     for key, spec in parameters.items():
         if key not in values and "Default" not in spec and key not in DEPLOY_TIME_PARAMETERS:
             findings.append(finding("P1003", f"required parameter '{key}' is missing"))

@@ -115,7 +115,8 @@ def mermaid(topology: Topology) -> str:
     if public:
         lines.append('  internet(("internet"))')
         for service in public:
-            lines.append(f"  internet -->|ALB :80| {_node(service.name)}")
+            edge = "ALB :443 HTTPS" if service.certificate_arn else "ALB :80"
+            lines.append(f"  internet -->|{edge}| {_node(service.name)}")
     return "\n".join(lines) + "\n"
 
 
@@ -129,6 +130,10 @@ def describe(topology: Topology, plan: Plan) -> str:
         stacks = ", ".join(topology.stack_name(topology.service(name)) for name in wave)
         parallel = "  (in parallel)" if len(wave) > 1 else ""
         lines.append(f"  {number}. {stacks}{parallel}")
+    for service in topology.services:
+        if service.public and not service.certificate_arn:
+            lines.append(f"Warning: services.{service.name} is public without certificate_arn: "
+                         "its load balancer serves HTTP only (port 80).")
     for cycle in plan.cycles:
         lines.append(
             f"Cycle: {' <-> '.join(cycle)} call each other; they deploy in one wave and each "

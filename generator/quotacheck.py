@@ -83,7 +83,9 @@ def check_templates(topology: Topology, files: Mapping[str, bytes]) -> None:
         )
         for quota, count in counts:
             if count > quota.limit:
-                hint = ("use fewer distinct environment variable names across services"
+                hint = ("use fewer distinct environment variable names and secret names "
+                        "across services (each distinct name is one parameter of the one "
+                        "template)"
                         if quota is quotas.PARAMETERS_PER_TEMPLATE and relative == SERVICE_TEMPLATE
                         else "split the topology")
                 raise QuotaError(f"{relative}: {count} {quota.name.split(' per ')[0]}, over "
@@ -124,6 +126,7 @@ def check_params(files: Mapping[str, bytes]) -> None:
         if not relative.startswith(PARAMS_PREFIX):
             continue
         findings = paramscheck.check_params_text(relative, content.decode(), parameters, rules)
+        findings = [f for f in findings if f.level == "error"]
         if findings:
             first = findings[0]
             raise TopologyError(f"{relative}: {first.rule} {first.message} "

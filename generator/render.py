@@ -49,14 +49,15 @@ def render(topology: Topology) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
-def stale_files(out_dir: Path, files: dict[str, bytes]) -> list[str]:
-    """Files that differ from `files`, are missing, or are params files no service owns."""
+def stale_files(out_dir: Path, files: dict[str, bytes], orphans: bool = True) -> list[str]:
+    """Files that differ from `files`, are missing, or (`orphans`) are params files no
+    service owns."""
     differing = []
     for relative, content in files.items():
         path = out_dir / relative
         if not path.is_file() or path.read_bytes() != content:
             differing.append(relative)
-    return sorted(differing + orphaned_params(out_dir, files))
+    return sorted(differing + (orphaned_params(out_dir, files) if orphans else []))
 
 
 def orphaned_params(out_dir: Path, files: dict[str, bytes]) -> list[str]:
@@ -69,12 +70,12 @@ def orphaned_params(out_dir: Path, files: dict[str, bytes]) -> list[str]:
     )
 
 
-def write(out_dir: Path, files: dict[str, bytes]) -> list[str]:
+def write(out_dir: Path, files: dict[str, bytes], orphans: bool = True) -> list[str]:
     """Write changed files atomically (temp file + rename); return what changed.
 
     Everything is rendered before this is called, so bad input never reaches the disk.
     """
-    changed = stale_files(out_dir, files)
+    changed = stale_files(out_dir, files, orphans)
     for relative in changed:
         path = out_dir / relative
         if relative not in files:

@@ -456,6 +456,7 @@ class DeployedStack:
     resources: dict[str, Resource]
     exports: dict[str, str]  # export name -> value
     imports: set[str]
+    outputs: dict[str, str] = field(default_factory=dict)  # every output, exported or not
 
 
 def typed_parameters(template: TemplateFile, values: Mapping[str, str]) -> dict[str, Any]:
@@ -518,15 +519,18 @@ def evaluate_stack(name: str, template: TemplateFile, values: Mapping[str, str],
             break
         replaced = now_replaced
     stack_exports = {}
+    stack_outputs = {}
     for logical, output in sections["Outputs"].items():
         if "Condition" in output and not evaluator.condition(output["Condition"]):
             continue
         value = evaluator.text(output.get("Value"))
+        stack_outputs[logical] = value
         if isinstance(output.get("Export"), dict):
             stack_exports[evaluator.text(output["Export"].get("Name"))] = value
     stack = DeployedStack(name, template, {k: (",".join(v) if isinstance(v, list) else v)
                                            for k, v in typed.items()},
-                          dict(tags), resources, stack_exports, set(evaluator.imports))
+                          dict(tags), resources, stack_exports, set(evaluator.imports),
+                          stack_outputs)
     return stack, sorted(replaced)
 
 
@@ -1016,8 +1020,8 @@ class _DeployerModel:
     every stack: AppName, ServiceName, ClusterStackName; service stacks: ImageUri, the
     carried parameters (the stack's value, or LIVE_VALUES on a first deploy; DesiredCount,
     which the deployer reads from the running service, is the same value here), Subnets
-    and LoadBalancerSubnets from the cluster stack's parameters, PermissionsBoundaryArn
-    from the bootstrap stack.
+    and LoadBalancerSubnets from the cluster stack's parameters, ServiceConnectTlsRoleArn
+    from its outputs ("" without one), PermissionsBoundaryArn from the bootstrap stack.
     """
 
     def __init__(self, files: TemplatesDir, deployment: Deployment, environment: Environment):
@@ -1042,6 +1046,8 @@ class _DeployerModel:
             deploy_values["Subnets"] = cluster.parameters.get("PrivateSubnetIds", "")
             deploy_values["LoadBalancerSubnets"] = cluster.parameters.get("PublicSubnetIds", "")
             deploy_values["VpcId"] = cluster.parameters.get("VpcId", "")
+            deploy_values["ServiceConnectTlsRoleArn"] = cluster.outputs.get(
+                "ServiceConnectTlsRoleArn", "")
         boundary = account.exports().get(f"{self.app}-bootstrap-PermissionsBoundaryArn")
         if boundary is not None:
             deploy_values["PermissionsBoundaryArn"] = boundary
