@@ -88,7 +88,7 @@ def _run(argv: list[str], *, stdin: str | None = None, capture: bool = False,
     result = subprocess.run(argv, input=stdin, text=True,
                             stdout=subprocess.PIPE if capture else None)
     if check and result.returncode != 0:
-        shown = " ".join(argv[:3])
+        shown = " ".join([Path(argv[0]).name, *argv[1:3]])
         raise BuildError(f"`{shown} ...` failed with exit code {result.returncode}")
     return result
 
