@@ -40,7 +40,7 @@ def register(commands, with_topology) -> None:
                         help="container image for the services that neither topology.yaml "
                              "(image:) nor --images gives one; default: each stack keeps its "
                              "current image (required for a new stack)")
-    deploy.add_argument("--images", metavar="FILE", type=_images_file,
+    deploy.add_argument("--images", metavar="FILE",
                         help="JSON object service -> image URI, as the Build stage writes "
                              "it (images.json); a service's topology image wins over it")
     deploy.add_argument("--vpc-id", metavar="VPC", type=_vpc_id,
@@ -169,24 +169,28 @@ def _image_reference(text: str) -> str:
     return text
 
 
-def _images_file(path: str) -> dict:
-    """{service: image}; every key a service name, every value an image reference."""
+def _images_file(path: str | None) -> dict:
+    """{service: image}; every value an image reference (the deployer checks the keys)."""
     import json
 
+    from generator.ops.deploy import DeployInputError
+
+    if path is None:
+        return {}
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise argparse.ArgumentTypeError(f"{path}: not found") from None
+        raise DeployInputError(f"--images {path}: not found") from None
     except (OSError, ValueError) as err:
-        raise argparse.ArgumentTypeError(f"{path}: cannot read: {err}") from None
+        raise DeployInputError(f"--images {path}: cannot read: {err}") from None
     if not isinstance(document, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in document.items()):
-        raise argparse.ArgumentTypeError(f'{path}: expected {{"<service>": "<image>", ...}}')
+        raise DeployInputError(f'--images {path}: expected {{"<service>": "<image>", ...}}')
     for service, image in document.items():
         try:
             _image_reference(image)
         except argparse.ArgumentTypeError as err:
-            raise argparse.ArgumentTypeError(f"{path}: {service}: {err}") from None
+            raise DeployInputError(f"--images {path}: {service}: {err}") from None
     return document
 
 
@@ -230,7 +234,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         templates_dir=Path(args.templates),
         services=tuple(args.services),
         image=args.image,
-        images=args.images or {},
+        images=_images_file(args.images),
         cluster_values={names.VPC_ID: args.vpc_id, names.PRIVATE_SUBNETS: args.subnets,
                         names.PUBLIC_SUBNETS: args.public_subnets},
         poll_seconds=args.poll_seconds,

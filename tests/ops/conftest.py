@@ -30,6 +30,7 @@ REGION = "us-east-1"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:abc123"
 # What the bootstrap stack exports on AWS; these tests deploy without one.
 BOUNDARY = "arn:aws:iam::123456789012:policy/shop-permissions-boundary"
+TLS_ROLE_ARN = "arn:aws:iam::123456789012:role/shop-cluster-ServiceConnectTlsRole-TEST"
 
 # Two independent services in the first wave, then a pair that call each other (a cycle,
 # like the seed's server <-> client), so one wave runs in parallel and the redeploy rule fires.
@@ -186,8 +187,18 @@ def project(tmp_path, boto) -> Project:
     not when a change set executes. So the stand-ins keep the real templates' Parameters
     and outputs, with resources moto can create, and no cross-stack import.
     """
+    return make_project(tmp_path, boto, TOPOLOGY)
+
+
+def make_project(tmp_path: Path, boto, topology_text: str,
+                 files: dict[str, str] | None = None) -> Project:
+    """`project` for any topology text; `files` (relative path -> text) are written beside
+    topology.yaml first (the build directories' Dockerfiles)."""
+    for relative, text in (files or {}).items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text, encoding="utf-8")
     topology_path = tmp_path / "topology.yaml"
-    topology_path.write_text(TOPOLOGY, encoding="utf-8")
+    topology_path.write_text(topology_text, encoding="utf-8")
     topology = topology_module.load(topology_path)
     templates = tmp_path / "templates"
     render.write(templates, render.render(topology))
@@ -230,6 +241,8 @@ def cluster_template(topology, parameters: dict) -> dict:
         "VpcId": {"Value": {"Ref": "VpcId"}, "Export": _export("VpcId")},
         "PrivateSubnetIds": {"Value": {"Fn::Join": [",", {"Ref": "PrivateSubnetIds"}]}},
     }
+    if topology.service_connect_tls:  # the real one is GetAtt of the role it creates
+        outputs["ServiceConnectTlsRoleArn"] = {"Value": TLS_ROLE_ARN}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": parameters,
             "Resources": resources, "Outputs": outputs}
 
