@@ -24,7 +24,7 @@ def deployed_types(templates: dict[str, dict]) -> set[str]:
     return types
 
 
-@pytest.mark.parametrize("label", ["default", "public"])
+@pytest.mark.parametrize("label", ["default", "public", "workloads"])
 def test_the_deploy_role_covers_every_type_operation_of_every_template(generated, label):
     _, templates = generated[label]
     types = deployed_types(templates)

@@ -15,7 +15,7 @@ def _values(name: str, topology) -> dict[str, str]:
     return bootstrap.size_values(topology) if name == "bootstrap.yaml" else {}
 
 
-@pytest.mark.parametrize("label", ["default", "public"])
+@pytest.mark.parametrize("label", ["default", "public", "workloads"])
 def test_every_policy_is_within_the_iam_size_quotas(generated, label):
     """Measured as IAM counts: JSON without whitespace, every intrinsic function replaced
     by the longest value it can take (permissions.resolve)."""
