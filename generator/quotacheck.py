@@ -133,8 +133,52 @@ def check_params(files: Mapping[str, bytes]) -> None:
                                 "(from topology.yaml; fix the service's settings there)")
 
 
+def execution_role_policy_chars(topology: Topology, service) -> int:
+    """The execution role's inline policies as IAM counts them for this service: the pull
+    policy (every intrinsic at its longest) and the read-secrets policy with exactly the
+    ARNs this service names (what its stack's conditions keep)."""
+    from troposphere import encode_to_dict
+
+    from generator.awsfacts import permissions
+    from generator.stacks import service as service_stack
+
+    role = encode_to_dict(service_stack.execution_role(topology).to_dict())
+    pull = [p for p in role["Properties"]["Policies"]
+            if isinstance(p, dict) and p.get("PolicyName") == "pull-image-and-write-logs"]
+    size = sum(permissions.policy_size(p["PolicyDocument"]) for p in pull)
+    if not service.secrets:
+        return size
+    arns = [arn for _, arn in service.secrets]
+    statements = [
+        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+         "Resource": [a for a in arns if a.split(":")[2] == "secretsmanager"]},
+        {"Effect": "Allow", "Action": ["ssm:GetParameters"],
+         "Resource": [a for a in arns if a.split(":")[2] == "ssm"]},
+        {"Effect": "Allow", "Action": ["kms:Decrypt"],
+         "Resource": [service.secrets_kms_key_arn]},
+    ]
+    document = {"Version": "2012-10-17", "Statement": [s for s in statements if all(s["Resource"])
+                                                       and s["Resource"]]}
+    return size + permissions.policy_size(document)
+
+
+def check_execution_roles(topology: Topology) -> None:
+    limit = quotas.ROLE_INLINE_POLICY_CHARS
+    for service in topology.services:
+        if not service.secrets:
+            continue
+        size = execution_role_policy_chars(topology, service)
+        if size > limit.limit:
+            raise QuotaError(
+                f"{topology.source}: services.{service.name}.secrets: the execution role's "
+                f"policies would be {size:,} characters, over IAM's {limit.limit:,} for a "
+                f"role's inline policies ({limit.source}); give the service fewer secrets "
+                "(one JSON secret can hold several values)")
+
+
 def check(topology: Topology, files: Mapping[str, bytes]) -> None:
     check_security_groups(topology)
+    check_execution_roles(topology)
     check_account(topology)
     check_templates(topology, files)
     check_params(files)

@@ -199,3 +199,31 @@ def test_a_generate_with_a_quota_refusal_writes_nothing_either(tmp_path):
         result.stderr.splitlines()) == 1
     assert "secret names" in result.stderr
     assert snapshot(tmp_path).keys() == {"topology.yaml"}
+
+
+def _secrets_topology(count: int, name_length: int) -> str:
+    arns = ", ".join(f"S{i}: arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/{'p' * name_length}{i}"
+                     for i in range(count))
+    return ("app: shop\nnamespace: shop.local\nservices:\n"
+            f"  web:\n    port: 80\n    secrets: {{{arns}}}\n")
+
+
+def test_the_execution_roles_policy_size_is_checked_at_generate_time(tmp_path):
+    """IAM allows 10,240 characters of inline policy per role; every ARN a service names
+    is in its execution role's policy, so many long ones are refused before writing."""
+    from conftest import write_project
+    from generator import quotacheck, topology as topology_module
+
+    fits = write_project(tmp_path / "fits", _secrets_topology(30, 200), directories=())
+    refused = write_project(tmp_path / "refused", _secrets_topology(45, 200), directories=())
+    web = topology_module.load(fits).service("web")
+    assert quotacheck.execution_role_policy_chars(topology_module.load(fits), web) < 10_240
+    assert run_cli("generate", "--topology", fits, "--out", fits.parent / "t").returncode == 0
+
+    result = run_cli("generate", "--topology", refused, "--out", refused.parent / "t")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {refused}: services.web.secrets: the execution role's "
+                           "policies would be ")
+    assert "over IAM's 10,240" in line
+    assert snapshot(refused.parent).keys() == {"topology.yaml"}
