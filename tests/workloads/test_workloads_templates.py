@@ -188,9 +188,12 @@ def test_a_generate_with_a_quota_refusal_writes_nothing_either(tmp_path):
     """Each distinct secret name is a parameter of the one template: 200 at most."""
     from conftest import write_project
 
-    names_ = " ".join(f"S{i}: {DB_SECRET}," for i in range(200))
+    # 200 names over two services (100 each keeps each execution role's policy in size).
+    first = " ".join(f"S{i}: {DB_SECRET}," for i in range(100))
+    second = " ".join(f"S{i}: {DB_SECRET}," for i in range(100, 200))
     topology = write_project(tmp_path, "app: shop\nnamespace: shop.local\nservices:\n"
-                             f"  web:\n    port: 80\n    secrets: {{{names_}}}\n",
+                             f"  web:\n    port: 80\n    secrets: {{{first}}}\n"
+                             f"  api:\n    port: 80\n    secrets: {{{second}}}\n",
                              directories=())
     out = tmp_path / "templates"
     result = run_cli("generate", "--topology", topology, "--out", out)
