@@ -336,3 +336,28 @@ def test_no_permissions_boundary_is_one_line_before_any_stack_changes(project, r
     assert code == 2 and err.count("\n") == 1
     assert "no permissions boundary" in err and "python -m generator bootstrap" in err
     assert boto("cloudformation").describe_stacks()["Stacks"] == []
+
+
+def test_deploy_calls_only_what_the_deploy_step_role_is_derived_from(project, run, boto,
+                                                                     monkeypatch, moto):
+    """Every boto3 call of a first deploy, a redeploy with a removed service, and an S3
+    upload is declared in DEPLOY_OPERATIONS, from which pipeline.iam derives the role."""
+    from generator.awsfacts import operations
+    from iam.recording import BotoCallRecorder
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.replace("127.0.0.1", "localhost"))
+    boto("s3").create_bucket(Bucket="shop-templates")
+    with BotoCallRecorder().recording() as recorder:
+        assert run(project.first_deploy_argv())[0] == 0
+        project.topology_path.write_text(project.topology_path.read_text().replace(
+            "  cache:\n    port: 6379\n", ""), encoding="utf-8")
+        import json
+
+        cluster = json.loads((project.templates / "cluster.yaml").read_text())
+        cluster["Metadata"] = {"Padding": ["x" * 1000] * 60}
+        (project.templates / "cluster.yaml").write_text(json.dumps(cluster), encoding="utf-8")
+        assert run(project.deploy_argv("--template-bucket", "shop-templates"))[0] == 0
+    assert {"cloudformation.DeleteStack", "s3.PutObject", "ecs.DescribeServices",
+            "cloudformation.CreateChangeSet"} <= recorder.operations
+    assert recorder.operations <= operations.DEPLOY_OPERATIONS, (
+        recorder.operations - operations.DEPLOY_OPERATIONS)
