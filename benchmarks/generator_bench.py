@@ -206,6 +206,15 @@ def main() -> int:
         for label, value, met, shown in checks:
             verdicts.append({"target": label, "value": value, "met": met})
             print(f"  {'MET    ' if met else 'NOT MET'}  {label}: {shown}")
+    # On a shared or busy machine the wall-clock ratios move with the load; CPU time
+    # (user+sys of every process of the variant) moves much less. Information only.
+    cfn_cpu = stats["plain cfn-lint templates/service.yaml"]["cpu_median"]
+    print("same ratios on CPU time (user+sys medians; not the targets):")
+    for form in ("two commands", "one command"):
+        small_cpu = stats[f"default: {form}, cold"]["cpu_median"]
+        large_cpu = stats[f"{services} services: {form}, cold"]["cpu_median"]
+        print(f"  {form}: {services} services / default {large_cpu / small_cpu:.2f}x; "
+              f"default / plain cfn-lint {small_cpu / cfn_cpu:.2f}x")
     warm_small = stats.get("default: one command, warm cache")
     warm_large = stats.get(f"{services} services: one command, warm cache")
     if warm_small and warm_large:

@@ -41,9 +41,9 @@ def _generate(args: argparse.Namespace, prewarmed) -> int:
     from generator import quotacheck, render, samconfig
 
     topology = _load(args)
-    files = render.render(topology)
+    files, documents = render.render_with_documents(topology)
     # Every quota and every params-file check before anything is written or compared.
-    quotacheck.check(topology, files)
+    quotacheck.check(topology, files, documents)
     out_dir = Path(args.out)
     # samconfig.toml goes beside the templates directory: the repository root by default.
     root_dir = out_dir.absolute().parent

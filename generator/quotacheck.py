@@ -65,7 +65,8 @@ def _resources(document: dict, per_loop: int) -> int:
     return count
 
 
-def check_templates(topology: Topology, files: Mapping[str, bytes]) -> None:
+def check_templates(topology: Topology, files: Mapping[str, bytes],
+                    documents: Mapping[str, dict] | None = None) -> None:
     most_callers = max((len(topology.callers(s)) for s in topology.services), default=0)
     for relative, content in sorted(files.items()):
         if not relative.endswith(".yaml"):
@@ -75,7 +76,8 @@ def check_templates(topology: Topology, files: Mapping[str, bytes]) -> None:
             raise QuotaError(f"{relative}: {size:,} bytes, over CloudFormation's "
                              f"{quotas.TEMPLATE_URL_BYTES.limit:,}-byte template limit "
                              f"({quotas.CFN_QUOTAS}); split the topology")
-        document = yaml.load(content, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        document = (documents[relative] if documents and relative in documents
+                    else yaml.load(content, Loader=_Loader))  # noqa: S506 - SafeLoader subclass
         counts = (
             (quotas.RESOURCES_PER_TEMPLATE, _resources(document, max(1, most_callers))),
             (quotas.OUTPUTS_PER_TEMPLATE, len(document.get("Outputs") or {})),
@@ -119,9 +121,13 @@ def check_account(topology: Topology) -> None:
                              f"{quota.limit} per account and region ({quota.source})")
 
 
-def check_params(files: Mapping[str, bytes]) -> None:
+def check_params(files: Mapping[str, bytes], documents: Mapping[str, dict] | None = None) -> None:
     """lint's params checks (P1001-P1004), so that generate never writes a file lint rejects."""
-    parameters, rules = paramscheck.service_contract_text(files[SERVICE_TEMPLATE].decode())
+    if documents and SERVICE_TEMPLATE in documents:
+        service = documents[SERVICE_TEMPLATE]
+        parameters, rules = service.get("Parameters", {}), service.get("Rules", {})
+    else:
+        parameters, rules = paramscheck.service_contract_text(files[SERVICE_TEMPLATE].decode())
     for relative, content in sorted(files.items()):
         if not relative.startswith(PARAMS_PREFIX):
             continue
@@ -176,11 +182,13 @@ def check_execution_roles(topology: Topology) -> None:
                 "(one JSON secret can hold several values)")
 
 
-def check(topology: Topology, files: Mapping[str, bytes]) -> None:
+def check(topology: Topology, files: Mapping[str, bytes],
+          documents: Mapping[str, dict] | None = None) -> None:
+    """`documents`: the templates as dicts (render.render_with_documents), to skip parsing."""
     check_security_groups(topology)
     check_execution_roles(topology)
     check_account(topology)
-    check_templates(topology, files)
-    check_params(files)
+    check_templates(topology, files, documents)
+    check_params(files, documents)
 
 

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import cfn_flip
 from troposphere import Template
 
 from generator import params
@@ -34,7 +35,13 @@ def _stacks() -> dict[str, Callable[[Topology], Template]]:
 
 
 def template_bytes(template: Template) -> bytes:
-    return (HEADER + template.to_yaml()).encode("utf-8")
+    return _yaml_bytes(template.to_dict())
+
+
+def _yaml_bytes(document: dict) -> bytes:
+    # Exactly what Template.to_yaml() emits (its JSON, then cfn-flip), from a dict built once.
+    text = json.dumps(document, indent=1, sort_keys=True, separators=(",", ": "))
+    return (HEADER + cfn_flip.to_yaml(text, clean_up=False, long_form=False)).encode("utf-8")
 
 
 def json_bytes(document: dict) -> bytes:
@@ -43,10 +50,17 @@ def json_bytes(document: dict) -> bytes:
 
 def render(topology: Topology) -> dict[str, bytes]:
     """Relative path (POSIX) -> content, for every generated file."""
-    files = {name: template_bytes(build(topology)) for name, build in _stacks().items()}
+    return render_with_documents(topology)[0]
+
+
+def render_with_documents(topology: Topology) -> tuple[dict[str, bytes], dict[str, dict]]:
+    """The files, and each template as the dict it was written from (long-form
+    intrinsics), so checks need not parse the YAML back."""
+    documents = {name: build(topology).to_dict() for name, build in _stacks().items()}
+    files = {name: _yaml_bytes(document) for name, document in documents.items()}
     for svc in topology.services:
         files[f"{PARAMS_DIR}/{svc.name}.json"] = json_bytes(params.configuration(topology, svc))
-    return dict(sorted(files.items()))
+    return dict(sorted(files.items())), documents
 
 
 def stale_files(out_dir: Path, files: dict[str, bytes], orphans: bool = True) -> list[str]:

@@ -140,9 +140,11 @@ def pipeline_role(topology: Topology) -> iam.Role:
                   Resource=projects),
         Statement(
             Effect=Allow,
+            # Its only CloudFormation action is UpdatePipeline, on this stack; the app's
+            # stacks are the deploy step's.
             Action=_actions("cloudformation", "CreateStack", "UpdateStack", "DescribeStacks",
                             "DescribeStackEvents"),
-            Resource=[app_stacks(topology), own_stack()],
+            Resource=[own_stack()],
         ),
         Statement(
             Effect=Allow,

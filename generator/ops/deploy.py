@@ -166,6 +166,15 @@ class Deployment:
                                 or self.bootstrap.get(names.TEMPLATE_BUCKET_EXPORT))
         self._uploaded: dict[str, str] = {}
         self.outcomes: list[StackOutcome] = []
+        # Every input is checked before any stack changes.
+        self.boundary = options.permissions_boundary or self.bootstrap.get(names.BOUNDARY_EXPORT)
+        if not self.boundary:
+            raise DeployInputError(
+                f"no permissions boundary: the bootstrap stack "
+                f"{topology.bootstrap_stack_name} does not exist; run `python -m generator "
+                "bootstrap` first, or pass --permissions-boundary ARN")
+        for template in (self.cluster_template, self.network_template, self.service_template):
+            self._check_size(template)
 
     def _selected_services(self) -> tuple[str, ...]:
         known = [service.name for service in self.topology.services]
@@ -242,13 +251,7 @@ class Deployment:
     def _deploy_values(self) -> dict[str, str]:
         """Subnets from the cluster stack as it now is, and the permissions boundary."""
         cluster = previous_parameters(current_stack(self.cfn, self.topology.cluster_stack_name))
-        boundary = (self.options.permissions_boundary
-                    or self.bootstrap.get(names.BOUNDARY_EXPORT))
-        if not boundary:
-            raise DeployInputError(
-                f"no permissions boundary: the bootstrap stack {self.topology.bootstrap_stack_name} "
-                "does not exist; run `python -m generator bootstrap` first, or pass "
-                "--permissions-boundary ARN")
+        boundary = self.boundary
         cluster_outputs = {
             o["OutputKey"]: o.get("OutputValue", "")
             for o in (current_stack(self.cfn, self.topology.cluster_stack_name) or {}).get(
@@ -280,11 +283,10 @@ class Deployment:
 
     # --- templates ---------------------------------------------------------------------
 
-    def _template(self, template: files.Template) -> dict[str, str | None]:
-        """TemplateBody, or TemplateURL for a body past the inline limit."""
+    def _check_size(self, template: files.Template) -> None:
         body = template.body
         if len(body.encode("utf-8")) <= quotas.TEMPLATE_BODY_BYTES.limit:
-            return {"template_body": body}
+            return
         if len(body.encode("utf-8")) > quotas.TEMPLATE_URL_BYTES.limit:
             raise DeployInputError(f"{template.path}: {len(body.encode())} bytes is over "
                                    f"CloudFormation's {quotas.TEMPLATE_URL_BYTES.limit:,}-byte limit")
@@ -294,6 +296,12 @@ class Deployment:
                 f"{quotas.TEMPLATE_BODY_BYTES.limit:,}-byte inline limit and there is no "
                 "bucket to upload it to: run `python -m generator bootstrap` first, or "
                 "pass --template-bucket NAME")
+
+    def _template(self, template: files.Template) -> dict[str, str | None]:
+        """TemplateBody, or TemplateURL for a body past the inline limit."""
+        body = template.body
+        if len(body.encode("utf-8")) <= quotas.TEMPLATE_BODY_BYTES.limit:
+            return {"template_body": body}
         url = self._uploaded.get(body)
         if url is None:
             url = upload_template(self.s3, self.template_bucket, body)

@@ -62,11 +62,16 @@ PASS_ROLE_SERVICES = ("ecs-tasks.amazonaws.com", "ecs.amazonaws.com",
                       "codebuild.amazonaws.com", "codepipeline.amazonaws.com",
                       "cloudformation.amazonaws.com")
 # The service-linked roles the ECS cluster and the scalable target create on first use
-# (their schemas list iam:CreateServiceLinkedRole); they cannot carry a boundary.
+# (their schemas list iam:CreateServiceLinkedRole), and the one the account's first load
+# balancer creates, which the ELB schemas do not list but ELB documents
+# (https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/elb-service-linked-roles.html).
+# AWS defines their permissions; they cannot carry a boundary.
 SERVICE_LINKED_ROLES = {
     "ecs.amazonaws.com": "role/aws-service-role/ecs.amazonaws.com/*",
     "ecs.application-autoscaling.amazonaws.com":
         "role/aws-service-role/ecs.application-autoscaling.amazonaws.com/*",
+    "elasticloadbalancing.amazonaws.com":
+        "role/aws-service-role/elasticloadbalancing.amazonaws.com/*",
 }
 # Changing the boundary policy would widen every role under it.
 BOUNDARY_POLICY_CHANGES = ("iam:CreatePolicyVersion", "iam:DeletePolicy",
@@ -174,7 +179,7 @@ def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
         ))
     if "iam:CreateServiceLinkedRole" in actions:
         result.append(Statement(
-            Sid="ServiceLinkedRolesOfEcsAndAutoScaling",
+            Sid="ServiceLinkedRolesOfEcsAutoScalingAndElb",
             Effect=Allow,
             Action=_actions(["iam:CreateServiceLinkedRole"]),
             Resource=[_iam_arn(path) for path in SERVICE_LINKED_ROLES.values()],

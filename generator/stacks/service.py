@@ -229,8 +229,9 @@ def parameters(topology: Topology) -> list[Parameter]:
         ),
         Parameter(
             "DesiredCount", Type="Number", Default=1, MinValue=0, MaxValue=1000,
-            Description="Tasks to run; keep it within MinCapacity..MaxCapacity. Operator-owned: "
-                        "a value set here in the console survives pipeline runs.",
+            Description="Tasks to run; keep it within MinCapacity..MaxCapacity. Every deploy "
+                        "passes the running service's desired count, so what autoscaling or "
+                        "a console edit set is kept.",
         ),
         Parameter(
             "MinCapacity", Type="Number", Default=1, MinValue=0, MaxValue=1000,

@@ -119,3 +119,22 @@ def test_rich_topology_round_trips_from_text(write_topology, rich_topology_text)
     loaded = topology_module.parse(rich_topology_text, "inline.yaml")
     assert loaded == topology_module.load(write_topology(rich_topology_text))
     assert loaded.source == "inline.yaml"
+
+
+def test_libyaml_and_pure_python_loaders_read_the_same_topology(repo_root):
+    """The fast loader is libyaml; the pure-Python one is the reference for data and errors."""
+    import yaml
+
+    from generator import topology as module
+    from benchmarks.topologies import layered_topology
+
+    text = yaml.safe_dump(layered_topology(300), sort_keys=False)
+    fast = yaml.load(text, Loader=module._FastUniqueKeyLoader)  # noqa: S506
+    reference = yaml.load(text, Loader=module._UniqueKeyLoader)  # noqa: S506
+    assert fast == reference
+    default = (repo_root / "topology.yaml").read_text()
+    assert yaml.load(default, Loader=module._FastUniqueKeyLoader) == yaml.load(  # noqa: S506
+        default, Loader=module._UniqueKeyLoader)  # noqa: S506
+    assert yaml.__with_libyaml__  # the measured speed needs it; PyYAML wheels ship it
+    with pytest.raises(module.TopologyError, match="duplicate key 'a'"):
+        module.parse("app: x\nnamespace: x.y\nservices:\n  a: {port: 1}\n  a: {port: 2}\n")

@@ -117,6 +117,15 @@ def test_pass_role_goes_only_to_the_listed_services(default_templates):
         assert set(services) <= set(bootstrap.PASS_ROLE_SERVICES)
 
 
+def test_service_linked_roles_only_of_ecs_autoscaling_and_the_load_balancer(default_templates):
+    """The account's first ALB creates ELB's service-linked role, which no ELB schema lists."""
+    documents = role_documents(default_templates["bootstrap.yaml"], DEPLOY_ROLE)
+    (statement,) = _allow_statements_matching(documents, "iam:CreateServiceLinkedRole")
+    names = statement["Condition"]["StringEquals"]["iam:AWSServiceName"]
+    assert set(names) == {"ecs.amazonaws.com", "ecs.application-autoscaling.amazonaws.com",
+                          "elasticloadbalancing.amazonaws.com"}
+
+
 def test_the_deploy_role_never_lifts_a_boundary_nor_changes_the_boundary_policy(
         default_templates):
     documents = role_documents(default_templates["bootstrap.yaml"], DEPLOY_ROLE)

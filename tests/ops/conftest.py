@@ -239,10 +239,13 @@ def cluster_template(topology, parameters: dict) -> dict:
         "NamespaceArn": {"Value": "arn:aws:servicediscovery:us-east-1:123456789012:"
                                   "namespace/ns-test", "Export": _export("NamespaceArn")},
         "VpcId": {"Value": {"Ref": "VpcId"}, "Export": _export("VpcId")},
-        "PrivateSubnetIds": {"Value": {"Fn::Join": [",", {"Ref": "PrivateSubnetIds"}]}},
+        "PrivateSubnetIds": {"Value": {"Ref": "PrivateSubnetIds"}},
     }
     if topology.service_connect_tls:  # the real one is GetAtt of the role it creates
         outputs["ServiceConnectTlsRoleArn"] = {"Value": TLS_ROLE_ARN}
+    # Lists as Strings: moto cannot update a stack that keeps a list parameter.
+    parameters = {name: _as_string(spec) if "List" in spec.get("Type", "") else spec
+                  for name, spec in parameters.items()}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": parameters,
             "Resources": resources, "Outputs": outputs}
 

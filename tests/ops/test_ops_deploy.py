@@ -222,3 +222,142 @@ def test_missing_first_deploy_input_is_one_line_and_exit_2(project, run, argv, m
 
     assert code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def _executed_and_deleted(boto, monkeypatch):
+    """(operation, stack) of every CreateChangeSet and DeleteStack, in call order."""
+    import botocore.client
+
+    calls = []
+    real = botocore.client.BaseClient._make_api_call
+
+    def spy(self, operation, params):
+        if operation in ("CreateChangeSet", "DeleteStack"):
+            calls.append((operation, params["StackName"].split("/")[1]
+                          if params["StackName"].startswith("arn:") else params["StackName"],
+                          "TemplateURL" in params))
+        return real(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", spy)
+    return calls
+
+
+def test_removing_a_service_deletes_its_stacks_around_the_update_of_the_rest(
+        project, run, boto, monkeypatch):
+    assert run(project.first_deploy_argv())[0] == 0
+    project.topology_path.write_text(project.topology_path.read_text().replace(
+        "  cache:\n    port: 6379\n", ""), encoding="utf-8")
+    calls = _executed_and_deleted(boto, monkeypatch)
+
+    code, out, err = run(project.deploy_argv())
+
+    assert (code, err) == (0, ""), out
+    order = [(operation, stack) for operation, stack, _ in calls]
+    # The removed service's stack goes first, before the cluster changes; its task
+    # security group last, once no callee's rule can still import it.
+    assert order[0] == ("DeleteStack", "shop-cache")
+    assert order[1] == ("CreateChangeSet", "shop-cluster")
+    assert order[-1] == ("DeleteStack", "shop-cache-network")
+    live = {s["StackName"] for s in boto("cloudformation").describe_stacks()["Stacks"]}
+    assert "shop-cache" not in live and "shop-cache-network" not in live
+    assert {"shop-store", "shop-server", "shop-client", "shop-cluster"} <= live
+    assert stack_results(out)["shop-cache"] == "deleted"
+
+
+def test_deploying_some_services_never_prunes_the_others(project, run, boto):
+    assert run(project.first_deploy_argv())[0] == 0
+    project.topology_path.write_text(project.topology_path.read_text().replace(
+        "  cache:\n    port: 6379\n", ""), encoding="utf-8")
+
+    code, out, _ = run(project.deploy_argv("store"))
+
+    assert code == 0
+    live = {s["StackName"] for s in boto("cloudformation").describe_stacks()["Stacks"]}
+    assert "shop-cache" in live and "deleted" not in out
+
+
+def test_a_scaled_out_service_stays_scaled_out_across_a_deploy(project, run, boto):
+    """Target tracking sets the ECS service's desiredCount; a deploy must not undo it."""
+    assert run(project.first_deploy_argv())[0] == 0
+    boto("ecs").update_service(cluster="shop-cluster", service="store", desiredCount=3)
+
+    code, out, _ = run(project.deploy_argv("--image", NEW_IMAGE))
+
+    assert code == 0, out
+    assert parameters(boto, "shop-store")["DesiredCount"] == "3"
+    (service,) = boto("ecs").describe_services(cluster="shop-cluster",
+                                               services=["store"])["services"]
+    assert service["desiredCount"] == 3
+    # Unscaled services keep theirs, with no change to the parameter.
+    assert parameters(boto, "shop-cache")["DesiredCount"] == "1"
+
+
+def test_a_template_over_51200_bytes_goes_by_s3_url(project, run, boto, monkeypatch, moto):
+    # moto's CloudFormation reads a TemplateURL from its own S3 only for a localhost URL.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.replace("127.0.0.1", "localhost"))
+    import json
+
+    cluster = json.loads((project.templates / "cluster.yaml").read_text())
+    cluster["Metadata"] = {"Padding": ["x" * 1000] * 60}
+    (project.templates / "cluster.yaml").write_text(json.dumps(cluster), encoding="utf-8")
+    assert len((project.templates / "cluster.yaml").read_bytes()) > 51_200
+    boto("s3").create_bucket(Bucket="shop-templates")
+    calls = _executed_and_deleted(boto, monkeypatch)
+
+    code, out, err = run(project.first_deploy_argv("--template-bucket", "shop-templates"))
+
+    assert (code, err) == (0, ""), out
+    by_url = {stack for operation, stack, url in calls if operation == "CreateChangeSet" and url}
+    assert by_url == {"shop-cluster"}  # the others are small enough to go inline
+    (stored,) = boto("s3").list_objects_v2(Bucket="shop-templates")["Contents"]
+    assert stored["Key"].startswith("templates/") and stored["Size"] > 51_200
+
+
+def test_a_template_over_51200_bytes_without_a_bucket_is_one_line(project, run, boto):
+    import json
+
+    cluster = json.loads((project.templates / "cluster.yaml").read_text())
+    cluster["Metadata"] = {"Padding": ["x" * 1000] * 60}
+    (project.templates / "cluster.yaml").write_text(json.dumps(cluster), encoding="utf-8")
+
+    code, _, err = run(project.first_deploy_argv())
+
+    assert code == 2
+    assert err.count("\n") == 1 and "51,200-byte inline limit" in err and "--template-bucket" in err
+    assert boto("cloudformation").describe_stacks()["Stacks"] == []  # nothing was touched
+
+
+def test_no_permissions_boundary_is_one_line_before_any_stack_changes(project, run, boto):
+    argv = [a for a in project.first_deploy_argv() if a != BOUNDARY]
+    argv.remove("--permissions-boundary")
+
+    code, _, err = run(argv)
+
+    assert code == 2 and err.count("\n") == 1
+    assert "no permissions boundary" in err and "python -m generator bootstrap" in err
+    assert boto("cloudformation").describe_stacks()["Stacks"] == []
+
+
+def test_deploy_calls_only_what_the_deploy_step_role_is_derived_from(project, run, boto,
+                                                                     monkeypatch, moto):
+    """Every boto3 call of a first deploy, a redeploy with a removed service, and an S3
+    upload is declared in DEPLOY_OPERATIONS, from which pipeline.iam derives the role."""
+    from generator.awsfacts import operations
+    from iam.recording import BotoCallRecorder
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.replace("127.0.0.1", "localhost"))
+    boto("s3").create_bucket(Bucket="shop-templates")
+    with BotoCallRecorder().recording() as recorder:
+        assert run(project.first_deploy_argv())[0] == 0
+        project.topology_path.write_text(project.topology_path.read_text().replace(
+            "  cache:\n    port: 6379\n", ""), encoding="utf-8")
+        import json
+
+        cluster = json.loads((project.templates / "cluster.yaml").read_text())
+        cluster["Metadata"] = {"Padding": ["x" * 1000] * 60}
+        (project.templates / "cluster.yaml").write_text(json.dumps(cluster), encoding="utf-8")
+        assert run(project.deploy_argv("--template-bucket", "shop-templates"))[0] == 0
+    assert {"cloudformation.DeleteStack", "s3.PutObject", "ecs.DescribeServices",
+            "cloudformation.CreateChangeSet"} <= recorder.operations
+    assert recorder.operations <= operations.DEPLOY_OPERATIONS, (
+        recorder.operations - operations.DEPLOY_OPERATIONS)

@@ -110,6 +110,7 @@ def test_the_tls_role_comes_from_the_cluster_stacks_outputs(mixed):
     deployment.options = DeployOptions(templates_dir=mixed.templates,
                                        permissions_boundary="arn:aws:iam::1:policy/b")
     deployment.bootstrap = {}
+    deployment.boundary = "arn:aws:iam::1:policy/b"
     values = deployment._deploy_values()
     assert values[names.TLS_ROLE_PARAMETER] == TLS_ROLE_ARN
     assert values[names.SUBNETS_PARAMETER] == "subnet-0a,subnet-0b"

@@ -204,3 +204,15 @@ def test_storage_is_locked_down(seed_pipeline):
     assert repository["Properties"]["ImageTagMutability"] == "IMMUTABLE"
     assert repository["Properties"]["ImageScanningConfiguration"] == {"ScanOnPush": True}
     assert "imageCountMoreThan" in json.dumps(repository["Properties"]["LifecyclePolicy"])
+
+
+def test_the_pipeline_role_changes_only_its_own_stack(seed_pipeline):
+    """The app's stacks are the deploy step's (as the deploy role); the pipeline itself
+    only runs UpdatePipeline on its own stack."""
+    role = seed_pipeline["Resources"]["PipelineRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    (cloudformation,) = [s for s in statements
+                         if any(a.startswith("cloudformation:") for a in s["Action"])]
+    assert cloudformation["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:cloudformation:"
+                                           "${AWS::Region}:${AWS::AccountId}:stack/"
+                                           "${AWS::StackName}/*"}]
