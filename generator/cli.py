@@ -182,7 +182,8 @@ def parser() -> argparse.ArgumentParser:
     generate = with_topology(commands.add_parser(
         "generate", help="write templates/ from the topology"))
     generate.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                          help=f"output directory (default: {DEFAULT_OUT})")
+                          help=f"output directory (default: {DEFAULT_OUT}); samconfig.toml "
+                               "is written beside it, in its parent directory")
     generate.add_argument("--check", action="store_true",
                           help="write nothing; exit 1 if the files on disk are stale")
     generate.add_argument("--lint", action="store_true",

@@ -10,7 +10,6 @@ from conftest import (
 )
 from generator import names
 from generator.stacks import cluster as cluster_stack
-from generator.stacks import service as service_stack
 
 PIPELINE_REPOSITORY = {"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:"
                                   "repository/${AppName}/service"}
