@@ -461,6 +461,10 @@ class _Validator:
             if "," in item:
                 raise self.fail(f"{where}[{index}]", "commas are not supported: the command "
                                 "reaches the template as a comma-delimited list")
+            if item != item.strip():
+                # CloudFormation trims each item of a CommaDelimitedList.
+                raise self.fail(f"{where}[{index}]", "leading or trailing spaces would be "
+                                "trimmed (a comma-delimited list parameter); remove them")
         return tuple(value)
 
     def secrets(self, value: Any, where: str) -> tuple[tuple[str, str], ...]:
