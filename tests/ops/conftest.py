@@ -190,6 +190,21 @@ def project(tmp_path, boto) -> Project:
     return make_project(tmp_path, boto, TOPOLOGY)
 
 
+@pytest.fixture
+def project_factory(tmp_path, boto):
+    """make_project for another topology: factory(subdir, topology_text, files=None)."""
+    def make(subdir: str, topology_text: str, files: dict[str, str] | None = None) -> Project:
+        return make_project(tmp_path / subdir, boto, topology_text, files)
+
+    return make
+
+
+@pytest.fixture
+def tls_role_arn() -> str:
+    """What the stand-in cluster stack outputs as ServiceConnectTlsRoleArn."""
+    return TLS_ROLE_ARN
+
+
 def make_project(tmp_path: Path, boto, topology_text: str,
                  files: dict[str, str] | None = None) -> Project:
     """`project` for any topology text; `files` (relative path -> text) are written beside

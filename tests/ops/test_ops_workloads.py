@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from conftest import TLS_ROLE_ARN, make_project
 from test_ops_verify import register_endpoints
 
 ACCOUNT = "123456789012"
@@ -47,9 +46,8 @@ def images_for(commit: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def mixed(tmp_path, boto):
-    return make_project(tmp_path / "mixed", boto, MIXED,
-                        files={"apps/orders/Dockerfile": DOCKERFILE})
+def mixed(project_factory):
+    return project_factory("mixed", MIXED, files={"apps/orders/Dockerfile": DOCKERFILE})
 
 
 def parameters(boto, stack: str) -> dict[str, str]:
@@ -91,7 +89,7 @@ def test_each_service_runs_its_own_image_and_verify_passes(mixed, run, boto):
     assert out.startswith("verify: OK: 3 service(s) in shop")
 
 
-def test_the_tls_role_comes_from_the_cluster_stacks_outputs(mixed):
+def test_the_tls_role_comes_from_the_cluster_stacks_outputs(mixed, tls_role_arn):
     from generator import names
     from generator.ops.deploy import Deployment, DeployOptions
 
@@ -103,7 +101,7 @@ def test_the_tls_role_comes_from_the_cluster_stacks_outputs(mixed):
                                 "Parameters": [{"ParameterKey": "PrivateSubnetIds",
                                                 "ParameterValue": "subnet-0a,subnet-0b"}],
                                 "Outputs": [{"OutputKey": names.TLS_ROLE_OUTPUT,
-                                             "OutputValue": TLS_ROLE_ARN}]}]}
+                                             "OutputValue": tls_role_arn}]}]}
 
     deployment = Deployment.__new__(Deployment)
     deployment.cfn, deployment.topology = Cfn(), mixed.topology
@@ -112,7 +110,7 @@ def test_the_tls_role_comes_from_the_cluster_stacks_outputs(mixed):
     deployment.bootstrap = {}
     deployment.boundary = "arn:aws:iam::1:policy/b"
     values = deployment._deploy_values()
-    assert values[names.TLS_ROLE_PARAMETER] == TLS_ROLE_ARN
+    assert values[names.TLS_ROLE_PARAMETER] == tls_role_arn
     assert values[names.SUBNETS_PARAMETER] == "subnet-0a,subnet-0b"
 
 

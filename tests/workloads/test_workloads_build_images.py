@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LEDGER, NGINX, REPO, write_project
+from workloads_kit import LEDGER, NGINX, REPO, write_project
 
 REPOSITORY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/service"
 COMMIT = "3f2c1ab0d4e5f60718293a4b5c6d7e8f90a1b2c3"

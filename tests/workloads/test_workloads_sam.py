@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LEDGER, NGINX, REPO, params, run_cli
+from workloads_kit import LEDGER, NGINX, REPO, params, run_cli
 from generator import plan as plan_module
 from generator import topology as topology_module
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import (
+from workloads_kit import (
     ACCOUNT, API_PARAMETER, CA_ARN, CERT_ARN, DB_SECRET, KMS_KEY, LEDGER, LEDGER_REPOSITORY,
     NGINX, load_yaml, params, run_cli, snapshot,
 )
@@ -185,7 +185,7 @@ def test_plan_warns_of_http_only_and_names_no_secret(project):
 
 def test_a_generate_with_a_quota_refusal_writes_nothing_either(tmp_path):
     """Each distinct secret name is a parameter of the one template: 200 at most."""
-    from conftest import write_project
+    from workloads_kit import write_project
 
     # 200 names over two services (100 each keeps each execution role's policy in size).
     first = " ".join(f"S{i}: {DB_SECRET}," for i in range(100))
@@ -213,7 +213,7 @@ def _secrets_topology(count: int, name_length: int) -> str:
 def test_the_execution_roles_policy_size_is_checked_at_generate_time(tmp_path):
     """IAM allows 10,240 characters of inline policy per role; every ARN a service names
     is in its execution role's policy, so many long ones are refused before writing."""
-    from conftest import write_project
+    from workloads_kit import write_project
     from generator import quotacheck, topology as topology_module
 
     fits = write_project(tmp_path / "fits", _secrets_topology(30, 200), directories=())

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import (
+from workloads_kit import (
     CA_ARN, CERT_ARN, DB_SECRET, KMS_KEY, LEDGER, LEDGER_REPOSITORY, NGINX, WORKLOADS_TOPOLOGY,
     run_cli, snapshot, write_project,
 )
