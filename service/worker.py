@@ -73,6 +73,8 @@ def _why_malformed(raw: bytes) -> str:
         # went away in the middle of the head.
         return "header line not ended by CRLF"
     return f"malformed header line {raw[:80]!r}"
+
+
 # RFC 9112 3: method SP request-target SP HTTP-version CRLF, single spaces, HTTP/1.0 or 1.1
 # (what pywsgi would also read as HTTP/0.9 or split on any whitespace). The method rules
 # are Gunicorn's: 3 to 20 token characters without lowercase letters or "#".
