@@ -6,7 +6,9 @@ and prints medians over the rounds. It prints and records; it never asserts.
 
 Environment knobs: SERVICE_BENCH_ROUNDS (default 3), SERVICE_BENCH_SECONDS (default 10),
 SERVICE_BENCH_CONNECTIONS (default "32,64"), SERVICE_BENCH_ENDPOINTS (default "hello,hop"; e.g.
-"hop" to measure only the peer hop), EXPRESS_ANCHOR (default ../shared/anchors/express).
+"hop" to measure only the peer hop), EXPRESS_ANCHOR (default ../shared/anchors/express),
+SERVICE_BENCH_GUNICORN_ARGS (added to our Gunicorn command line; "--worker-class gevent"
+measures Gunicorn's own parser and gevent worker, the other route issue 11 weighed).
 
 `python -m benchmarks.service_bench overrides` measures what each of service/worker.py's
 pywsgi overrides saves: in one process (min of repeats, so a busy machine disturbs it
@@ -79,7 +81,7 @@ def main() -> int:
         return 0
     anchor = Path(os.environ.get("EXPRESS_ANCHOR", REPO.parent / "shared" / "anchors" / "express"))
     with ExitStack() as stack:
-        sides = [start_ours(stack)]
+        sides = [start_ours(stack, os.environ.get("SERVICE_BENCH_GUNICORN_ARGS", "").split())]
         if not (anchor / "server.js").is_file():
             print(f"service benchmark: no Express anchor at {anchor}; measuring ours only, "
                   "no comparison")
