@@ -6,7 +6,9 @@ and prints medians over the rounds. It prints and records; it never asserts.
 
 Environment knobs: SERVICE_BENCH_ROUNDS (default 3), SERVICE_BENCH_SECONDS (default 10),
 SERVICE_BENCH_CONNECTIONS (default "32,64"), SERVICE_BENCH_ENDPOINTS (default "hello,hop"; e.g.
-"hop" to measure only the peer hop), EXPRESS_ANCHOR (default ../shared/anchors/express).
+"hop" to measure only the peer hop), EXPRESS_ANCHOR (default ../shared/anchors/express),
+SERVICE_BENCH_GUNICORN_ARGS (added to our Gunicorn command line; "--worker-class gevent"
+measures Gunicorn's own parser and gevent worker, the other route issue 11 weighed).
 
 `python -m benchmarks.service_bench overrides` measures what each of service/worker.py's
 pywsgi overrides saves: in one process (min of repeats, so a busy machine disturbs it
@@ -29,7 +31,7 @@ import threading
 import time
 import urllib.request
 from contextlib import ExitStack
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +52,9 @@ class WrkResult:
     p99_ms: float
     errors: int
     requests: int
+    # CPU time (user + system) of the side's caller and callee processes per request: the
+    # figure a machine shared with other work disturbs least.
+    cpu_us_per_request: float = 0.0
 
 
 @dataclass
@@ -76,7 +81,7 @@ def main() -> int:
         return 0
     anchor = Path(os.environ.get("EXPRESS_ANCHOR", REPO.parent / "shared" / "anchors" / "express"))
     with ExitStack() as stack:
-        sides = [start_ours(stack)]
+        sides = [start_ours(stack, os.environ.get("SERVICE_BENCH_GUNICORN_ARGS", "").split())]
         if not (anchor / "server.js").is_file():
             print(f"service benchmark: no Express anchor at {anchor}; measuring ours only, "
                   "no comparison")
@@ -106,11 +111,15 @@ def run_rounds(wrk, sides, connections, rounds, seconds, endpoints=ENDPOINTS):
                 # Alternate who goes first so neither side always gets the cooler machine.
                 ordered = sides if round_number % 2 == 0 else list(reversed(sides))
                 for side in ordered:
+                    ticks = cpu_ticks(side.pids)
                     result = run_wrk(wrk, url_for(side, endpoint), conns, seconds)
+                    result.cpu_us_per_request = ((cpu_ticks(side.pids) - ticks) * 1e6
+                                                 / os.sysconf("SC_CLK_TCK") / max(result.requests, 1))
                     results.setdefault((endpoint, conns, side.name), []).append(result)
                     print(f"  {side.name:8} {endpoint:5} c={conns:<3} round {round_number + 1}: "
                           f"{result.requests_per_second:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                          f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}", flush=True)
+                          f"p99 {result.p99_ms:7.2f} ms  errors {result.errors}  "
+                          f"CPU {result.cpu_us_per_request:5.0f} us/request", flush=True)
     return results
 
 
@@ -118,7 +127,8 @@ def report(results, peak_rss, connections, rounds, seconds, endpoints=ENDPOINTS)
     names = sorted({name for (_, _, name) in results}, key=lambda n: n != "ours")
     print(f"\nservice benchmark: medians of {rounds} rounds x {seconds} s, wrk -t{WRK_THREADS}, "
           f"loopback; hello = GET /, hop = ours GET /peers (one peer) vs Express GET /health")
-    header = f"{'endpoint':8} {'conns':>5} {'side':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+    header = (f"{'endpoint':8} {'conns':>5} {'side':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'errors':>7} {'CPU us/req':>8}")
     print(header)
     summary = []
     for endpoint in endpoints:
@@ -132,10 +142,11 @@ def report(results, peak_rss, connections, rounds, seconds, endpoints=ENDPOINTS)
                     p99_ms=statistics.median(r.p99_ms for r in runs),
                     errors=sum(r.errors for r in runs),
                     requests=sum(r.requests for r in runs),
+                    cpu_us_per_request=statistics.median(r.cpu_us_per_request for r in runs),
                 )
                 m = medians[name]
                 print(f"{endpoint:8} {conns:>5} {name:8} {m.requests_per_second:9.0f} "
-                      f"{m.p50_ms:8.2f} {m.p99_ms:8.2f} {m.errors:>7}")
+                      f"{m.p50_ms:8.2f} {m.p99_ms:8.2f} {m.errors:>7} {m.cpu_us_per_request:8.0f}")
             row = {"endpoint": endpoint, "connections": conns,
                    **{name: asdict(m) for name, m in medians.items()}}
             if "express" in medians:
@@ -379,23 +390,15 @@ def measure_overrides() -> int:
     if wrk is None:
         print("end to end: skipped, no wrk")
         return 0
-    cpu_us: dict[str, list[float]] = {}
     with ExitStack() as stack:
-        sides = {name: start_ours(stack, extra) for name, extra in
-                 (("worker", []), ("stock", ["--worker-class", "benchmarks.service_bench.StockWorker"]))}
-        for side in sides.values():
-            run_wrk(wrk, url_for(side, "hop"), 64, 2)
-        for round_number in range(rounds):
-            names = list(sides) if round_number % 2 == 0 else list(reversed(sides))
-            for name in names:
-                side = sides[name]
-                before = cpu_ticks(side.pids)
-                result = run_wrk(wrk, url_for(side, "hop"), 64, seconds)
-                used = (cpu_ticks(side.pids) - before) / os.sysconf("SC_CLK_TCK")
-                cpu_us.setdefault(name, []).append(used * 1e6 / max(result.requests, 1))
-    worker, stock = (statistics.median(cpu_us[name]) for name in ("worker", "stock"))
+        sides = [start_ours(stack),
+                 replace(start_ours(stack, ["--worker-class", "benchmarks.service_bench.StockWorker"]),
+                         name="stock")]
+        results = run_rounds(wrk, sides, [64], rounds, seconds, ["hop"])
+    worker, stock = (statistics.median(r.cpu_us_per_request for r in results[("hop", 64, name)])
+                     for name in ("ours", "stock"))
     print(f"end to end, hop at 64 connections, CPU of caller+callee per hop (median of {rounds}):"
-          f" worker {worker:.0f} us, every pywsgi override dropped {stock:.0f} us"
+          f" worker {worker:.0f} us, every pywsgi speed override dropped {stock:.0f} us"
           f" ({(stock / worker - 1) * 100:+.0f}%)")
     return 0
 
