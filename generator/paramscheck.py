@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+import cfn_flip
 
 from generator.awsfacts.quotas import PARAMETER_VALUE_BYTES
 from generator.lintreport import Finding
@@ -21,29 +21,9 @@ def service_contract(template_path: Path) -> tuple[dict, dict]:
 
 
 def service_contract_text(text: str) -> tuple[dict, dict]:
-    document = yaml.load(text, Loader=_IntrinsicLoader)  # noqa: S506
-    return document.get("Parameters", {}), document.get("Rules", {})
-
-
-class _IntrinsicLoader(yaml.SafeLoader):
-    """Reads CloudFormation's short forms (!Ref X, !Equals [...]) as their long forms."""
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-_IntrinsicLoader.add_multi_constructor("!", _construct_intrinsic)
+    # cfn-flip (troposphere's own YAML layer) reads !Ref-style short forms as long forms.
+    document = cfn_flip.load_yaml(text)
+    return dict(document.get("Parameters", {})), dict(document.get("Rules", {}))
 
 
 def check_params_file(path: Path, parameters: dict, rules: dict) -> list[Finding]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import yaml
+import cfn_flip
 
 from generator import paramscheck
 from generator.awsfacts import quotas
@@ -22,16 +22,6 @@ PARAMS_PREFIX = "params/"
 
 class QuotaError(TopologyError):
     """A topology past an AWS quota; str() is the one-line message."""
-
-
-class _Loader(yaml.SafeLoader):
-    """Reads !Ref-style short forms as plain values: only the shape is counted here."""
-
-
-_Loader.add_multi_constructor("!", lambda loader, suffix, node: (
-    loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
-    else loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode)
-    else loader.construct_mapping(node, deep=True)))
 
 
 def inbound_rules(topology: Topology, service) -> int:
@@ -77,7 +67,7 @@ def check_templates(topology: Topology, files: Mapping[str, bytes],
                              f"{quotas.TEMPLATE_URL_BYTES.limit:,}-byte template limit "
                              f"({quotas.CFN_QUOTAS}); split the topology")
         document = (documents[relative] if documents and relative in documents
-                    else yaml.load(content, Loader=_Loader))  # noqa: S506 - SafeLoader subclass
+                    else cfn_flip.load_yaml(content.decode("utf-8")))
         counts = (
             (quotas.RESOURCES_PER_TEMPLATE, _resources(document, max(1, most_callers))),
             (quotas.OUTPUTS_PER_TEMPLATE, len(document.get("Outputs") or {})),

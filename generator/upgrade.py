@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import cfn_flip
 import yaml
 
 from generator.awsfacts import quotas, schemas
@@ -119,37 +120,10 @@ class Environment:
 
 # --- reading templates -------------------------------------------------------------------
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short forms turned into their JSON forms (!Ref -> Ref)."""
-
-
-def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "Condition":
-        return {"Condition": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _short_form)
-# Dates stay strings (AWSTemplateFormatVersion: 2010-09-09 unquoted is a date in YAML).
-_CloudFormationLoader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def parse_template(text: str, source: str = "template") -> dict:
     try:
-        document = yaml.load(text, Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader
+        # cfn-flip (troposphere's own YAML layer) reads short forms as their long forms.
+        document = json.loads(json.dumps(cfn_flip.load_yaml(text), default=str))
     except yaml.YAMLError as err:
         raise UpgradeInputError(f"{source}: not YAML: {' '.join(str(err).split())}") from None
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
