@@ -181,7 +181,7 @@ def main() -> int:
     for name in stats:
         stats[name]["cpu_median"] = statistics.median(cpu[name])
     width = max(map(len, stats))
-    print(f"\nwall-clock seconds; cpu = user+sys of all processes of the variant (median)")
+    print("\nwall-clock seconds; cpu = user+sys of all processes of the variant (median)")
     print(f"{'variant':<{width}}  median     min     max     cpu")
     for name, s in stats.items():
         marker = "   (warm: cache hit, not the headline)" if "warm" in name else ""

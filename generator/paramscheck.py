@@ -17,12 +17,8 @@ from generator.names import DEPLOY_TIME_PARAMETERS
 
 
 def service_contract(template_path: Path) -> tuple[dict, dict]:
-    return service_contract_text(template_path.read_text(encoding="utf-8"))
-
-
-def service_contract_text(text: str) -> tuple[dict, dict]:
     # cfn-flip (troposphere's own YAML layer) reads !Ref-style short forms as long forms.
-    document = cfn_flip.load_yaml(text)
+    document = cfn_flip.load_yaml(template_path.read_text(encoding="utf-8"))
     return dict(document.get("Parameters", {})), dict(document.get("Rules", {}))
 
 

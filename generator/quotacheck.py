@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import cfn_flip
-
 from generator import paramscheck
 from generator.awsfacts import quotas
 from generator.topology import Topology, TopologyError
@@ -56,7 +54,7 @@ def _resources(document: dict, per_loop: int) -> int:
 
 
 def check_templates(topology: Topology, files: Mapping[str, bytes],
-                    documents: Mapping[str, dict] | None = None) -> None:
+                    documents: Mapping[str, dict]) -> None:
     most_callers = max((len(topology.callers(s)) for s in topology.services), default=0)
     for relative, content in sorted(files.items()):
         if not relative.endswith(".yaml"):
@@ -66,8 +64,7 @@ def check_templates(topology: Topology, files: Mapping[str, bytes],
             raise QuotaError(f"{relative}: {size:,} bytes, over CloudFormation's "
                              f"{quotas.TEMPLATE_URL_BYTES.limit:,}-byte template limit "
                              f"({quotas.CFN_QUOTAS}); split the topology")
-        document = (documents[relative] if documents and relative in documents
-                    else cfn_flip.load_yaml(content.decode("utf-8")))
+        document = documents[relative]
         counts = (
             (quotas.RESOURCES_PER_TEMPLATE, _resources(document, max(1, most_callers))),
             (quotas.OUTPUTS_PER_TEMPLATE, len(document.get("Outputs") or {})),
@@ -111,13 +108,10 @@ def check_account(topology: Topology) -> None:
                              f"{quota.limit} per account and region ({quota.source})")
 
 
-def check_params(files: Mapping[str, bytes], documents: Mapping[str, dict] | None = None) -> None:
+def check_params(files: Mapping[str, bytes], documents: Mapping[str, dict]) -> None:
     """lint's params checks (P1001-P1004), so that generate never writes a file lint rejects."""
-    if documents and SERVICE_TEMPLATE in documents:
-        service = documents[SERVICE_TEMPLATE]
-        parameters, rules = service.get("Parameters", {}), service.get("Rules", {})
-    else:
-        parameters, rules = paramscheck.service_contract_text(files[SERVICE_TEMPLATE].decode())
+    service = documents[SERVICE_TEMPLATE]
+    parameters, rules = service.get("Parameters", {}), service.get("Rules", {})
     for relative, content in sorted(files.items()):
         if not relative.startswith(PARAMS_PREFIX):
             continue
@@ -172,9 +166,9 @@ def check_execution_roles(topology: Topology) -> None:
                 "(one JSON secret can hold several values)")
 
 
-def check(topology: Topology, files: Mapping[str, bytes],
-          documents: Mapping[str, dict] | None = None) -> None:
-    """`documents`: the templates as dicts (render.render_with_documents), to skip parsing."""
+def check(topology: Topology, files: Mapping[str, bytes], documents: Mapping[str, dict]) -> None:
+    """`files` and `documents` as render.render_with_documents returns them: the bytes to
+    write, and each template as the dict it was written from (nothing is parsed back)."""
     check_security_groups(topology)
     check_execution_roles(topology)
     check_account(topology)

@@ -1010,7 +1010,6 @@ class _DeployerModel:
     def request(self, account: Account, kind: str, stack: str, template: TemplateFile,
                 service: str | None) -> StackRequest:
         declared = template.parameters
-        existing = account.stacks.get(stack)
         cluster = account.stacks.get(self.cluster_stack())
         params_file = self.files.params.get(service, {}) if kind == "service" else {}
         values: dict[str, str] = {}

@@ -19,6 +19,7 @@ from awacs.aws import (
 from awacs.sts import AssumeRole
 from troposphere import AWS_ACCOUNT_ID, GetAtt, ImportValue, Ref, Sub, iam
 
+from generator import names
 from generator.awsfacts import operations
 from generator.topology import Topology
 
@@ -42,15 +43,15 @@ DEPLOY_PROJECT_SUFFIX = "deploy"
 
 def bootstrap_export(topology: Topology, output: str) -> ImportValue:
     """An export of the bootstrap stack (generator.stacks.bootstrap.outputs)."""
-    return ImportValue(f"{topology.app}-bootstrap-{output}")
+    return ImportValue(f"{topology.bootstrap_stack_name}-{output}")
 
 
 def deploy_role_arn(topology: Topology) -> ImportValue:
-    return bootstrap_export(topology, "DeployRoleArn")
+    return bootstrap_export(topology, names.DEPLOY_ROLE_EXPORT)
 
 
 def permissions_boundary_arn(topology: Topology) -> ImportValue:
-    return bootstrap_export(topology, "PermissionsBoundaryArn")
+    return bootstrap_export(topology, names.BOUNDARY_EXPORT)
 
 
 def _actions(prefix: str, *names: str) -> list[Action]:
@@ -186,12 +187,12 @@ def build_role(topology: Topology) -> iam.Role:
 
 def _template_bucket(topology: Topology) -> Sub:
     return Sub("arn:${AWS::Partition}:s3:::${Bucket}",
-               Bucket=bootstrap_export(topology, "TemplateBucketName"))
+               Bucket=bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT))
 
 
 def _template_bucket_objects(topology: Topology, pattern: str) -> Sub:
     return Sub("arn:${AWS::Partition}:s3:::${Bucket}/%s" % pattern,
-               Bucket=bootstrap_export(topology, "TemplateBucketName"))
+               Bucket=bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT))
 
 
 def verify_role(topology: Topology) -> iam.Role:
@@ -271,7 +272,7 @@ def _names(prefix: str, declared) -> set[str]:
 
 def _operation_scopes(topology: Topology) -> dict[str, list]:
     """IAM prefix -> the resources the declared operations of that prefix may touch."""
-    bucket = bootstrap_export(topology, "TemplateBucketName")
+    bucket = bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT)
     return {
         "cloudformation": [app_stacks(topology)],
         "ecs": [_arn("ecs", f"service/{topology.cluster_stack_name}/*")],

@@ -21,7 +21,7 @@ import json
 from awacs.aws import Action, Bool, Condition, Deny, PolicyDocument, Statement
 from awacs.aws import Principal as AwsPrincipal
 from troposphere import (
-    AWS_NO_VALUE, Equals, GetAtt, If, ImportValue, Join, Output, Parameter, Ref, Sub, Template,
+    AWS_NO_VALUE, Equals, GetAtt, If, Join, Output, Parameter, Ref, Sub, Template,
 )
 from troposphere import codebuild, codepipeline, ecr, logs, s3
 
@@ -49,11 +49,6 @@ CAPABILITIES = "CAPABILITY_IAM"
 NETWORK_PARAMETERS = (cluster_stack.VPC, cluster_stack.PRIVATE_SUBNETS,
                       cluster_stack.PUBLIC_SUBNETS)
 _LIST_PARAMETERS = (cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS)
-
-
-def bootstrap_import(topology: Topology, export: str) -> ImportValue:
-    """An export of the bootstrap stack (<app>-bootstrap), which holds the deploy role."""
-    return ImportValue(f"{topology.bootstrap_stack_name}-{export}")
 
 
 def parameters(topology: Topology) -> list[Parameter]:
@@ -262,7 +257,7 @@ def build_project(topology: Topology) -> codebuild.Project:
                 # check-upgrade compares with the templates the last Deploy left there.
                 codebuild.EnvironmentVariable(
                     Name="TEMPLATE_BUCKET", Type="PLAINTEXT",
-                    Value=bootstrap_import(topology, names.TEMPLATE_BUCKET_EXPORT)),
+                    Value=iam.bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT)),
             ],
         ),
         # pip's cache (buildspec.yml `cache: paths`) kept in the artifact bucket.
@@ -304,8 +299,8 @@ def deploy_project(topology: Topology) -> codebuild.Project:
         ("VPC_ID", Ref(cluster_stack.VPC)),
         ("PRIVATE_SUBNET_IDS", Join(",", Ref(cluster_stack.PRIVATE_SUBNETS))),
         ("PUBLIC_SUBNET_IDS", Join(",", Ref(cluster_stack.PUBLIC_SUBNETS))),
-        ("DEPLOY_ROLE_ARN", bootstrap_import(topology, names.DEPLOY_ROLE_EXPORT)),
-        ("TEMPLATE_BUCKET", bootstrap_import(topology, names.TEMPLATE_BUCKET_EXPORT)),
+        ("DEPLOY_ROLE_ARN", iam.bootstrap_export(topology, names.DEPLOY_ROLE_EXPORT)),
+        ("TEMPLATE_BUCKET", iam.bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT)),
     ]
     return _small_project(
         iam.DEPLOY_PROJECT, "deploy",
@@ -341,7 +336,7 @@ def _cloudformation_action(topology: Topology, name: str, run_order: int,
         RunOrder=run_order,
         Configuration={
             "ActionMode": "CREATE_UPDATE",
-            "RoleArn": bootstrap_import(topology, names.DEPLOY_ROLE_EXPORT),
+            "RoleArn": iam.bootstrap_export(topology, names.DEPLOY_ROLE_EXPORT),
             **configuration,
         },
     )

@@ -323,7 +323,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from generator.ops.deploy import upload_template
     from generator.awsfacts import quotas
     from generator.ops.report import Reporter
-    from generator.ops.stackflow import StackDeployer, StackRequest, current_stack
+    from generator.ops.stackflow import StackDeployer, StackRequest, current_stack, stack_outputs
 
     topology = _topology(args)
     given = bootstrap.parse_assignments(args.parameter)
@@ -349,8 +349,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if not outcome.ok:
         return _fail(f"bootstrap failed: {base_name}: {outcome.failure}", EXIT_FAILED)
-    outputs = {o["OutputKey"]: o.get("OutputValue", "")
-               for o in (current_stack(cfn, base_name) or {}).get("Outputs", [])}
+    outputs = stack_outputs(current_stack(cfn, base_name))
     stack = current_stack(cfn, stack_name)
     body = template.body
     url = None

@@ -32,7 +32,7 @@ from generator.ops import files
 from generator.ops.report import Reporter, table
 from generator.ops.stackflow import (
     PREVIOUS, StackDeployer, StackOutcome, StackRequest, change_set_type, current_stack,
-    previous_parameters,
+    previous_parameters, stack_outputs,
 )
 from generator.topology import Topology
 
@@ -189,10 +189,7 @@ class Deployment:
         return tuple(self.options.services) or tuple(known)
 
     def _bootstrap_outputs(self) -> dict[str, str]:
-        stack = current_stack(self.cfn, self.topology.bootstrap_stack_name)
-        if stack is None:
-            return {}
-        return {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+        return stack_outputs(current_stack(self.cfn, self.topology.bootstrap_stack_name))
 
     @property
     def prunes(self) -> bool:
@@ -250,16 +247,13 @@ class Deployment:
 
     def _deploy_values(self) -> dict[str, str]:
         """Subnets from the cluster stack as it now is, and the permissions boundary."""
-        cluster = previous_parameters(current_stack(self.cfn, self.topology.cluster_stack_name))
-        boundary = self.boundary
-        cluster_outputs = {
-            o["OutputKey"]: o.get("OutputValue", "")
-            for o in (current_stack(self.cfn, self.topology.cluster_stack_name) or {}).get(
-                "Outputs", [])}
+        stack = current_stack(self.cfn, self.topology.cluster_stack_name)
+        cluster = previous_parameters(stack)
+        cluster_outputs = stack_outputs(stack)
         return {
             names.SUBNETS_PARAMETER: cluster.get(names.PRIVATE_SUBNETS, ""),
             names.LOAD_BALANCER_SUBNETS_PARAMETER: cluster.get(names.PUBLIC_SUBNETS, ""),
-            names.BOUNDARY_PARAMETER: boundary,
+            names.BOUNDARY_PARAMETER: self.boundary,
             # Empty when topology.yaml has no service_connect_tls (the cluster stack then
             # has no such role, and no service's Tls block uses it).
             names.TLS_ROLE_PARAMETER: cluster_outputs.get(names.TLS_ROLE_OUTPUT, ""),

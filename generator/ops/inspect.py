@@ -12,7 +12,7 @@ from datetime import timezone
 from generator import names
 from generator.ops.aws import error_code
 from generator.ops.report import table
-from generator.ops.stackflow import current_stack
+from generator.ops.stackflow import current_stack, stack_outputs
 from generator.topology import Topology
 
 COMPLETE_STACK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
@@ -44,12 +44,12 @@ class ServiceState:
 
 def gather(cfn, ecs, discovery, topology: Topology) -> tuple[dict | None, list[ServiceState]]:
     cluster = current_stack(cfn, topology.cluster_stack_name)
-    outputs = _outputs(cluster)
+    outputs = stack_outputs(cluster)
     cluster_name = outputs.get(names.CLUSTER_NAME) or _physical_id(cfn, cluster, "Cluster")
     namespace = outputs.get(names.NAMESPACE_NAME, topology.namespace)
     stacks = {s.name: current_stack(cfn, topology.stack_name(s)) for s in topology.services}
     # The ECS service is named after the topology's service (ServiceName parameter).
-    ecs_names = {name: _outputs(stack).get("EcsServiceName", name)
+    ecs_names = {name: stack_outputs(stack).get("EcsServiceName", name)
                  for name, stack in stacks.items()}
     ecs_services = _describe_ecs(ecs, cluster_name, list(ecs_names.values())) if cluster_name else {}
     states = []
@@ -118,12 +118,6 @@ def status_table(states: list[ServiceState]) -> str:
 
 
 # --- reads -----------------------------------------------------------------------------
-
-
-def _outputs(stack: dict | None) -> dict[str, str]:
-    if not stack:
-        return {}
-    return {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
 
 
 def _physical_id(cfn, stack: dict | None, logical_id: str) -> str | None:

@@ -120,6 +120,13 @@ def previous_parameters(stack: dict | None) -> dict[str, str]:
     return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
 
 
+def stack_outputs(stack: dict | None) -> dict[str, str]:
+    """OutputKey -> OutputValue of a stack as DescribeStacks returns it ({} for None)."""
+    if not stack:
+        return {}
+    return {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+
+
 class StackDeployer:
     """Runs the flow for one stack at a time; safe to share between threads (boto3 clients
     are thread-safe, and the deployer keeps no per-stack state)."""

@@ -28,6 +28,7 @@ from awacs.aws import Principal as AwsPrincipal
 from awacs.sts import AssumeRole
 from troposphere import Export, GetAtt, Output, Ref, Sub, Template, encode_to_dict, iam, s3
 
+from generator import names
 from generator.awsfacts import operations, permissions, quotas
 from generator.stacks.cluster import TLS_MANAGED_POLICY_ACTIONS
 from generator.topology import Topology
@@ -40,9 +41,11 @@ TEMPLATE_BUCKET_POLICY = "TemplateBucketPolicy"
 TEMPLATE_RETENTION_DAYS = 30
 
 # The export names other stacks import (design notes: `<app>-bootstrap-<Output>`).
-DEPLOY_ROLE_ARN = "DeployRoleArn"
-PERMISSIONS_BOUNDARY_ARN = "PermissionsBoundaryArn"
-TEMPLATE_BUCKET_NAME = "TemplateBucketName"
+# Output keys and export suffixes: one spelling in generator.names, read by the pipeline
+# stack's imports and the deployer's output lookups.
+DEPLOY_ROLE_ARN = names.DEPLOY_ROLE_EXPORT
+PERMISSIONS_BOUNDARY_ARN = names.BOUNDARY_EXPORT
+TEMPLATE_BUCKET_NAME = names.TEMPLATE_BUCKET_EXPORT
 
 # Resource types of templates/network.yaml until generator.stacks.network exists on this
 # branch (design notes: the service's task security group only).
@@ -196,23 +199,23 @@ def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     """The deploy role's Allow statements: one or a few per service prefix."""
     scopes = _scopes(topology)
     result = []
-    for prefix, names in _by_prefix(actions).items():
+    for prefix, prefix_actions in _by_prefix(actions).items():
         sid = "".join(part.capitalize() for part in prefix.split("-"))
         if prefix == "iam":
-            result += _iam_statements(topology, set(names))
+            result += _iam_statements(topology, set(prefix_actions))
         elif prefix == "codestar-connections":
             # The connection is a parameter of the pipeline stack, unknown here; the
             # condition limits passing it to CodePipeline (AWS::CodePipeline::Pipeline's
             # schema lists codestar-connections:PassConnection for create and update;
             # condition key: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscodestarconnections.html).
             result.append(Statement(
-                Sid=sid, Effect=Allow, Action=_actions(names), Resource=["*"],
+                Sid=sid, Effect=Allow, Action=_actions(prefix_actions), Resource=["*"],
                 Condition=Condition(StringEquals("codestar-connections:PassedToService",
                                                  "codepipeline.amazonaws.com"))))
         elif prefix in scopes:
             types, arns = scopes[prefix]
-            scoped = [n for n in names if permissions.action_resource_types(n) & types]
-            unscoped = [n for n in names if n not in scoped]
+            scoped = [n for n in prefix_actions if permissions.action_resource_types(n) & types]
+            unscoped = [n for n in prefix_actions if n not in scoped]
             if scoped:
                 result.append(Statement(Sid=sid, Effect=Allow, Action=_actions(scoped),
                                         Resource=arns))
@@ -221,7 +224,7 @@ def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
                 result.append(Statement(Sid=sid + "AnyResource", Effect=Allow,
                                         Action=_actions(unscoped), Resource=["*"]))
         else:
-            result.append(Statement(Sid=sid, Effect=Allow, Action=_actions(names),
+            result.append(Statement(Sid=sid, Effect=Allow, Action=_actions(prefix_actions),
                                     Resource=["*"]))
     return result
 
@@ -318,8 +321,8 @@ def deploy_role() -> iam.Role:
         # with it, and CloudFormation needs it to update or delete them.
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
-        Description=f"CloudFormation runs the app's cluster, network, service and pipeline "
-                    f"stacks as this role",
+        Description="CloudFormation runs the app's cluster, network, service and pipeline "
+                    "stacks as this role",
         # The trust documented for a CloudFormation service role:
         # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html
         AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(

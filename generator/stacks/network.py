@@ -9,7 +9,7 @@ Like service.yaml, it is one template deployed once per service.
 """
 from __future__ import annotations
 
-from troposphere import Export, GetAtt, ImportValue, Output, Parameter, Ref, Sub, Tags, Template, ec2
+from troposphere import Export, GetAtt, ImportValue, Output, Parameter, Sub, Tags, Template, ec2
 
 from generator import names
 from generator.topology import Topology

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from templates_iam import attached_managed_policies, inline_policies, role_documents, roles
+from templates_iam import role_documents, roles
 from generator.awsfacts import permissions
 from generator.stacks import bootstrap
 

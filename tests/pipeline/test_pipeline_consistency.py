@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import lint, render
+from generator import render
 from generator import topology as topology_module
 from pipeline import stack as pipeline_stack
 

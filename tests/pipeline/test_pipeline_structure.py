@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
 
-from generator import names
 from pipeline import stack as pipeline_stack
 
 
@@ -70,7 +68,7 @@ def test_approval_stage_exists_only_when_switched_on(seed_pipeline):
     assert seed_pipeline["Conditions"][condition] == {
         "Fn::Equals": [{"Ref": "RequireApproval"}, "true"]}
     # Approval comes after the self-update and before any app stack.
-    names = stage_names(seed_pipeline)  # noqa: F811 - local list of stage names
+    names = stage_names(seed_pipeline)
     assert names.index("UpdatePipeline") < names.index("Approval") < names.index("Deploy")
 
 

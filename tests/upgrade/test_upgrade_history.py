@@ -6,7 +6,7 @@ import pytest
 
 from generator import upgrade
 
-from upgrade_fixtures import HISTORY, render_topology
+from upgrade_fixtures import HISTORY
 
 STEPS = [f"{before} -> {after}" for (before, _), (after, _) in zip(HISTORY, HISTORY[1:])]
 

@@ -11,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from generator.ops.files import _TolerantLoader
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -108,34 +107,10 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 
 def load_yaml(path: Path) -> dict:
-    import yaml
+    """A template with its short forms (!Ref, !If) as long forms, through cfn-flip."""
+    import cfn_flip
 
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_IntrinsicLoader)
-
-
-class _IntrinsicLoader(_TolerantLoader):
-    """!Ref X -> {"Ref": X}, !If [...] -> {"Fn::If": [...]}: the long forms."""
-
-
-def _long_form(loader, suffix, node):
-    import yaml
-
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    if suffix == "Condition":
-        return {"Condition": value}
-    return {f"Fn::{suffix}": value}
-
-
-_IntrinsicLoader.add_multi_constructor("!", _long_form)
+    return json.loads(json.dumps(cfn_flip.load_yaml(path.read_text(encoding="utf-8"))))
 
 
 def params(root: Path, service: str) -> dict[str, str]:
