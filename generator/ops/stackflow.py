@@ -108,10 +108,18 @@ def check_deployable(stack: dict | None) -> None:
 
 def change_set_type(stack: dict | None) -> str:
     # A stack left in REVIEW_IN_PROGRESS by a never-executed CREATE change set has no
-    # resources yet; CloudFormation accepts only another CREATE change set for it.
-    if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+    # resources yet; CloudFormation accepts only another CREATE change set for it. A stack
+    # whose first create failed is deleted first (StackDeployer.deploy), so what follows is
+    # a CREATE too, and its parameters are built for one: nothing can keep a previous value.
+    if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS" or recreated(stack):
         return "CREATE"
     return "UPDATE"
+
+
+def recreated(stack: dict | None) -> bool:
+    """True for a stack whose first create failed: the deployer deletes it and creates it
+    again (RECREATED_STATES)."""
+    return stack is not None and stack["StackStatus"] in RECREATED_STATES
 
 
 def previous_parameters(stack: dict | None) -> dict[str, str]:
@@ -155,7 +163,13 @@ class StackDeployer:
         `preview` shows the changes and then deletes the change set, changing nothing.
         """
         name = request.stack_name
-        if stack is not None and stack["StackStatus"] in RECREATED_STATES and not preview:
+        if recreated(stack) and preview:
+            # A change set cannot be made for it (CloudFormation refuses an UPDATE of a
+            # ROLLBACK_COMPLETE stack, and a CREATE of a name in use).
+            self.reporter.line(name, f"{stack['StackStatus']}: its first create failed; a "
+                                     "deploy deletes it and creates it again")
+            return StackOutcome(name, "previewed")
+        if recreated(stack):
             self.reporter.line(name, f"{stack['StackStatus']}: its first create failed, so "
                                      "it holds nothing; deleting it to create it again")
             deleted = self.delete(name, stack)
