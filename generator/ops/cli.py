@@ -123,10 +123,11 @@ def _guarded(handler):
         from generator.ops.bootstrap import BootstrapInputError
         from generator.ops.deploy import DeployInputError
         from generator.ops.files import FilesProblem
+        from generator.ops.preflight import PreflightFailed
 
         try:
             return handler(args)
-        except (FilesProblem, DeployInputError, BootstrapInputError) as err:
+        except (FilesProblem, DeployInputError, BootstrapInputError, PreflightFailed) as err:
             return _fail(str(err), EXIT_BAD_INPUT)
         except Exception as err:
             problem = explain(err)
@@ -138,7 +139,9 @@ def _guarded(handler):
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    # A preflight reports every problem it found, one line each.
+    for line in message.splitlines() or [""]:
+        print(f"error: {line}", file=sys.stderr)
     return code
 
 
@@ -250,7 +253,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 *(len(topology.network_stack_name(s)) for s in topology.services))
     reporter = Reporter(sys.stdout, name_width=width)
     deployment = Deployment(aws.client("cloudformation"), topology, options, reporter,
-                            ecs=aws.client("ecs"), s3=aws.client("s3"))
+                            ecs=aws.client("ecs"), s3=aws.client("s3"),
+                            acmpca=aws.client("acm-pca"))
     reporter.say(f"deploying {topology.app} to {aws.region}")
     succeeded = deployment.run()
     reporter.say()
@@ -333,6 +337,13 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         raise bootstrap.BootstrapInputError(
             "stdin is not a terminal, so the change set cannot be confirmed; pass --yes")
     aws = _aws(args)
+    if topology.service_connect_tls is not None:
+        # The pipeline deploys services that need this CA: refuse before the first write.
+        from generator.ops.preflight import PreflightFailed, ca_problems
+
+        problems = ca_problems(aws.client("acm-pca"), topology.service_connect_tls.private_ca_arn)
+        if problems:
+            raise PreflightFailed(problems)
     cfn = aws.client("cloudformation")
     stack_name = args.stack_name or topology.pipeline_stack_name
     base_name = topology.bootstrap_stack_name

@@ -28,11 +28,11 @@ from typing import Mapping, Sequence
 
 from generator import names, params, plan as plan_module, rollout
 from generator.awsfacts import quotas
-from generator.ops import files
+from generator.ops import files, preflight
 from generator.ops.report import Reporter, table
 from generator.ops.stackflow import (
     PREVIOUS, StackDeployer, StackOutcome, StackRequest, change_set_type, current_stack,
-    previous_parameters, stack_outputs,
+    previous_parameters, recreated, stack_outputs,
 )
 from generator.topology import Topology
 
@@ -44,6 +44,16 @@ CLUSTER_FLAGS = {
     names.PRIVATE_SUBNETS: "--subnets",
     names.PUBLIC_SUBNETS: "--public-subnets",
 }
+
+
+# service.yaml parameters the deployer passes itself (besides ImageUri, given when there is
+# an image): this run's subnets, boundary and TLS role (_deploy_values), and the live and
+# carried values (generator.params).
+DEPLOYER_PARAMETERS = (names.SUBNETS_PARAMETER, names.LOAD_BALANCER_SUBNETS_PARAMETER,
+                       names.BOUNDARY_PARAMETER, names.TLS_ROLE_PARAMETER,
+                       *params.LIVE_PARAMETERS, *params.CARRIED_PARAMETERS)
+SERVICE_HINTS = {IMAGE_PARAMETER: "--images FILE (the build's service -> image map) or "
+                                  "--image URI"}
 
 
 class DeployInputError(Exception):
@@ -139,42 +149,102 @@ def _image(image: str | None, live: Mapping[str, str], params_file: files.Params
                            "FILE (the build's service -> image map) or --image URI")
 
 
+def _live(stack: dict | None) -> dict[str, str]:
+    """The stack's parameters when the run updates it; {} when it creates it."""
+    return previous_parameters(stack) if change_set_type(stack) == "UPDATE" else {}
+
+
+def _new_stack_state(stack: dict | None, absent: str) -> str:
+    if stack is None:
+        return absent
+    if recreated(stack):
+        return (f"its first create failed ({stack['StackStatus']}), so it is deleted and "
+                "created again")
+    return "the stack does not exist yet" if change_set_type(stack) == "CREATE" else ""
+
+
 class Deployment:
-    """One `deploy` run: reads every file first, then changes stacks in the order above."""
+    """One `deploy` run: every input checked first (`preflight`), then the stacks changed
+    in the order above."""
 
     def __init__(self, cfn, topology: Topology, options: DeployOptions, reporter: Reporter,
-                 ecs=None, s3=None):
+                 ecs=None, s3=None, acmpca=None):
         self.cfn = cfn
         self.ecs = ecs
         self.s3 = s3
+        self.acmpca = acmpca  # read only when topology.yaml has service_connect_tls
         self.topology = topology
         self.options = options
         self.reporter = reporter
         self.plan = plan_module.build(topology)
         self.selected = self._selected_services()
-        self.cluster_template = files.read_template(options.templates_dir, files.CLUSTER_TEMPLATE)
-        self.network_template = files.read_template(options.templates_dir, files.NETWORK_TEMPLATE)
-        self.service_template = files.read_template(options.templates_dir, files.SERVICE_TEMPLATE)
-        self.params_files = {name: files.read_params(options.templates_dir, name)
-                             for name in self.selected}
-        self.bootstrap = self._bootstrap_outputs()
-        role_arn = options.role_arn or self.bootstrap.get(names.DEPLOY_ROLE_EXPORT)
-        self.deployer = StackDeployer(cfn, reporter, options.poll_seconds,
-                                      timeout_seconds=options.timeout_seconds,
-                                      role_arn=role_arn)
-        self.template_bucket = (options.template_bucket
-                                or self.bootstrap.get(names.TEMPLATE_BUCKET_EXPORT))
         self._uploaded: dict[str, str] = {}
         self.outcomes: list[StackOutcome] = []
-        # Every input is checked before any stack changes.
-        self.boundary = options.permissions_boundary or self.bootstrap.get(names.BOUNDARY_EXPORT)
+
+    def preflight(self) -> None:
+        """Reads what the run needs and checks every input of every stack it will deploy;
+        raises PreflightFailed with every problem. Makes no AWS write call."""
+        problems: list[str] = []
+        directory = self.options.templates_dir
+        self.bootstrap = self._bootstrap_outputs()
+        self.boundary = (self.options.permissions_boundary
+                         or self.bootstrap.get(names.BOUNDARY_EXPORT))
         if not self.boundary:
-            raise DeployInputError(
+            problems.append(
                 f"no permissions boundary: the bootstrap stack "
-                f"{topology.bootstrap_stack_name} does not exist; run `python -m generator "
-                "bootstrap` first, or pass --permissions-boundary ARN")
-        for template in (self.cluster_template, self.network_template, self.service_template):
-            self._check_size(template)
+                f"{self.topology.bootstrap_stack_name} does not exist; run `python -m "
+                "generator bootstrap` first, or pass --permissions-boundary ARN")
+        self.template_bucket = (self.options.template_bucket
+                                or self.bootstrap.get(names.TEMPLATE_BUCKET_EXPORT))
+        role_arn = self.options.role_arn or self.bootstrap.get(names.DEPLOY_ROLE_EXPORT)
+        self.deployer = StackDeployer(self.cfn, self.reporter, self.options.poll_seconds,
+                                      timeout_seconds=self.options.timeout_seconds,
+                                      role_arn=role_arn)
+        self.params_files = preflight.read_params(directory, self.selected, problems)
+        inputs = self.stack_inputs()
+        self.templates = preflight.read_templates(
+            directory, [stack.template for stack in inputs], problems)
+        problems += preflight.stack_problems(inputs, self.templates)
+        problems += preflight.size_problems(self.templates.values(), self.template_bucket)
+        tls = self.topology.service_connect_tls
+        if tls is not None:
+            if self.acmpca is None:
+                problems.append(f"service_connect_tls.private_ca_arn {tls.private_ca_arn}: "
+                                "cannot be checked: no acm-pca client")
+            else:
+                problems += preflight.ca_problems(self.acmpca, tls.private_ca_arn)
+        if problems:
+            raise preflight.PreflightFailed(problems)
+        self.cluster_template = self.templates[files.CLUSTER_TEMPLATE]
+        self.network_template = self.templates[files.NETWORK_TEMPLATE]
+        self.service_template = self.templates[files.SERVICE_TEMPLATE]
+
+    def stack_inputs(self) -> list[preflight.StackInput]:
+        """Every stack this run deploys, each as it is now (one DescribeStacks each)."""
+        topology = self.topology
+        cluster = current_stack(self.cfn, topology.cluster_stack_name)
+        given = {name for name, value in self.options.cluster_values.items() if value}
+        inputs = [preflight.StackInput(
+            topology.cluster_stack_name, files.CLUSTER_TEMPLATE,
+            frozenset(given | set(_live(cluster))), hints=CLUSTER_FLAGS,
+            state=_new_stack_state(cluster, "the cluster stack does not exist yet"),
+            failed_values=previous_parameters(cluster) if recreated(cluster) else {})]
+        for name in self.selected:
+            service = topology.service(name)
+            inputs.append(preflight.StackInput(
+                topology.network_stack_name(service), files.NETWORK_TEMPLATE,
+                frozenset(params.network_parameters(topology, service))))
+        for name in self.selected:
+            service = topology.service(name)
+            stack = current_stack(self.cfn, topology.stack_name(service))
+            supplied = set(DEPLOYER_PARAMETERS)
+            if self.image_for(name) or IMAGE_PARAMETER in _live(stack):
+                supplied.add(IMAGE_PARAMETER)
+            inputs.append(preflight.StackInput(
+                topology.stack_name(service), files.SERVICE_TEMPLATE, frozenset(supplied),
+                params_file=self.params_files.get(name), hints=SERVICE_HINTS,
+                state=_new_stack_state(stack, "the stack does not exist yet")))
+        return inputs
 
     def _selected_services(self) -> tuple[str, ...]:
         known = [service.name for service in self.topology.services]
@@ -197,6 +267,7 @@ class Deployment:
         return self.options.prune and not self.options.services
 
     def run(self) -> bool:
+        self.preflight()
         removed = self._removed_stacks() if self.prunes else {}
         if removed.get(params.KIND_SERVICE):
             self.reporter.say("== removed services: " + ", ".join(
@@ -276,20 +347,6 @@ class Deployment:
         return None
 
     # --- templates ---------------------------------------------------------------------
-
-    def _check_size(self, template: files.Template) -> None:
-        body = template.body
-        if len(body.encode("utf-8")) <= quotas.TEMPLATE_BODY_BYTES.limit:
-            return
-        if len(body.encode("utf-8")) > quotas.TEMPLATE_URL_BYTES.limit:
-            raise DeployInputError(f"{template.path}: {len(body.encode())} bytes is over "
-                                   f"CloudFormation's {quotas.TEMPLATE_URL_BYTES.limit:,}-byte limit")
-        if not self.template_bucket:
-            raise DeployInputError(
-                f"{template.path}: {len(body.encode())} bytes is over CloudFormation's "
-                f"{quotas.TEMPLATE_BODY_BYTES.limit:,}-byte inline limit and there is no "
-                "bucket to upload it to: run `python -m generator bootstrap` first, or "
-                "pass --template-bucket NAME")
 
     def _template(self, template: files.Template) -> dict[str, str | None]:
         """TemplateBody, or TemplateURL for a body past the inline limit."""

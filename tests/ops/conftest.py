@@ -337,3 +337,22 @@ def run(capsys):
         return code, captured.out, captured.err
 
     return invoke
+
+
+def private_ca(boto, status: str = "ACTIVE", tags: dict[str, str] | None = None) -> str:
+    """A Private CA in moto, its ARN. Tagged AmazonECSManaged=true unless `tags` says
+    otherwise (what Service Connect TLS needs: generator.ops.preflight); moto lets a test
+    set any status directly."""
+    acmpca = boto("acm-pca")
+    arn = acmpca.create_certificate_authority(
+        CertificateAuthorityConfiguration={
+            "KeyAlgorithm": "EC_prime256v1", "SigningAlgorithm": "SHA256WITHECDSA",
+            "Subject": {"CommonName": "shop.local"}},
+        CertificateAuthorityType="ROOT")["CertificateAuthorityArn"]
+    if status != "PENDING_CERTIFICATE":
+        acmpca.update_certificate_authority(CertificateAuthorityArn=arn, Status=status)
+    tags = {"AmazonECSManaged": "true"} if tags is None else tags
+    if tags:
+        acmpca.tag_certificate_authority(CertificateAuthorityArn=arn, Tags=[
+            {"Key": key, "Value": value} for key, value in tags.items()])
+    return arn

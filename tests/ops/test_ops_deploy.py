@@ -214,7 +214,9 @@ def test_cluster_first_then_waves_in_order_and_each_wave_in_parallel(project, bo
      "PrivateSubnetIds, VpcId not given: the cluster stack does not exist yet, so pass "
      "--subnets --vpc-id"),
     (("--vpc-id", "vpc-0a1b2c3d", "--subnets", "subnet-0a1b2c3d"),
-     "store: its stack does not exist yet, so pass --image"),
+     "shop-store, shop-cache, shop-server, shop-client: ImageUri not given: the stack "
+     "does not exist yet, so pass --images FILE (the build's service -> image map) or "
+     "--image URI"),
     (("nosuch",), "unknown service(s): nosuch (known: store, cache, server, client)"),
 ])
 def test_missing_first_deploy_input_is_one_line_and_exit_2(project, run, argv, message):

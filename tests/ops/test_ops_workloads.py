@@ -8,20 +8,19 @@ import json
 import pytest
 
 from test_ops_verify import register_endpoints
+from tests.ops.conftest import private_ca
 
 ACCOUNT = "123456789012"
 REPOSITORY = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/shop/service"
 NGINX = "public.ecr.aws/nginx/nginx:1.27"
 CERT = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/0f3c1d2e-aaaa-bbbb-cccc-444455556666"
 SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:web-db-AbCdEf"
-CA = (f"arn:aws:acm-pca:us-east-1:{ACCOUNT}:certificate-authority/"
-      "0f3c1d2e-1111-2222-3333-444455556666")
 
 MIXED = f"""\
 app: shop
 namespace: shop.local
 service_connect_tls:
-  private_ca_arn: {CA}
+  private_ca_arn: {{ca}}
 services:
   orders:
     port: 8080
@@ -46,8 +45,10 @@ def images_for(commit: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def mixed(project_factory):
-    return project_factory("mixed", MIXED, files={"apps/orders/Dockerfile": DOCKERFILE})
+def mixed(project_factory, boto):
+    # The preflight reads the CA: an ACTIVE one tagged AmazonECSManaged=true.
+    return project_factory("mixed", MIXED.replace("{ca}", private_ca(boto)),
+                           files={"apps/orders/Dockerfile": DOCKERFILE})
 
 
 def parameters(boto, stack: str) -> dict[str, str]:
@@ -77,7 +78,7 @@ def test_each_service_runs_its_own_image_and_verify_passes(mixed, run, boto):
     # moto keeps no outputs of a stack made by a change set, so the role the deployer
     # reads from the cluster stack's outputs is empty here (see the next test).
     assert web["ServiceConnectTlsRoleArn"] == ""
-    assert web["ServiceConnectTlsCaArn"] == CA
+    assert web["ServiceConnectTlsCaArn"] == mixed.topology.service_connect_tls.private_ca_arn
     assert web["CertificateArn"] == CERT and web["SecretDbPassword"] == SECRET
     assert parameters(boto, "shop-search")["HealthCheckCommand"] == (
         "CMD-SHELL,curl -fs http://localhost/ || exit 1")
@@ -140,9 +141,9 @@ def test_a_new_stack_without_any_image_is_one_line(mixed, run):
     images.write_text(json.dumps({"web": f"{REPOSITORY}:w1"}))
     code, out, err = run(first_deploy(mixed, str(images)))
     assert code == 2
-    assert err.splitlines() == ["error: orders: its stack does not exist yet, so pass "
-                                "--images FILE (the build's service -> image map) or "
-                                "--image URI"]
+    assert err.splitlines() == ["error: shop-orders: ImageUri not given: the stack does not "
+                                "exist yet, so pass --images FILE (the build's service -> "
+                                "image map) or --image URI"]
 
 
 @pytest.mark.parametrize("document,message", [
