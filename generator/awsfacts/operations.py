@@ -32,6 +32,14 @@ DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     "s3.HeadObject",
 })
 
+# `deploy`'s preflight when topology.yaml has service_connect_tls (generator/ops/preflight.py):
+# the CA's status and its AmazonECSManaged tag. Apart from DEPLOY_OPERATIONS because the
+# deploy step's role allows them on that one CA only, and only when there is one.
+DEPLOY_TLS_OPERATIONS: frozenset[str] = frozenset({
+    "acm-pca.DescribeCertificateAuthority",
+    "acm-pca.ListTags",
+})
+
 # Of those, the ones called without a stack name (prune, phase 1 and 5: every stack with
 # the app's tags), which IAM authorizes against "*" only.
 DEPLOY_UNNAMED_OPERATIONS: frozenset[str] = frozenset({"cloudformation.DescribeStacks"})

@@ -228,13 +228,18 @@ class Deployment:
             topology.cluster_stack_name, files.CLUSTER_TEMPLATE,
             frozenset(given | set(_live(cluster))), hints=CLUSTER_FLAGS,
             state=_new_stack_state(cluster, "the cluster stack does not exist yet"),
-            failed_values=previous_parameters(cluster) if recreated(cluster) else {})]
+            failed_values=previous_parameters(cluster) if recreated(cluster) else {},
+            current=cluster)]
         for name in self.selected:
             service = topology.service(name)
+            stack_name = topology.network_stack_name(service)
             inputs.append(preflight.StackInput(
-                topology.network_stack_name(service), files.NETWORK_TEMPLATE,
-                frozenset(params.network_parameters(topology, service))))
+                stack_name, files.NETWORK_TEMPLATE,
+                frozenset(params.network_parameters(topology, service)),
+                current=current_stack(self.cfn, stack_name)))
         for name in self.selected:
+            if name not in self.params_files:
+                continue  # its params file's own problem is reported
             service = topology.service(name)
             stack = current_stack(self.cfn, topology.stack_name(service))
             supplied = set(DEPLOYER_PARAMETERS)
@@ -243,7 +248,7 @@ class Deployment:
             inputs.append(preflight.StackInput(
                 topology.stack_name(service), files.SERVICE_TEMPLATE, frozenset(supplied),
                 params_file=self.params_files.get(name), hints=SERVICE_HINTS,
-                state=_new_stack_state(stack, "the stack does not exist yet")))
+                state=_new_stack_state(stack, "the stack does not exist yet"), current=stack))
         return inputs
 
     def _selected_services(self) -> tuple[str, ...]:

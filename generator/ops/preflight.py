@@ -3,6 +3,8 @@
 `deploy` reads what it needs (the bootstrap stack's outputs, each stack it will deploy as it
 is now, the Private CA) and checks, for every stack of the run, generically:
 
+- it is in a state a change set can start from (not UPDATE_ROLLBACK_FAILED, DELETE_FAILED
+  or in progress);
 - its template exists and parses, and fits CloudFormation's size limits (a body past the
   inline limit needs the bootstrap stack's bucket);
 - its params file (if it takes one) exists, parses and names only the template's parameters;
@@ -24,6 +26,7 @@ from typing import Iterable, Mapping
 from generator.awsfacts import quotas
 from generator.ops import files
 from generator.ops.aws import error_code, error_message
+from generator.ops.stackflow import StackBlocked, check_deployable
 
 # The tag AWS's managed policy for the Service Connect TLS infrastructure role
 # (AmazonECSInfrastructureRolePolicyForServiceConnectTransportLayerSecurity, the policy the
@@ -84,6 +87,8 @@ class StackInput:
     state: str = ""
     # A failed first create's parameter values, shown beside what is missing.
     failed_values: Mapping[str, str] = field(default_factory=dict)
+    # The stack as DescribeStacks returns it now (None: there is none).
+    current: dict | None = None
 
 
 def read_templates(directory: Path, names: Iterable[str],
@@ -116,6 +121,10 @@ def stack_problems(stacks: Iterable[StackInput],
     problems: list[str] = []
     missing_lines: dict[tuple, list[str]] = {}
     for stack in stacks:
+        try:
+            check_deployable(stack.current)
+        except StackBlocked as blocked:
+            problems.append(str(blocked))
         template = templates.get(stack.template)
         if template is None:
             continue  # its own problem line is already there
