@@ -219,6 +219,7 @@ def deploy_step_role(topology: Topology) -> iam.Role:
         *_artifact_statements(write=False),
         *operation_statements(topology, operations.DEPLOY_OPERATIONS,
                               operations.DEPLOY_UNNAMED_OPERATIONS),
+        *_tls_preflight_statements(topology),
         Statement(
             # CloudFormation reads a change set's TemplateURL with the caller's
             # credentials, so the uploader needs to read what it uploaded.
@@ -263,6 +264,18 @@ def deploy_step_role(topology: Topology) -> iam.Role:
                       _arn("cloudformation", f"stack/{app}-pipeline/*")],
         ),
     ])
+
+
+def _tls_preflight_statements(topology: Topology) -> list[Statement]:
+    """The preflight reads the Service Connect TLS CA (DEPLOY_TLS_OPERATIONS), that CA
+    only; both actions take a certificate-authority resource (Service Authorization
+    Reference, AWS Private Certificate Authority)."""
+    tls = topology.service_connect_tls
+    if tls is None:
+        return []
+    return [Statement(Effect=Allow, Action=[Action(*a.split(":", 1)) for a in sorted(
+        operations.iam_actions(operations.DEPLOY_TLS_OPERATIONS))],
+        Resource=[tls.private_ca_arn])]
 
 
 def _names(prefix: str, declared) -> set[str]:

@@ -398,6 +398,10 @@ def boundary_statements(topology: Topology) -> list[Statement]:
                 *actions("cloudformation", *cloudformation),
                 *actions("ecs", "DescribeServices"),
                 *actions("servicediscovery", "DiscoverInstances"),
+                # deploy's preflight reads the Service Connect TLS CA
+                # (operations.DEPLOY_TLS_OPERATIONS).
+                *[Action(*a.split(":", 1)) for a in sorted(
+                    operations.iam_actions(operations.DEPLOY_TLS_OPERATIONS))],
             ],
             Resource=["*"],
         ),

@@ -13,7 +13,8 @@ from templates_iam import role_documents
 from generator.awsfacts import operations, permissions
 from recording import BotoCallRecorder
 
-DEPLOY_MODULES = ("generator/ops/deploy.py", "generator/ops/stackflow.py")
+DEPLOY_MODULES = ("generator/ops/deploy.py", "generator/ops/stackflow.py",
+                  "generator/ops/preflight.py")
 VERIFY_MODULES = ("generator/ops/inspect.py", "generator/ops/stackflow.py")
 
 
@@ -24,6 +25,7 @@ def _client_methods(client_name: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("declared", [operations.DEPLOY_OPERATIONS,
+                                      operations.DEPLOY_TLS_OPERATIONS,
                                       operations.VERIFY_OPERATIONS,
                                       operations.DEPLOY_UNNAMED_OPERATIONS])
 def test_declared_operations_exist_in_botocore(declared):
@@ -42,7 +44,8 @@ def test_operation_names_map_to_iam_actions():
         "elasticloadbalancing:DescribeLoadBalancers"
     assert operations.iam_action("s3.HeadObject") == "s3:GetObject"
     assert operations.iam_action("sts.GetCallerIdentity") is None
-    for declared in (operations.DEPLOY_OPERATIONS, operations.VERIFY_OPERATIONS):
+    for declared in (operations.DEPLOY_OPERATIONS, operations.DEPLOY_TLS_OPERATIONS,
+                     operations.VERIFY_OPERATIONS):
         for action in operations.iam_actions(declared):
             assert permissions.is_iam_action(action), action
 
@@ -60,9 +63,11 @@ def _called_operations(repo_root: Path, modules, clients) -> set[str]:
 
 
 def test_the_deploy_code_calls_only_declared_operations(repo_root):
-    called = _called_operations(repo_root, DEPLOY_MODULES, ("cloudformation", "ecs", "s3"))
+    called = _called_operations(repo_root, DEPLOY_MODULES,
+                                ("cloudformation", "ecs", "s3", "acm-pca"))
     assert called, "no boto3 call found: the scan is broken"
-    assert called <= operations.DEPLOY_OPERATIONS, called - operations.DEPLOY_OPERATIONS
+    declared = operations.DEPLOY_OPERATIONS | operations.DEPLOY_TLS_OPERATIONS
+    assert called <= declared, called - declared
 
 
 def test_the_verify_code_calls_only_declared_operations(repo_root):
@@ -83,6 +88,28 @@ def test_the_step_roles_allow_every_declared_operation(default_templates, role, 
     documents = role_documents(default_templates["pipeline.yaml"], role)
     for action in operations.iam_actions(declared):
         assert permissions.allows(documents, action), f"{role}: {action}"
+
+
+def test_with_service_connect_tls_the_deploy_step_reads_that_ca_only(default_topology):
+    """DEPLOY_TLS_OPERATIONS are allowed on the topology's CA, and only with TLS."""
+    import dataclasses
+
+    from generator.topology import ServiceConnectTls
+    from pipeline import iam as pipeline_iam
+
+    ca = ("arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/"
+          "0f3c1d2e-1111-2222-3333-444455556666")
+    tls = dataclasses.replace(default_topology, service_connect_tls=ServiceConnectTls(ca))
+    actions = sorted(operations.iam_actions(operations.DEPLOY_TLS_OPERATIONS))
+    assert actions == ["acm-pca:DescribeCertificateAuthority", "acm-pca:ListTags"]
+
+    def reading(topology):
+        role = pipeline_iam.deploy_step_role(topology).to_dict()["Properties"]
+        return [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]
+                if "acm-pca" in str(s["Action"])]
+
+    assert reading(tls) == [{"Effect": "Allow", "Action": actions, "Resource": [ca]}]
+    assert reading(default_topology) == []
 
 
 def test_the_deploy_step_passes_only_the_deploy_role_to_cloudformation(default_templates,
