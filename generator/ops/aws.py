@@ -16,10 +16,30 @@ THROTTLING_CODES = frozenset({
     "ProvisionedThroughputExceededException", "RequestThrottled",
 })
 ACCESS_DENIED_CODES = frozenset({
-    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
-    "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
-    "ExpiredTokenException", "SignatureDoesNotMatch",
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
 })
+# Errors common to all AWS APIs (https://docs.aws.amazon.com/awsconsolehelpdocs/latest/gsg/common-errors.html):
+# "ExpiredTokenException: The security token included in the request is expired." (the
+# query protocols, CloudFormation's among them, say ExpiredToken), and "RequestExpired: The
+# request reached the service more than 15 minutes after the date stamp on the request ...,
+# or the date stamp on the request is more than 15 minutes in the future" (a wrong clock).
+# New credentials (or a right clock) fix them; permissions do not.
+EXPIRED_CREDENTIALS_CODES = frozenset({
+    "ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired",
+})
+# Credentials AWS does not recognise at all (a deleted or mistyped key, a wrong secret).
+INVALID_CREDENTIALS_CODES = frozenset({
+    "UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+    "AuthFailure", "InvalidSignatureException",
+})
+# What a connection problem that outlasted botocore's retries leaves behind, and what to do
+# about it: the operations already started carry on in AWS, and every command here can run
+# again (a deploy reports the stacks already changed as "no changes").
+AFTER_A_DROPPED_CONNECTION = ("anything already started carries on in AWS; check with "
+                              "`python -m generator status`, then run the same command again")
+# botocore's socket timeouts (its defaults); module attributes so tests can shorten them.
+CONNECT_TIMEOUT_SECONDS = 60
+READ_TIMEOUT_SECONDS = 60
 
 
 class AwsProblem(Exception):
@@ -89,7 +109,8 @@ def connect(region: str | None = None, profile: str | None = None,
     # Some operations (Cloud Map's DiscoverInstances) prefix the host ("data-"); a local
     # endpoint such as moto's has no such host, so the prefix goes when the URL is explicit.
     config = Config(retries=retries, user_agent_extra="ecs-service-connect-kit",
-                    inject_host_prefix=endpoint_url is None)
+                    inject_host_prefix=endpoint_url is None,
+                    connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS)
     return Aws(session=session, config=config, endpoint_url=endpoint_url)
 
 
@@ -119,25 +140,47 @@ def error_message(err: Exception) -> str:
 
 
 def explain(err: Exception) -> AwsProblem | None:
-    """The operator-facing problem for a botocore exception, or None if it is not one."""
+    """The operator-facing problem for a botocore exception, or None if it is not one.
+
+    botocore raises these only once its retries are spent ("standard" mode retries
+    throttling, 5xx answers and connection errors: timeouts, resets, closed connections),
+    so each message says what to do next, not "try again in a loop".
+    """
     from botocore import exceptions as bx
 
     if isinstance(err, AwsProblem):
         return err
-    if isinstance(err, bx.NoCredentialsError):
+    if isinstance(err, (bx.NoCredentialsError, bx.PartialCredentialsError)):
         return AwsProblem("no AWS credentials found: pass --profile, set AWS_PROFILE or "
                           "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws sso login`", 2)
     if isinstance(err, bx.NoRegionError):
         return AwsProblem("no AWS region: pass --region, set AWS_REGION, or set a region "
                           "in your profile", 2)
-    if isinstance(err, (bx.TokenRetrievalError, bx.SSOTokenLoadError)):
-        return AwsProblem(f"AWS credentials expired or unreadable: {err} "
-                          "(run `aws sso login`)", 2)
-    if isinstance(err, bx.EndpointConnectionError):
-        return AwsProblem(f"cannot reach AWS: {err}", 1)
+    if isinstance(err, (bx.TokenRetrievalError, bx.SSOError, bx.CredentialRetrievalError)):
+        return AwsProblem(f"AWS credentials expired or unreadable: {_one_line(err)} "
+                          "(run `aws sso login`, or refresh the profile's credentials)", 2)
+    if isinstance(err, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
+        return AwsProblem(f"cannot reach AWS: {_one_line(err)} ({type(err).__name__}, after "
+                          "retries): check the network, any proxy (HTTPS_PROXY), --region and "
+                          f"--endpoint-url; {AFTER_A_DROPPED_CONNECTION}", 1)
+    if isinstance(err, (bx.HTTPClientError, bx.ConnectionError)):
+        # ConnectionClosedError, ReadTimeoutError, SSLError, ProxyConnectionError...
+        return AwsProblem(f"lost the connection to AWS: {_one_line(err)} "
+                          f"({type(err).__name__}, after retries); {AFTER_A_DROPPED_CONNECTION}",
+                          1)
     if isinstance(err, bx.ClientError):
         code = error_code(err)
         operation = getattr(err, "operation_name", "the call")
+        if code in EXPIRED_CREDENTIALS_CODES:
+            clock = (" (or this machine's clock is off: check it)"
+                     if code == "RequestExpired" else "")
+            return AwsProblem(f"AWS credentials expired: {operation}: {code}: "
+                              f"{error_message(err)}; refresh them (`aws sso login`, or new "
+                              f"temporary credentials for the role){clock} and run again", 2)
+        if code in INVALID_CREDENTIALS_CODES:
+            return AwsProblem(f"AWS does not accept these credentials: {operation}: {code}: "
+                              f"{error_message(err)} (check --profile / AWS_PROFILE and the "
+                              "access key)", 2)
         if code in ACCESS_DENIED_CODES:
             return AwsProblem(f"access denied: {operation}: {error_message(err)} "
                               "(check the role or profile's permissions)", 2)
@@ -147,4 +190,10 @@ def explain(err: Exception) -> AwsProblem | None:
                               f"{attempts} attempts with backoff); wait a minute and run "
                               "again, or raise --max-attempts", 1)
         return AwsProblem(f"{operation} failed: {code}: {error_message(err)}", 1)
+    if isinstance(err, bx.BotoCoreError) and not isinstance(err, bx.ParamValidationError):
+        return AwsProblem(f"AWS call failed: {type(err).__name__}: {_one_line(err)}", 1)
     return None
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())

@@ -4,6 +4,8 @@ is exercised (a Stubber would bypass it)."""
 from __future__ import annotations
 
 import http.server
+import socket
+import socketserver
 import threading
 import urllib.error
 import urllib.request
@@ -172,3 +174,157 @@ def test_throttling_that_outlasts_the_retries_is_one_line(project, run, throttli
     one_line_error(err, "AWS is throttling DescribeStacks (still throttled after 2 attempts "
                         "with backoff); wait a minute and run again, or raise --max-attempts")
     assert proxy.seen == 2
+
+
+# --- connections that fail after botocore's retries (issue 14, finding 13) ---------------
+# On main each of these ended in a traceback (explain() knew only EndpointConnectionError)
+# and an expired token read "access denied".
+
+class _Loopback(socketserver.ThreadingTCPServer):
+    """A loopback TCP server whose handler misbehaves; `connections` counts attempts."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, handler):
+        self.connections = 0
+        self.release = threading.Event()  # lets a silent handler go at teardown
+        super().__init__(("127.0.0.1", 0), handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ClosesAfterReading(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.server.connections += 1
+        self.request.recv(65536)
+        self.request.close()  # no answer at all: the peer sees the connection closed
+
+
+class _NeverAnswers(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.server.connections += 1
+        self.request.recv(65536)
+        self.server.release.wait(timeout=20)  # bounded, whatever the client does
+
+
+@pytest.fixture
+def loopback():
+    servers = []
+
+    def start(handler) -> _Loopback:
+        server = _Loopback(handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_connection_closed_after_the_retries_is_one_line(project, run, loopback):
+    server = loopback(_ClosesAfterReading)
+
+    code, _, err = run(project.deploy_argv("--endpoint-url", server.url, "--max-attempts", "2"))
+
+    assert code == 1
+    one_line_error(err, "lost the connection to AWS: ")
+    assert "ConnectionClosedError, after retries" in err
+    assert "check with `python -m generator status`, then run the same command again" in err
+    assert server.connections == 2  # botocore retried it, as --max-attempts says
+
+
+def test_a_read_timeout_after_the_retries_is_one_line(project, run, loopback, monkeypatch):
+    monkeypatch.setattr(aws_module, "READ_TIMEOUT_SECONDS", 0.5)
+    server = loopback(_NeverAnswers)
+
+    code, _, err = run(project.cli("status", "--endpoint-url", server.url,
+                                   "--max-attempts", "2"))
+
+    assert code == 1
+    one_line_error(err, "lost the connection to AWS: Read timeout on endpoint URL")
+    assert "ReadTimeoutError, after retries" in err
+    assert server.connections == 2
+
+
+def test_an_endpoint_nobody_listens_on_is_one_line(project, run):
+    with socket.socket() as probe:  # a port that was free a moment ago: refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    code, _, err = run(project.cli("status", "--endpoint-url", f"http://127.0.0.1:{port}",
+                                   "--max-attempts", "2"))
+
+    assert code == 1
+    one_line_error(err, "cannot reach AWS: Could not connect to the endpoint URL")
+    assert "check the network, any proxy (HTTPS_PROXY), --region and --endpoint-url" in err
+
+
+@pytest.mark.parametrize("code, clock", [("ExpiredToken", False),
+                                         ("ExpiredTokenException", False),
+                                         ("RequestExpired", True)])
+def test_expired_credentials_are_not_called_access_denied(project, run, monkeypatch, code,
+                                                          clock):
+    real_client = aws_module.Aws.client
+
+    def client(self, service):
+        made = real_client(self, service)
+        stub = Stubber(made)
+        stub.add_client_error("describe_stacks", code,
+                              "The security token included in the request is expired", 403)
+        stub.activate()
+        return made
+
+    monkeypatch.setattr(aws_module.Aws, "client", client)
+
+    exit_code, _, err = run(project.deploy_argv())
+
+    assert exit_code == 2
+    one_line_error(err, f"AWS credentials expired: DescribeStacks: {code}: The security "
+                        "token included in the request is expired; refresh them (`aws sso "
+                        "login`, or new temporary credentials for the role)")
+    assert "access denied" not in err
+    assert ("clock" in err) == clock
+
+
+class _DropsAfter(_Forward):
+    """Forwards the first `allow` requests to moto, then closes every connection."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        with self.server.lock:
+            self.server.seen += 1
+            dropped = self.server.seen > self.server.allow
+        if dropped:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.close_connection = True
+            self.connection.close()
+            return
+        super().do_POST()
+
+
+def test_a_connection_lost_in_the_middle_of_a_deploy_is_one_line_and_a_rerun_recovers(
+        project, run, moto, boto):
+    proxy = ThrottlingProxy(moto, throttle=0)
+    proxy.RequestHandlerClass = _DropsAfter
+    proxy.allow = 40  # past the preflight's reads and into the stack changes
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        code, out, err = run(project.first_deploy_argv("--endpoint-url", proxy.url,
+                                                       "--max-attempts", "2"))
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+    assert code == 1, out + err
+    one_line_error(err, "lost the connection to AWS: ")
+    assert "Traceback" not in out + err
+    assert boto("cloudformation").describe_stacks()["Stacks"]  # it had begun
+
+    code, out, err = run(project.first_deploy_argv())
+
+    assert (code, err) == (0, ""), out
