@@ -2,6 +2,8 @@
 
 The pipeline's Deploy stage runs this same command, so there is one deployer. Order:
 
+0. preflight (`generator.ops.preflight`): every input of every stack the run deploys is
+   read and checked, and every problem reported, before the first AWS write;
 1. prune, phase 1: the service stacks of services no longer in the topology are deleted
    first, before anything they depend on changes (found by their tags, not their names);
 2. the cluster stack;
@@ -18,6 +20,10 @@ the params file; operator-owned ones with UsePreviousValue; DesiredCount read fr
 running ECS service at that stack's turn; subnets from the cluster stack's parameters;
 the permissions boundary and deploy role from the bootstrap stack. Templates over
 CloudFormation's 51,200-byte inline limit go through the bootstrap stack's bucket.
+
+Over 400 lines because each stack kind's parameters are built here twice over: for the
+preflight (`stack_inputs`: what the deployer gives each stack) and at the stack's turn; kept
+in one module so the two cannot drift apart.
 """
 from __future__ import annotations
 
@@ -220,9 +226,14 @@ class Deployment:
         self.service_template = self.templates[files.SERVICE_TEMPLATE]
 
     def stack_inputs(self) -> list[preflight.StackInput]:
-        """Every stack this run deploys, each as it is now (one DescribeStacks each)."""
+        """Every stack this run deploys, each as it is now (one DescribeStacks each, in
+        parallel: a large app has hundreds)."""
         topology = self.topology
-        cluster = current_stack(self.cfn, topology.cluster_stack_name)
+        services = [topology.service(name) for name in self.selected]
+        now = self._read_stacks([topology.cluster_stack_name]
+                                + [topology.network_stack_name(s) for s in services]
+                                + [topology.stack_name(s) for s in services])
+        cluster = now[topology.cluster_stack_name]
         given = {name for name, value in self.options.cluster_values.items() if value}
         inputs = [preflight.StackInput(
             topology.cluster_stack_name, files.CLUSTER_TEMPLATE,
@@ -230,26 +241,31 @@ class Deployment:
             state=_new_stack_state(cluster, "the cluster stack does not exist yet"),
             failed_values=previous_parameters(cluster) if recreated(cluster) else {},
             current=cluster)]
-        for name in self.selected:
-            service = topology.service(name)
+        for service in services:
             stack_name = topology.network_stack_name(service)
             inputs.append(preflight.StackInput(
                 stack_name, files.NETWORK_TEMPLATE,
                 frozenset(params.network_parameters(topology, service)),
-                current=current_stack(self.cfn, stack_name)))
-        for name in self.selected:
-            if name not in self.params_files:
+                current=now[stack_name]))
+        for service in services:
+            if service.name not in self.params_files:
                 continue  # its params file's own problem is reported
-            service = topology.service(name)
-            stack = current_stack(self.cfn, topology.stack_name(service))
+            stack_name = topology.stack_name(service)
+            stack = now[stack_name]
             supplied = set(DEPLOYER_PARAMETERS)
-            if self.image_for(name) or IMAGE_PARAMETER in _live(stack):
+            if self.image_for(service.name) or IMAGE_PARAMETER in _live(stack):
                 supplied.add(IMAGE_PARAMETER)
             inputs.append(preflight.StackInput(
-                topology.stack_name(service), files.SERVICE_TEMPLATE, frozenset(supplied),
-                params_file=self.params_files.get(name), hints=SERVICE_HINTS,
+                stack_name, files.SERVICE_TEMPLATE, frozenset(supplied),
+                params_file=self.params_files[service.name], hints=SERVICE_HINTS,
                 state=_new_stack_state(stack, "the stack does not exist yet"), current=stack))
         return inputs
+
+    def _read_stacks(self, stack_names: Sequence[str]) -> dict[str, dict | None]:
+        workers = max(1, min(len(stack_names), self.options.max_parallel))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="read") as pool:
+            found = pool.map(lambda name: current_stack(self.cfn, name), stack_names)
+            return dict(zip(stack_names, found))
 
     def _selected_services(self) -> tuple[str, ...]:
         known = [service.name for service in self.topology.services]
