@@ -350,6 +350,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     tags = {"app": topology.app, "managed-by": "ecs-service-connect-kit"}
     reporter = Reporter(sys.stdout, name_width=max(len(stack_name), len(base_name)))
     confirm = None if args.yes else _ask_to_execute
+    # Preflight: a missing pipeline parameter is found before the bootstrap stack changes.
+    bootstrap.pipeline_parameters(template, current_stack(cfn, stack_name), given)
     # Deployed with the caller's own (administrator) credentials: it creates the role that
     # every later stack operation runs as, which no stack may change itself.
     base = current_stack(cfn, base_name)

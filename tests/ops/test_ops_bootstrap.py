@@ -46,12 +46,14 @@ def test_bootstrap_creates_the_pipeline_stack_and_says_what_to_confirm(project, 
     assert {"ParameterKey": "ConnectionArn", "ParameterValue": CONNECTION} in stack["Parameters"]
 
 
-def test_bootstrap_needs_the_connection_on_first_run(project, run):
+def test_bootstrap_needs_the_connection_on_first_run(project, run, boto):
     code, _, err = run(bootstrap_argv(project, "--yes"))
 
     assert code == 2
     assert err.endswith("the pipeline stack does not exist yet; pass "
                         "--parameter ConnectionArn=...\n")
+    # Found before the first write: on main the bootstrap stack was created first.
+    assert boto("cloudformation").describe_stacks()["Stacks"] == []
 
 
 def test_bootstrap_will_not_execute_unasked_without_a_terminal(project, run, monkeypatch):
