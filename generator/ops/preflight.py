@@ -141,7 +141,8 @@ def stack_problems(stacks: Iterable[StackInput],
         hints = list(dict.fromkeys(
             stack.hints.get(name) or (f"add it to {stack.params_file.path} (run `python -m "
                                       "generator generate`)" if stack.params_file
-                                      else f"(a value for {name})")
+                                      else "regenerate the templates with this version "
+                                           "(`python -m generator generate`)")
             for name in missing))
         had = ", ".join(f"{name}={stack.failed_values[name]}" for name in missing
                         if stack.failed_values.get(name))
@@ -149,9 +150,11 @@ def stack_problems(stacks: Iterable[StackInput],
         missing_lines.setdefault(key, []).append(stack.stack_name)
     for (missing, state, hints, had), stack_names in missing_lines.items():
         because = f": {state}, so" if state else ":"
+        flags = [hint for hint in hints if hint.startswith("--")]
+        todo = "; ".join(([f"pass {' '.join(flags)}"] if flags else [])
+                         + [hint for hint in hints if not hint.startswith("--")])
         problems.append(f"{', '.join(stack_names)}: {', '.join(missing)} not given{because} "
-                        f"pass {' '.join(hints)}"
-                        + (f" (its failed create had {had})" if had else ""))
+                        f"{todo}" + (f" (its failed create had {had})" if had else ""))
     return problems
 
 

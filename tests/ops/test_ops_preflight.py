@@ -76,7 +76,7 @@ def test_every_problem_is_found_before_anything_is_written(project, run, boto, c
     assert len(lines) == 3, err
     assert any("cache.json: not parameters of service.yaml: NoSuchParameter" in line
                for line in lines), err
-    assert any(line.startswith("error: shop-server: ContainerPort not given: pass add it to")
+    assert any(line.startswith("error: shop-server: ContainerPort not given: add it to")
                and "server.json" in line for line in lines), err
     assert any(line.startswith("error: shop-extra: ImageUri not given: the stack does not "
                                "exist yet, so pass --images FILE") for line in lines), err
