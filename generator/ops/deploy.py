@@ -209,7 +209,8 @@ class Deployment:
         self.params_files = preflight.read_params(directory, self.selected, problems)
         inputs = self.stack_inputs()
         self.templates = preflight.read_templates(
-            directory, [stack.template for stack in inputs], problems)
+            directory, [files.CLUSTER_TEMPLATE, files.NETWORK_TEMPLATE, files.SERVICE_TEMPLATE]
+            + [stack.template for stack in inputs], problems)
         problems += preflight.stack_problems(inputs, self.templates)
         problems += preflight.size_problems(self.templates.values(), self.template_bucket)
         tls = self.topology.service_connect_tls
