@@ -184,11 +184,23 @@ def explain(err: Exception) -> AwsProblem | None:
         if code in ACCESS_DENIED_CODES:
             return AwsProblem(f"access denied: {operation}: {error_message(err)} "
                               "(check the role or profile's permissions)", 2)
+        metadata = err.response.get("ResponseMetadata", {})
+        attempts = metadata.get("RetryAttempts", 0) + 1
+        if metadata.get("RetryQuotaReached"):
+            # botocore's standard mode stops retrying once a client's retry quota is spent,
+            # whatever --max-attempts says.
+            return AwsProblem(f"{operation} failed: {code}: {error_message(err)} (after "
+                              f"{attempts} attempt(s): botocore's retry quota is spent, too "
+                              "many calls failed in a row); wait a few minutes and run again; "
+                              f"{AFTER_A_DROPPED_CONNECTION}", 1)
         if code in THROTTLING_CODES:
-            attempts = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
             return AwsProblem(f"AWS is throttling {operation} (still throttled after "
                               f"{attempts} attempts with backoff); wait a minute and run "
                               "again, or raise --max-attempts", 1)
+        if metadata.get("HTTPStatusCode", 0) >= 500:
+            return AwsProblem(f"AWS failed {operation}: {code}: {error_message(err)} (after "
+                              f"{attempts} attempt(s)); run again in a few minutes; "
+                              f"{AFTER_A_DROPPED_CONNECTION}", 1)
         return AwsProblem(f"{operation} failed: {code}: {error_message(err)}", 1)
     if isinstance(err, bx.BotoCoreError) and not isinstance(err, bx.ParamValidationError):
         return AwsProblem(f"AWS call failed: {type(err).__name__}: {_one_line(err)}", 1)

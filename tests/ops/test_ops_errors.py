@@ -328,3 +328,35 @@ def test_a_connection_lost_in_the_middle_of_a_deploy_is_one_line_and_a_rerun_rec
     code, out, err = run(project.first_deploy_argv())
 
     assert (code, err) == (0, ""), out
+
+
+@pytest.mark.parametrize("status, meta, message", [
+    (400, {"RetryQuotaReached": True, "RetryAttempts": 2},
+     "DescribeStacks failed: Throttling: Rate exceeded (after 3 attempt(s): botocore's retry "
+     "quota is spent, too many calls failed in a row); wait a few minutes and run again"),
+    (500, {"RetryAttempts": 7},
+     "AWS failed DescribeStacks: InternalFailure: Rate exceeded (after 8 attempt(s)); run "
+     "again in a few minutes"),
+])
+def test_errors_that_outlast_the_retries_say_what_to_do(project, run, monkeypatch, status,
+                                                        meta, message):
+    """botocore's standard mode stops at its retry quota whatever --max-attempts says, so
+    "raise --max-attempts" would be wrong advice there; a 5xx after the retries is AWS's."""
+    real_client = aws_module.Aws.client
+    code_name = "Throttling" if status == 400 else "InternalFailure"
+
+    def client(self, service):
+        made = real_client(self, service)
+        stub = Stubber(made)
+        stub.add_client_error("describe_stacks", code_name, "Rate exceeded", status,
+                              response_meta={"HTTPStatusCode": status, **meta})
+        stub.activate()
+        return made
+
+    monkeypatch.setattr(aws_module.Aws, "client", client)
+
+    code, _, err = run(project.cli("status"))
+
+    assert code == 1
+    one_line_error(err, message)
+    assert "--max-attempts" not in err
