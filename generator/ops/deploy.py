@@ -200,6 +200,8 @@ class Deployment:
                 f"no permissions boundary: the bootstrap stack "
                 f"{self.topology.bootstrap_stack_name} does not exist; run `python -m "
                 "generator bootstrap` first, or pass --permissions-boundary ARN")
+        else:
+            problems += preflight.boundary_problems(self.boundary)
         self.template_bucket = (self.options.template_bucket
                                 or self.bootstrap.get(names.TEMPLATE_BUCKET_EXPORT))
         role_arn = self.options.role_arn or self.bootstrap.get(names.DEPLOY_ROLE_EXPORT)

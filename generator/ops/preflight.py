@@ -19,6 +19,7 @@ Then the permissions boundary, and, when topology.yaml has service_connect_tls, 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -156,6 +157,22 @@ def stack_problems(stacks: Iterable[StackInput],
         problems.append(f"{', '.join(stack_names)}: {', '.join(missing)} not given{because} "
                         f"{todo}" + (f" (its failed create had {had})" if had else ""))
     return problems
+
+
+# A managed policy's ARN (AWS or customer managed), which is what sets a permissions
+# boundary (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html;
+# ARN form: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns).
+POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$")
+
+
+def boundary_problems(arn: str) -> list[str]:
+    """Every role a service stack creates carries the boundary: a wrong ARN would fail
+    each of them, stack after stack."""
+    if POLICY_ARN.match(arn):
+        return []
+    return [f"permissions boundary {arn!r} is not an IAM policy ARN "
+            "(arn:aws:iam::<account>:policy/<name>): check --permissions-boundary or the "
+            "bootstrap stack's outputs"]
 
 
 def size_problems(templates: Iterable[files.Template], bucket: str | None) -> list[str]:

@@ -245,3 +245,19 @@ def test_a_stack_no_change_set_can_start_from_is_found_before_any_write(
             "finish it with `aws cloudformation continue-update-rollback --stack-name "
             "shop-cache-network`") in err
     assert writes(calls) == []
+
+
+def test_a_boundary_that_is_not_a_policy_arn_is_found_with_the_rest(project, run, boto, calls):
+    """On main a wrong --permissions-boundary reached every service stack's roles."""
+    argv = project.deploy_argv("--vpc-id", project.vpc_id, "--subnets", project.subnets)
+    argv[argv.index("--permissions-boundary") + 1] = "shop-permissions-boundary"
+
+    code, _, err = run(argv)
+
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert ("error: permissions boundary 'shop-permissions-boundary' is not an IAM policy "
+            "ARN") in lines[0]
+    assert "ImageUri not given" in lines[1]
+    assert writes(calls) == []
