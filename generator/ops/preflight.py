@@ -202,13 +202,16 @@ def ca_problems(acmpca, arn: str) -> list[str]:
     or not readable by these credentials) is a problem line too; any other AWS error
     propagates to the caller's one-line error."""
     where = f"service_connect_tls.private_ca_arn {arn}"
+    # DescribeCertificateAuthority "Lists information about your private certificate
+    # authority (CA) or one that has been shared with you"
+    # (https://docs.aws.amazon.com/privateca/latest/APIReference/API_DescribeCertificateAuthority.html).
     try:
         described = acmpca.describe_certificate_authority(CertificateAuthorityArn=arn)
     except Exception as err:
         code = error_code(err)
         if code in CA_MISSING_CODES:
             return [f"{where}: no such CA in {acmpca.meta.region_name} ({code}): check the ARN "
-                    "in topology.yaml (the CA must be in the account and region you deploy to)"]
+                    "in topology.yaml (a CA of another account must be shared with this one)"]
         if code in CA_DENIED_CODES:
             return [f"{where}: cannot read the CA ({code}: {error_message(err)}): allow "
                     "acm-pca:DescribeCertificateAuthority and acm-pca:ListTags on it"]
