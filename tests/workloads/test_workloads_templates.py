@@ -159,8 +159,20 @@ def test_the_cluster_stack_has_the_infrastructure_role_and_reports_it(generated)
 
 
 def test_the_committed_cluster_stack_has_no_role_without_tls(repo_root):
-    assert cluster_stack.TLS_ROLE not in load_yaml(repo_root / "templates" / "cluster.yaml")[
-        "Resources"]
+    """Declared, so that turning TLS off can keep it until the services stop using it
+    (issue 14 finding 5), but not created: the default topology has no TLS."""
+    cluster = load_yaml(repo_root / "templates" / "cluster.yaml")
+    wanted = cluster["Parameters"][names.TLS_ROLE_WANTED_PARAMETER]
+    assert wanted["Default"] == "false" and wanted["AllowedValues"] == ["true", "false"]
+    assert cluster["Resources"][cluster_stack.TLS_ROLE]["Condition"] == cluster_stack.TLS_ROLE_KEPT
+    assert cluster["Outputs"][names.TLS_ROLE_OUTPUT]["Condition"] == cluster_stack.TLS_ROLE_KEPT
+    assert cluster["Conditions"][cluster_stack.TLS_ROLE_KEPT] == {
+        "Fn::Equals": [{"Ref": names.TLS_ROLE_WANTED_PARAMETER}, "true"]}
+
+
+def test_with_tls_the_cluster_stack_wants_the_role_by_default(generated):
+    cluster = load_yaml(generated / "templates" / "cluster.yaml")
+    assert cluster["Parameters"][names.TLS_ROLE_WANTED_PARAMETER]["Default"] == "true"
 
 
 def test_params_files_hold_arns_never_secret_values(generated):
