@@ -14,9 +14,12 @@ answers it.
 """
 from __future__ import annotations
 
-from workloads_kit import load_yaml, params
-from generator import names
+import pytest
+
+from workloads_kit import CA_ARN, CERT_ARN, load_yaml, params, run_cli, snapshot, write_project
+from generator import names, topology as topology_module
 from generator.awsfacts import schemas
+from generator.topology import TopologyError
 
 
 def _target_group(service_stack, service: str, **overrides) -> dict:
@@ -62,3 +65,50 @@ def test_turning_tls_on_replaces_an_unnamed_target_group(generated):
     uses = [logical for logical, resource in template["Resources"].items()
             if '"TargetGroup"' in str(resource).replace("'", '"')]
     assert {"Listener", "HttpsListener", "Service"} <= set(uses)
+
+
+PUBLIC_WITHOUT_CERTIFICATE = f"""\
+app: shop
+namespace: shop.local
+service_connect_tls:
+  private_ca_arn: {CA_ARN}
+services:
+  web:
+    port: 8080
+    public: true
+  orders:
+    port: 8080
+"""
+
+
+def test_tls_refuses_a_public_service_without_a_certificate():
+    """Without an HTTPS listener with a TLS 1.3 policy the ALB talks to its targets with
+    ELBSecurityPolicy-2016-08 ("Otherwise, backend connections use the
+    ELBSecurityPolicy-2016-08 policy":
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html),
+    no TLS 1.3, and the Service Connect proxy speaks nothing older; the page asks for
+    "a TLS listener with a TLS 1.3 security policy". Today's main accepts it."""
+    with pytest.raises(TopologyError) as refused:
+        topology_module.parse(PUBLIC_WITHOUT_CERTIFICATE)
+    assert "services.web.certificate_arn" in str(refused.value)
+    assert "service_connect_tls" in str(refused.value)
+    # The same service with a certificate, or without TLS, is fine.
+    with_certificate = PUBLIC_WITHOUT_CERTIFICATE.replace(
+        "    public: true\n", f"    public: true\n    certificate_arn: {CERT_ARN}\n")
+    assert topology_module.parse(with_certificate).service("web").certificate_arn == CERT_ARN
+    without_tls = PUBLIC_WITHOUT_CERTIFICATE.replace(
+        f"service_connect_tls:\n  private_ca_arn: {CA_ARN}\n", "")
+    assert topology_module.parse(without_tls).service("web").public
+
+
+def test_the_refusal_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    topology = write_project(tmp_path / "p", PUBLIC_WITHOUT_CERTIFICATE, directories=())
+    out = tmp_path / "templates"
+    out.mkdir()
+    (out / "keep.txt").write_text("untouched", encoding="utf-8")
+    before = snapshot(out)
+    result = run_cli("generate", "--topology", topology, "--out", out)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "services.web.certificate_arn" in result.stderr
+    assert snapshot(out) == before
