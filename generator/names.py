@@ -41,6 +41,10 @@ TEMPLATE_BUCKET_EXPORT = "TemplateBucketName"
 TLS_ROLE_OUTPUT = "ServiceConnectTlsRoleArn"
 TLS_ROLE_PARAMETER = "ServiceConnectTlsRoleArn"
 TLS_CA_PARAMETER = "ServiceConnectTlsCaArn"
+# The cluster parameter that keeps the role: "true" while topology.yaml has
+# service_connect_tls or any service stack still uses TLS, so that turning TLS off removes
+# the role only in a cluster update after the service stacks stopped using it.
+TLS_ROLE_WANTED_PARAMETER = "ServiceConnectTlsRoleWanted"
 
 # Parameters that a params file leaves out: the pipeline (or `deploy`) supplies them per run.
 DEPLOY_TIME_PARAMETERS = ("ImageUri", "DeploymentNonce", SUBNETS_PARAMETER,

@@ -66,7 +66,9 @@ def _tags(tags: dict[str, str]) -> str:
 def stacks(topology: Topology) -> list[dict]:
     """[{name, template, capabilities, tags, parameters}] in deploy order."""
     order = plan_module.build(topology).order
-    cluster_capabilities = ("CAPABILITY_IAM",) if topology.service_connect_tls else ()
+    # cluster.yaml always declares the Service Connect TLS role (under a condition, so it
+    # can outlive service_connect_tls), and capabilities go by the declared resources.
+    cluster_capabilities = ("CAPABILITY_IAM",)
     result = [{
         "name": topology.cluster_stack_name, "template": "cluster.yaml",
         "capabilities": cluster_capabilities,

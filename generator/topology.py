@@ -400,7 +400,26 @@ class _Validator:
         self.check_names(app, services)
         quotas = self.quotas(top.get("quotas", {}))
         tls = self.service_connect_tls(top.get("service_connect_tls"))
+        if tls is not None:
+            self.check_tls_behind_load_balancers(services)
         return Topology(app, namespace, retention, services, self.source, quotas, tls)
+
+    def check_tls_behind_load_balancers(self, services) -> None:
+        """With Service Connect TLS a public service's tasks answer TLS 1.3 only, and an ALB
+        speaks TLS 1.3 to its targets only behind an HTTPS listener with a TLS 1.3 policy:
+        "Otherwise, backend connections use the ELBSecurityPolicy-2016-08 policy"
+        (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/describe-ssl-policies.html),
+        which has no TLS 1.3. Service Connect TLS's page asks for that listener
+        (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-connect-tls.html,
+        "Service Connect and Application Load Balancer health checks"); certificate_arn
+        gives it (ELBSecurityPolicy-TLS13-1-2-2021-06)."""
+        for service in services:
+            if service.public and not service.certificate_arn:
+                raise self.fail(
+                    f"services.{service.name}.certificate_arn",
+                    "a public service needs certificate_arn with service_connect_tls: its "
+                    "tasks speak TLS 1.3 only, which the load balancer uses towards them only "
+                    "behind an HTTPS listener with a TLS 1.3 policy")
 
     def arn(self, value: Any, where: str, pattern: str, what: str) -> str:
         if not isinstance(value, str) or not re.fullmatch(pattern, value):

@@ -64,6 +64,12 @@ DOC_FOREACH = ("https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateRef
 # it runs once with "" (reported in cfn-language-discussion#154).
 DOC_EMPTY_LIST = "https://github.com/aws-cloudformation/cfn-language-discussion/issues/102"
 DOC_QUOTAS = quotas.CFN_QUOTAS
+# Its infrastructure-as-code note: the infrastructure role, CA and key are deleted after
+# the services that use them.
+DOC_SERVICE_CONNECT_TLS = ("https://docs.aws.amazon.com/AmazonECS/latest/developerguide/"
+                           "service-connect-tls.html")
+TLS_ROLE_WANTED = "ServiceConnectTlsRoleWanted"
+TLS_CA_PARAMETER = "ServiceConnectTlsCaArn"
 
 # The property that gives each resource type a custom physical name. A replaced resource
 # whose name stays the same cannot be created next to the old one (DOC_NAME_TYPE).
@@ -828,6 +834,42 @@ def _changed_create_only(before: Resource, after: Resource) -> str:
     return ", ".join(changed) or "a replaced dependency"
 
 
+def rule_deleted_in_use(stacks: Mapping[str, DeployedStack], existing: DeployedStack | None,
+                        new: DeployedStack) -> list[Finding]:
+    """An update that deletes a resource another stack was handed as a parameter value
+    (the deployer passes outputs on, never exports) and still uses in its resources.
+    CloudFormation does not stop it: the other stack's resources lose what they name. For
+    the Service Connect TLS infrastructure role that is the services' certificate issuing
+    and rotation, which the page has deleted only after the services (DOC_SERVICE_CONNECT_TLS)."""
+    if existing is None:
+        return []
+    findings = []
+    for logical in sorted(set(existing.resources) - set(new.resources)):
+        markers = (f"{{{existing.name}.{logical}.", f"{{{existing.name}.{logical}#")
+        users = []
+        for other in stacks.values():
+            if other.name == existing.name:
+                continue
+            handed = [value for value in other.parameters.values()
+                      if any(marker in str(value) for marker in markers)]
+            used = any(marker in json.dumps(resource.properties, default=str)
+                       for resource in other.resources.values() for marker in markers)
+            if handed and used:
+                users.append(other.name)
+        if users:
+            resource = existing.resources[logical]
+            tls = resource.type == "AWS::IAM::Role" and "Tls" in logical
+            findings.append(Finding(
+                existing.name, "deleted-in-use",
+                f"the update deletes {logical} ({resource.type}) while {', '.join(users)} "
+                "still use(s) it"
+                + (": ECS can no longer issue or rotate those services' Service Connect TLS "
+                   "certificates; the role goes only after the services stop using it"
+                   if tls else ""),
+                DOC_SERVICE_CONNECT_TLS if tls else DOC_UPDATE_BEHAVIORS))
+    return findings
+
+
 # --- the upgrade ---------------------------------------------------------------------------
 
 @dataclass
@@ -912,6 +954,7 @@ class Account:
         operation.findings += rule_sizes(request.stack, request.template, by_s3)
         operation.findings += rule_quotas(new)
         operation.findings += rule_own_role(request, existing, new)
+        operation.findings += rule_deleted_in_use(self.stacks, existing, new)
         if existing is not None:
             operation.replaced = [f"{logical} ({new.resources[logical].type})"
                                   for logical in replaced]
@@ -1026,6 +1069,7 @@ class _DeployerModel:
             deploy_values["PermissionsBoundaryArn"] = boundary
         if kind == "cluster":
             deploy_values.update(self.environment.cluster_values())
+            deploy_values[TLS_ROLE_WANTED] = self.tls_role_wanted(account, template)
         for name in declared:
             if kind == "service" and name in CARRIED_PARAMETERS:
                 values[name] = CARRIED
@@ -1046,6 +1090,16 @@ class _DeployerModel:
         tags.update(params_file.get("Tags", {}))
         return StackRequest("deploy", stack, "deployer", template, values, tags,
                             missing=missing, kind=kind)
+
+    def tls_role_wanted(self, account: Account, template: TemplateFile) -> str:
+        """The deployer's ServiceConnectTlsRoleWanted: the template's Default (what the
+        topology says), or "true" while a service stack of the app still passes a CA."""
+        default = str((template.parameters.get(TLS_ROLE_WANTED) or {}).get("Default", ""))
+        if default == "true" or any(
+                stack.tags.get("app") == self.app and stack.tags.get("kind") == "service"
+                and stack.parameters.get(TLS_CA_PARAMETER) for stack in account.stacks.values()):
+            return "true"
+        return "false"
 
     def requests(self, account: Account) -> Iterable[StackRequest]:
         """Generated lazily: each request reads the account as the steps before left it."""
@@ -1072,6 +1126,17 @@ class _DeployerModel:
             and stack.tags.get("service") not in services)
         for stack in removed_networks:  # prune, phase 2
             yield StackRequest("delete", stack, "deployer (prune, phase 2)")
+        cluster_template = self.files.templates["cluster.yaml"]
+        cluster = account.stacks.get(self.cluster_stack())
+        if (TLS_ROLE_WANTED in cluster_template.parameters and cluster is not None
+                and cluster.parameters.get(TLS_ROLE_WANTED) == "true"
+                and self.tls_role_wanted(account, cluster_template) == "false"):
+            request = self.request(account, "cluster", self.cluster_stack(),
+                                   cluster_template, None)
+            yield StackRequest("deploy", request.stack,
+                               "deployer (after the services: the TLS role goes)",
+                               request.template, request.parameters, request.tags,
+                               missing=request.missing, kind="cluster")
 
 
 def _pipeline_request(files: TemplatesDir, deployment: Deployment, environment: Environment,

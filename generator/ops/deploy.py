@@ -13,7 +13,9 @@ The pipeline's Deploy stage runs this same command, so there is one deployer. Or
    wave's stacks in parallel, then the redeploys `generator.rollout` asks for;
 5. prune, phase 2: the network stacks of removed services, now that no callee's rule
    imports their groups (CloudFormation refuses to delete an export in use:
-   https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html).
+   https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html);
+6. the cluster stack once more, only when Service Connect TLS was turned off: its
+   infrastructure role goes after the last service stack stopped using it.
 
 Parameters follow the console-update rule (`generator.params`): topology-owned values from
 the params file; operator-owned ones with UsePreviousValue; DesiredCount read from the
@@ -319,7 +321,7 @@ class Deployment:
             self.reporter.say("== network stacks of removed services")
             if not self._delete_in_parallel(removed[params.KIND_NETWORK]):
                 return False
-        return True
+        return self._retire_tls_role()
 
     # --- what exists -------------------------------------------------------------------
 
@@ -392,12 +394,49 @@ class Deployment:
         request = StackRequest(
             name,
             parameters=cluster_parameters(self.cluster_template, stack,
-                                          self.options.cluster_values),
+                                          {**self.options.cluster_values,
+                                           names.TLS_ROLE_WANTED_PARAMETER:
+                                               self._tls_role_wanted()}),
             tags={"app": self.topology.app, "kind": "cluster",
                   "managed-by": params.MANAGED_BY},
             **self._template(self.cluster_template))
         return self._record([self.deployer.deploy(request, stack,
                                                   preview=self.options.dry_run)])
+
+    # --- the Service Connect TLS role: removed only after the services stop using it ---
+
+    def _tls_role_wanted(self) -> str:
+        """"true" while topology.yaml has service_connect_tls or a live service stack of
+        this app still passes a Private CA (ServiceConnectTlsCaArn); "false" otherwise.
+
+        The Service Connect TLS page's infrastructure-as-code note deletes the role, CA
+        and key after the services that use them
+        (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-connect-tls.html):
+        until their own update, running tasks still get certificates through the role."""
+        if self.topology.service_connect_tls:
+            return "true"
+        for page in self.cfn.get_paginator("describe_stacks").paginate():
+            for stack in page.get("Stacks", []):
+                tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
+                if (tags.get("app") == self.topology.app
+                        and tags.get("managed-by") == params.MANAGED_BY
+                        and tags.get("kind") == params.KIND_SERVICE
+                        and stack["StackStatus"] != "DELETE_COMPLETE"
+                        and previous_parameters(stack).get(names.TLS_CA_PARAMETER)):
+                    return "true"
+        return "false"
+
+    def _retire_tls_role(self) -> bool:
+        """After the service waves: one more cluster update when the cluster stack still
+        keeps the TLS role that no service stack uses any more."""
+        stack = current_stack(self.cfn, self.topology.cluster_stack_name)
+        if (names.TLS_ROLE_WANTED_PARAMETER not in self.cluster_template.parameters
+                or previous_parameters(stack).get(names.TLS_ROLE_WANTED_PARAMETER) != "true"
+                or self._tls_role_wanted() == "true"):
+            return True
+        self.reporter.say("== cluster again: no service uses Service Connect TLS any more, "
+                          "so its infrastructure role goes")
+        return self._deploy_cluster()
 
     def _network_request(self, name: str) -> tuple[StackRequest, dict | None]:
         service = self.topology.service(name)

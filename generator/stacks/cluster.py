@@ -27,6 +27,7 @@ PRIVATE_SUBNETS = "PrivateSubnetIds"
 PUBLIC_SUBNETS = "PublicSubnetIds"
 HAS_PUBLIC_SUBNETS = "PublicSubnetsGiven"
 TLS_ROLE = "ServiceConnectTlsRole"
+TLS_ROLE_KEPT = "ServiceConnectTlsRoleKept"
 # The AWS managed policy for the Service Connect TLS infrastructure role, as the ECS
 # developer guide's "Amazon ECS infrastructure IAM role" page prescribes
 # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/infrastructure_IAM_role.html,
@@ -87,6 +88,29 @@ def public_subnets_parameter() -> Parameter:
     )
 
 
+def tls_role_wanted_parameter(topology: Topology) -> Parameter:
+    """Whether the cluster stack holds the Service Connect TLS infrastructure role.
+
+    Declared whatever the topology says, so the role can outlive service_connect_tls: the
+    Service Connect TLS page's infrastructure-as-code note has the role, CA and key deleted
+    only after the services that use them
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-connect-tls.html).
+    The deployer passes "true" while topology.yaml has service_connect_tls or a service
+    stack still passes a Private CA, and "false" in a cluster update after the service
+    waves (generator.ops.deploy); the Default is what the topology alone says.
+    """
+    return Parameter(
+        names.TLS_ROLE_WANTED_PARAMETER,
+        Type="String",
+        AllowedValues=["true", "false"],
+        Default="true" if topology.service_connect_tls else "false",
+        Description=(
+            "true keeps the Service Connect TLS infrastructure role. The deployer sets it "
+            "while any service uses Service Connect TLS; false only once none does."
+        ),
+    )
+
+
 def namespace(topology: Topology) -> servicediscovery.PrivateDnsNamespace:
     return servicediscovery.PrivateDnsNamespace(
         "Namespace",
@@ -128,6 +152,7 @@ def service_connect_tls_role(topology: Topology) -> iam.Role:
     certificates; the service stacks pass it in their ServiceConnectTlsConfiguration."""
     return iam.Role(
         TLS_ROLE,
+        Condition=TLS_ROLE_KEPT,
         Description=f"{topology.app}: lets ECS issue Service Connect TLS certificates from "
                     "the Private CA",
         # ECS assumes it: the trust policy of the developer guide's infrastructure role page.
@@ -155,10 +180,10 @@ def outputs(topology: Topology) -> list[Output]:
     tls = [Output(
         # Not exported: the deployer reads it and passes it to every service stack, so
         # turning TLS off later never meets an export still in use.
-        names.TLS_ROLE_OUTPUT, Value=GetAtt(TLS_ROLE, "Arn"),
+        names.TLS_ROLE_OUTPUT, Value=GetAtt(TLS_ROLE, "Arn"), Condition=TLS_ROLE_KEPT,
         Description="Service Connect TLS infrastructure role (ServiceConnectTlsRoleArn of "
                     "the service stacks)",
-    )] if topology.service_connect_tls else []
+    )]
     return tls + [
         export(names.CLUSTER_NAME, Ref("Cluster"), "ECS cluster name"),
         export(names.CLUSTER_ARN, GetAtt("Cluster", "Arn"), "ECS cluster ARN"),
@@ -183,11 +208,16 @@ def outputs(topology: Topology) -> list[Output]:
 
 def interface(topology: Topology) -> dict:
     network = [VPC, PRIVATE_SUBNETS, PUBLIC_SUBNETS]
-    labels = {VPC: "VPC", PRIVATE_SUBNETS: "Task subnets", PUBLIC_SUBNETS: "Load balancer subnets"}
+    labels = {VPC: "VPC", PRIVATE_SUBNETS: "Task subnets", PUBLIC_SUBNETS: "Load balancer subnets",
+              names.TLS_ROLE_WANTED_PARAMETER: "Keep the Service Connect TLS role"}
     return {
         "AWS::CloudFormation::Interface": {
-            "ParameterGroups": [{"Label": {"default": "Network"}, "Parameters": network}],
-            "ParameterLabels": {name: {"default": labels[name]} for name in network},
+            "ParameterGroups": [
+                {"Label": {"default": "Network"}, "Parameters": network},
+                {"Label": {"default": "Service Connect TLS"},
+                 "Parameters": [names.TLS_ROLE_WANTED_PARAMETER]},
+            ],
+            "ParameterLabels": {name: {"default": labels[name]} for name in labels},
         }
     }
 
@@ -209,7 +239,8 @@ def build(topology: Topology) -> Template:
     template.add_resource(namespace(topology))
     template.add_resource(cluster(topology))
     template.add_resource(no_callers_security_group(topology))
-    if topology.service_connect_tls:
-        template.add_resource(service_connect_tls_role(topology))
+    template.add_parameter(tls_role_wanted_parameter(topology))
+    template.add_condition(TLS_ROLE_KEPT, Equals(Ref(names.TLS_ROLE_WANTED_PARAMETER), "true"))
+    template.add_resource(service_connect_tls_role(topology))
     template.add_output(outputs(topology))
     return template

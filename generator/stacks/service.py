@@ -66,6 +66,7 @@ HAS_PULL_REPOSITORY = "PullRepositoryGiven"
 HAS_SECRETS_KEY = "SecretsKmsKeyGiven"
 TLS_ENABLED = "ServiceConnectTlsEnabled"
 HAS_TLS_ROLE = "ServiceConnectTlsRoleGiven"
+TLS_BEHIND_LOAD_BALANCER = "ServiceConnectTlsBehindLoadBalancer"
 ANY_SECRETS_MANAGER = "AnySecretsManagerSecret"
 ANY_SSM_PARAMETER = "AnySsmParameter"
 ANY_SECRET = "AnySecret"
@@ -359,6 +360,7 @@ def conditions(topology: Topology) -> dict:
         HAS_PULL_REPOSITORY: Not(Equals(Ref("PullRepositoryArn"), "")),
         TLS_ENABLED: Not(Equals(Ref(names.TLS_CA_PARAMETER), "")),
         HAS_TLS_ROLE: Not(Equals(Ref(names.TLS_ROLE_PARAMETER), "")),
+        TLS_BEHIND_LOAD_BALANCER: And(ConditionRef(IS_PUBLIC), ConditionRef(TLS_ENABLED)),
     })
     secrets_manager, ssm = [], []
     for variable in topology.secret_names:
@@ -720,6 +722,25 @@ def ecs_service() -> ecs.Service:
     )
 
 
+def target_protocol() -> If:
+    """HTTPS to the tasks when Service Connect TLS is on, HTTP otherwise.
+
+    With TLS the Service Connect proxy owns the task's Service Connect port and speaks
+    only TLS 1.3, so the load balancer must too. service-connect-tls.html, "Service Connect
+    and Application Load Balancer health checks": "You can use Service Connect with
+    Application Load Balancer health checks and TLS 1.3 encryption", with an HTTPS target
+    group whose health check goes to the Service Connect port
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-connect-tls.html).
+    That port is the container port here: no IngressPortOverride, and "In awsvpc mode and
+    Fargate, the default value is the container port number"
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceConnectService.html).
+    Protocol is create-only (AWS::ElasticLoadBalancingV2::TargetGroup schema in cfn-lint):
+    turning TLS on replaces the target group, which is safe because it has no Name; the
+    listeners and the service follow the new ARN in dependency order.
+    """
+    return If(TLS_BEHIND_LOAD_BALANCER, "HTTPS", "HTTP")
+
+
 def load_balancer_resources() -> list:
     """The optional internet-facing ALB, in every public subnet the cluster was given."""
     security_group = ec2.SecurityGroup(
@@ -767,9 +788,11 @@ def load_balancer_resources() -> list:
         "TargetGroup",
         Condition=IS_PUBLIC,
         TargetType="ip",
-        Protocol="HTTP",
+        Protocol=target_protocol(),
         Port=Ref("ContainerPort"),
         VpcId=cluster_import(names.VPC_ID),
+        HealthCheckProtocol=target_protocol(),
+        HealthCheckPort=If(TLS_BEHIND_LOAD_BALANCER, Ref("ContainerPort"), "traffic-port"),
         HealthCheckPath=Ref("HealthCheckPath"),
         HealthCheckIntervalSeconds=10,
         HealthyThresholdCount=2,

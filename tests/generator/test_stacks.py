@@ -61,8 +61,12 @@ def test_network_parameters_are_console_drop_downs(cluster_template, default_top
 
 def test_cluster_does_not_grow_with_services(cluster_template, default_topology):
     plain = as_dict(cluster.build(default_topology))
+    # The Service Connect TLS role is declared always, created only under its condition
+    # (so it can outlive service_connect_tls until no service uses it).
     assert set(plain["Resources"]) == set(cluster_template["Resources"]) == {
-        "Namespace", "Cluster", "NoCallersSecurityGroup"}
+        "Namespace", "Cluster", "NoCallersSecurityGroup", "ServiceConnectTlsRole"}
+    assert {logical for logical, resource in plain["Resources"].items()
+            if "Condition" not in resource} == {"Namespace", "Cluster", "NoCallersSecurityGroup"}
     assert set(plain["Outputs"]) == set(cluster_template["Outputs"])
 
 

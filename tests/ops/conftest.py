@@ -256,12 +256,20 @@ def cluster_template(topology, parameters: dict) -> dict:
         "VpcId": {"Value": {"Ref": "VpcId"}, "Export": _export("VpcId")},
         "PrivateSubnetIds": {"Value": {"Ref": "PrivateSubnetIds"}},
     }
-    if topology.service_connect_tls:  # the real one is GetAtt of the role it creates
+    conditions = {}
+    if "ServiceConnectTlsRoleWanted" in parameters:
+        # The real role exists under this condition, and so does its output.
+        conditions["ServiceConnectTlsRoleKept"] = {
+            "Fn::Equals": [{"Ref": "ServiceConnectTlsRoleWanted"}, "true"]}
+        outputs["ServiceConnectTlsRoleArn"] = {"Value": TLS_ROLE_ARN,
+                                               "Condition": "ServiceConnectTlsRoleKept"}
+    elif topology.service_connect_tls:  # the real one is GetAtt of the role it creates
         outputs["ServiceConnectTlsRoleArn"] = {"Value": TLS_ROLE_ARN}
     # Lists as Strings: moto cannot update a stack that keeps a list parameter.
     parameters = {name: _as_string(spec) if "List" in spec.get("Type", "") else spec
                   for name, spec in parameters.items()}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": parameters,
+            **({"Conditions": conditions} if conditions else {}),
             "Resources": resources, "Outputs": outputs}
 
 

@@ -6,13 +6,21 @@ from pathlib import Path
 import pytest
 
 from generator import names
-from workloads_kit import ACCOUNT, Evaluator, load_yaml, params, run_cli, write_project
+from workloads_kit import (
+    ACCOUNT, WITHOUT_TLS_TOPOLOGY, Evaluator, load_yaml, params, run_cli, write_project,
+)
 
 
 @pytest.fixture
 def project(tmp_path) -> Path:
     """A project directory: topology.yaml (WORKLOADS_TOPOLOGY) and its build directories."""
     return write_project(tmp_path / "project")
+
+
+@pytest.fixture
+def project_without_tls(tmp_path) -> Path:
+    """WITHOUT_TLS_TOPOLOGY's project: admin public without a certificate (HTTP only)."""
+    return write_project(tmp_path / "project-without-tls", WITHOUT_TLS_TOPOLOGY)
 
 
 @pytest.fixture(scope="session")

@@ -91,7 +91,8 @@ def test_the_committed_samconfig_is_the_generated_one(repo_root):
     result = run_cli("generate", "--check")
     assert result.returncode == 0, result.stderr
     config = load_config(repo_root)
-    assert "capabilities" not in config["demo-cluster"]["deploy"]["parameters"]  # no TLS role
+    # cluster.yaml always declares the (conditional) Service Connect TLS role.
+    assert config["demo-cluster"]["deploy"]["parameters"]["capabilities"] == "CAPABILITY_IAM"
 
 
 def test_a_stale_samconfig_fails_generate_check(generated):

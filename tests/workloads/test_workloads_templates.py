@@ -20,12 +20,21 @@ def test_the_workloads_topology_generates_and_lints_clean(project):
     result = run_cli("generate", "--topology", project, "--out", out, "--lint", "--no-cache")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "file(s) clean" in result.stdout
+    # Every public service has a certificate (Service Connect TLS needs it): no note.
+    assert not [line for line in result.stdout.splitlines() if "P2001" in line]
+    check = run_cli("generate", "--topology", project, "--out", out, "--check")
+    assert check.returncode == 0, check.stderr
+
+
+def test_http_only_is_said_and_fails_nothing(project_without_tls):
+    out = project_without_tls.parent / "templates"
+    result = run_cli("generate", "--topology", project_without_tls, "--out", out, "--lint",
+                     "--no-cache")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # admin is public without a certificate: said, and it fails nothing.
     notes = [line for line in result.stdout.splitlines() if "P2001" in line]
     assert len(notes) == 1 and "params/admin.json" in notes[0], notes
     assert "[informational] warning: public load balancer without CertificateArn" in notes[0]
-    check = run_cli("generate", "--topology", project, "--out", out, "--check")
-    assert check.returncode == 0, check.stderr
 
 
 def _container(resources: dict) -> dict:
@@ -83,7 +92,9 @@ def test_https_with_a_certificate_tls13_and_a_redirect_from_80(service_stack):
 
 
 def test_a_public_service_without_a_certificate_stays_http_only(service_stack):
-    admin = service_stack("admin")
+    # (Only possible without Service Connect TLS: topology.yaml refuses it with TLS.)
+    admin = service_stack("admin", CertificateArn="", **{names.TLS_CA_PARAMETER: "",
+                                                         names.TLS_ROLE_PARAMETER: ""})
     assert "HttpsListener" not in admin
     (forward,) = admin["Listener"]["Properties"]["DefaultActions"]
     assert forward["Type"] == "forward"
@@ -159,8 +170,20 @@ def test_the_cluster_stack_has_the_infrastructure_role_and_reports_it(generated)
 
 
 def test_the_committed_cluster_stack_has_no_role_without_tls(repo_root):
-    assert cluster_stack.TLS_ROLE not in load_yaml(repo_root / "templates" / "cluster.yaml")[
-        "Resources"]
+    """Declared, so that turning TLS off can keep it until the services stop using it
+    (issue 14 finding 5), but not created: the default topology has no TLS."""
+    cluster = load_yaml(repo_root / "templates" / "cluster.yaml")
+    wanted = cluster["Parameters"][names.TLS_ROLE_WANTED_PARAMETER]
+    assert wanted["Default"] == "false" and wanted["AllowedValues"] == ["true", "false"]
+    assert cluster["Resources"][cluster_stack.TLS_ROLE]["Condition"] == cluster_stack.TLS_ROLE_KEPT
+    assert cluster["Outputs"][names.TLS_ROLE_OUTPUT]["Condition"] == cluster_stack.TLS_ROLE_KEPT
+    assert cluster["Conditions"][cluster_stack.TLS_ROLE_KEPT] == {
+        "Fn::Equals": [{"Ref": names.TLS_ROLE_WANTED_PARAMETER}, "true"]}
+
+
+def test_with_tls_the_cluster_stack_wants_the_role_by_default(generated):
+    cluster = load_yaml(generated / "templates" / "cluster.yaml")
+    assert cluster["Parameters"][names.TLS_ROLE_WANTED_PARAMETER]["Default"] == "true"
 
 
 def test_params_files_hold_arns_never_secret_values(generated):
@@ -172,8 +195,8 @@ def test_params_files_hold_arns_never_secret_values(generated):
         assert name not in web
 
 
-def test_plan_warns_of_http_only_and_names_no_secret(project):
-    result = run_cli("plan", "--topology", project)
+def test_plan_warns_of_http_only_and_names_no_secret(project_without_tls):
+    result = run_cli("plan", "--topology", project_without_tls)
     assert result.returncode == 0, result.stderr
     assert ("Warning: services.admin is public without certificate_arn: its load balancer "
             "serves HTTP only") in result.stdout

@@ -29,7 +29,7 @@ LEDGER_REPOSITORY = f"arn:aws:ecr:eu-west-1:{ACCOUNT}:repository/team/ledger"
 # Every field of issue 10 at least once. orders and audit share one build directory (one
 # image); search runs a public image with its own health check; ledger a private ECR
 # image without one; web is the default app, public with HTTPS and secrets; admin is
-# public without a certificate (HTTP only).
+# public too (with Service Connect TLS a public service needs a certificate: issue 14).
 WORKLOADS_TOPOLOGY = f"""\
 app: shop
 namespace: shop.local
@@ -69,9 +69,19 @@ services:
     port: 8080
     public: true
     calls: [audit, reports]
+    certificate_arn: {CERT_ARN}
     secrets:
       API_KEY: arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/admin/api-key
 """
+
+# The same without Service Connect TLS, where admin may be public without a certificate
+# (HTTP only).
+WITHOUT_TLS_TOPOLOGY = (WORKLOADS_TOPOLOGY
+                        .replace(f"service_connect_tls:\n  private_ca_arn: {CA_ARN}\n", "")
+                        .replace(f"    calls: [audit, reports]\n    certificate_arn: {CERT_ARN}\n",
+                                 "    calls: [audit, reports]\n"))
+assert WITHOUT_TLS_TOPOLOGY.count("certificate_arn") == 1
+assert "service_connect_tls" not in WITHOUT_TLS_TOPOLOGY
 
 # hadolint-clean (DL3007 wants a pinned tag, DL3002 a non-root user).
 DOCKERFILE = """\
