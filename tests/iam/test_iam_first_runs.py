@@ -200,3 +200,16 @@ def test_the_service_stack_may_pull_from_every_pipeline_repository(repo_root):
     running tasks still pull from the retained one, so the pull scope covers both."""
     text = (repo_root / "templates/service.yaml").read_text()
     assert "repository/${AppName}/service-*" in text
+
+
+@pytest.mark.parametrize("prefix", ["codestar-connections", "codeconnections"])
+def test_bootstrap_reads_a_connection_with_its_own_prefix(prefix):
+    """Finding 6 in `bootstrap`'s connection check: the client is the ARN's own service
+    (on main always codestar-connections), and boto3 has a client of that name."""
+    import boto3
+
+    from generator.ops.bootstrap import connection_service
+
+    arn = f"arn:aws:{prefix}:{REGION}:{ACCOUNT}:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+    assert connection_service(arn) == prefix
+    assert prefix in boto3.Session().get_available_services()
