@@ -387,6 +387,9 @@ def boundary_statements(topology: Topology) -> list[Statement]:
          if a.startswith("cloudformation:")}
         # The pipeline's CloudFormation actions (CREATE_UPDATE) on the pipeline stack.
         | {"CreateStack", "UpdateStack"})
+    unnamed = sorted(a.split(":", 1)[1] for a in operations.iam_actions(
+        operations.DEPLOY_UNNAMED_OPERATIONS) if a.startswith("cloudformation:"))
+    app = topology.app
     return [
         Statement(
             Sid="TasksRun",
@@ -406,20 +409,63 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             ],
             Resource=["*"],
         ),
+        # The pipeline's roles, each grant limited to this app's resources (issue 15: the
+        # boundary is the app's ceiling, not the account's). CloudFormation names every
+        # app resource below <stack name>-..., and every app stack is <app>-...
+        Statement(
+            # Its one image repository, <app>/service-<stack id piece> (pipeline.stack).
+            Sid="PipelinePushesTheAppsImages",
+            Effect=Allow,
+            Action=actions("ecr", "InitiateLayerUpload", "UploadLayerPart",
+                           "CompleteLayerUpload", "PutImage", "DescribeImages"),
+            Resource=[_arn("ecr", "repository/" + names.image_repository(app) + "*")],
+        ),
+        Statement(
+            # The artifact and template buckets: <app>-pipeline-... and <app>-bootstrap-...
+            # (bucket names are lowercase, as app names are).
+            Sid="PipelineUsesTheAppsBuckets",
+            Effect=Allow,
+            Action=actions("s3", "GetObject", "GetObjectVersion", "PutObject",
+                           "DeleteObject", "ListBucket", "GetBucketLocation",
+                           "GetBucketVersioning", "GetBucketAcl"),
+            Resource=[Sub("arn:${AWS::Partition}:s3:::%s-*" % app),
+                      Sub("arn:${AWS::Partition}:s3:::%s-*/*" % app)],
+        ),
+        Statement(
+            # The connection is the pipeline stack's parameter, unknown here: this
+            # account's connections, under both prefixes (dtconsole rename.html).
+            Sid="PipelineUsesThisAccountsConnections",
+            Effect=Allow,
+            Action=[Action(prefix, "UseConnection") for prefix in CONNECTION_PREFIXES],
+            Resource=[Sub("arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:"
+                          "connection/*" % prefix) for prefix in CONNECTION_PREFIXES],
+        ),
+        Statement(
+            Sid="PipelineRunsTheAppsBuilds",
+            Effect=Allow,
+            Action=actions("codebuild", "StartBuild", "BatchGetBuilds", "CreateReport",
+                           "UpdateReport", "BatchPutTestCases"),
+            Resource=[_arn("codebuild", f"project/{app}-*"),
+                      _arn("codebuild", f"report-group/{app}-*")],
+        ),
+        Statement(
+            # The app's stacks; a change set of a template with a transform also needs
+            # CreateChangeSet on the transform
+            # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/control-access-with-iam.html).
+            Sid="PipelineChangesTheAppsStacks",
+            Effect=Allow,
+            Action=actions("cloudformation", *[n for n in cloudformation if n not in unnamed]),
+            Resource=[_arn("cloudformation", f"stack/{app}-*/*"),
+                      Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:"
+                          "transform/LanguageExtensions")],
+        ),
         Statement(
             Sid="PipelineRuns",
             Effect=Allow,
             Action=[
-                *actions("ecr", "InitiateLayerUpload", "UploadLayerPart",
-                         "CompleteLayerUpload", "PutImage", "DescribeImages"),
-                *actions("s3", "GetObject", "GetObjectVersion", "PutObject", "DeleteObject",
-                         "ListBucket", "GetBucketLocation", "GetBucketVersioning",
-                         "GetBucketAcl"),
-                Action("codestar-connections", "UseConnection"),
-                Action("codeconnections", "UseConnection"),
-                *actions("codebuild", "StartBuild", "BatchGetBuilds", "CreateReport",
-                         "UpdateReport", "BatchPutTestCases"),
-                *actions("cloudformation", *cloudformation),
+                # Called without a stack name (the deployer lists stacks to find the app's
+                # by tag): IAM authorizes such a call against "*" only.
+                *actions("cloudformation", *unnamed),
                 *actions("ecs", "DescribeServices"),
                 *actions("servicediscovery", "DiscoverInstances"),
             ],
