@@ -127,6 +127,12 @@ def _arn(service: str, resource: str) -> Sub:
                % (service, resource))
 
 
+def _connections(prefix: str) -> Sub:
+    """This account's connections of one service prefix (any region: the pipeline stack's
+    parameter may name one from another)."""
+    return Sub("arn:${AWS::Partition}:%s:*:${AWS::AccountId}:connection/*" % prefix)
+
+
 def _iam_arn(resource: str) -> Sub:
     return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:%s" % resource)
 
@@ -226,7 +232,7 @@ def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
                     Sid="".join(part.capitalize() for part in connections.split("-")),
                     Effect=Allow,
                     Action=[Action(connections, a.split(":", 1)[1]) for a in sorted(prefix_actions)],
-                    Resource=["*"],
+                    Resource=[_connections(connections)],
                     Condition=Condition(StringEquals(f"{connections}:PassedToService",
                                                      "codepipeline.amazonaws.com"))))
         elif prefix in scopes:
@@ -437,8 +443,7 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Sid="PipelineUsesThisAccountsConnections",
             Effect=Allow,
             Action=[Action(prefix, "UseConnection") for prefix in CONNECTION_PREFIXES],
-            Resource=[Sub("arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:"
-                          "connection/*" % prefix) for prefix in CONNECTION_PREFIXES],
+            Resource=[_connections(prefix) for prefix in CONNECTION_PREFIXES],
         ),
         Statement(
             Sid="PipelineRunsTheAppsBuilds",

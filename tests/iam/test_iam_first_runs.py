@@ -117,6 +117,9 @@ def test_the_deploy_role_passes_a_connection_of_either_prefix(deploy_statements,
     # The condition still counts: passing it to another service is not allowed.
     other = {f"{prefix}:PassedToService": "codebuild.amazonaws.com"}
     assert decide(deploy_statements, f"{prefix}:PassConnection", connection, other) != "allow"
+    # And only this account's connections (issue 15: the app's ceiling, not any account's).
+    foreign = connection.replace(ACCOUNT, "210987654321")
+    assert decide(deploy_statements, f"{prefix}:PassConnection", foreign, context) != "allow"
 
 
 def test_every_connection_use_names_both_prefixes(repo_root):
