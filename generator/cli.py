@@ -152,12 +152,29 @@ def cmd_sam_overrides(args: argparse.Namespace) -> int:
 def cmd_check_upgrade(args: argparse.Namespace) -> int:
     from generator import upgrade
 
+    if args.no_baseline is not None:
+        from generator.ops.cli import _guarded
+
+        return _guarded(_check_missing_baseline)(args)
+
     try:
         text, failures = upgrade.check_upgrade(args.source, args.out)
     except upgrade.UpgradeInputError as err:
         raise UsageError(f"check-upgrade: {err}") from None
     print(text, end="")
     return EXIT_FINDINGS if failures else EXIT_OK
+
+
+def _check_missing_baseline(args: argparse.Namespace) -> int:
+    from generator import topology
+    from generator.ops.aws import connect
+    from generator.ops.baseline import missing_baseline
+
+    aws = connect(args.region, args.profile, args.endpoint_url or None, args.max_attempts)
+    line, ok = missing_baseline(aws.client("cloudformation"), topology.load(args.topology),
+                                args.no_baseline)
+    print(line, file=sys.stdout if ok else sys.stderr)
+    return EXIT_OK if ok else EXIT_FINDINGS
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -214,8 +231,16 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check-upgrade", help="what deploying these templates over earlier ones does, and "
                               "the failures it predicts (exit 1)")
-    check.add_argument("--from", dest="source", required=True, metavar="REF_OR_DIR",
-                       help="the templates deployed now: a directory, or a git ref")
+    baseline = check.add_mutually_exclusive_group(required=True)
+    baseline.add_argument("--from", dest="source", metavar="REF_OR_DIR",
+                          help="the templates deployed now: a directory, or a git ref")
+    baseline.add_argument("--no-baseline", metavar="WHERE",
+                          help="there are none (at WHERE, e.g. s3://bucket/deployed/"
+                               "templates/): exit 0 if the app's cluster stack does not "
+                               "exist (a first deploy), else exit 1 with one line")
+    with_topology(check)
+    from generator.ops.cli import _with_aws
+    _with_aws(check)
     check.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                        help=f"the templates to deploy (default: {DEFAULT_OUT})")
     check.set_defaults(handler=cmd_check_upgrade)

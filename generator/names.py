@@ -53,12 +53,24 @@ DEPLOY_TIME_PARAMETERS = ("ImageUri", "DeploymentNonce", SUBNETS_PARAMETER,
 
 # The pipeline's one image repository (pipeline.stack): every image the pipeline builds is
 # pushed there, the default app's under the commit, a `build` directory's under
-# "<directory slug>-<commit>".
-IMAGE_REPOSITORY = "{app}/service"
+# "<directory slug>-<commit>". Its name is this prefix plus a piece of the pipeline stack's
+# id (STACK_INSTANCE_SUFFIX): the repository is retained when the stack goes, and a
+# recreated stack must not collide with it.
+IMAGE_REPOSITORY = "{app}/service-"
 
 
 def image_repository(app: str) -> str:
+    """The repository's name up to the per-stack suffix; "*" after it matches every one."""
     return IMAGE_REPOSITORY.format(app=app)
+
+
+def stack_instance_suffix():
+    """The first group of the stack id's UUID (arn:...:stack/<name>/<uuid>): differs between
+    a stack and the one recreated under its name, so a retained resource named with it never
+    meets AlreadyExists. Lowercase hex, valid in every name that takes it here."""
+    from troposphere import Ref, Select, Split
+
+    return Select(0, Split("-", Select(2, Split("/", Ref("AWS::StackId")))))
 
 
 def environment_parameter(variable: str) -> str:

@@ -182,6 +182,10 @@ def build_role(topology: Topology) -> iam.Role:
                   Resource=[_template_bucket_objects(topology, "deployed/*")]),
         Statement(Effect=Allow, Action=[Action("s3", "ListBucket")],
                   Resource=[_template_bucket(topology)]),
+        # Without a baseline, check-upgrade asks whether the cluster stack exists
+        # (generator.ops.baseline).
+        Statement(Effect=Allow, Action=[Action("cloudformation", "DescribeStacks")],
+                  Resource=[_arn("cloudformation", "stack/%s/*" % topology.cluster_stack_name)]),
     ])
 
 

@@ -188,7 +188,8 @@ def image_repository(topology: Topology) -> ecr.Repository:
         iam.IMAGE_REPOSITORY,
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
-        RepositoryName=names.image_repository(topology.app),
+        RepositoryName=Join("", [names.image_repository(topology.app),
+                                 names.stack_instance_suffix()]),
         ImageScanningConfiguration=ecr.ImageScanningConfiguration(ScanOnPush=True),
         ImageTagMutability="IMMUTABLE",
         EncryptionConfiguration=ecr.EncryptionConfiguration(EncryptionType="AES256"),
@@ -427,9 +428,14 @@ def pipeline(topology: Topology) -> codepipeline.Pipeline:
     return codepipeline.Pipeline(
         "Pipeline",
         PipelineType="V2",
-        # A newer commit may take over from a waiting older one: every commit contains
-        # its predecessors, so deploying the newest is enough.
-        ExecutionMode="SUPERSEDED",
+        # One run at a time, in order. In SUPERSEDED mode stages are locked one run each and
+        # a newer run overtakes an older one only between stages
+        # (https://docs.aws.amazon.com/codepipeline/latest/userguide/concepts-how-it-works.html):
+        # the newer Build's check-upgrade would read the baseline while the older run still
+        # deploys over it, and the older Verify would overlap the newer Deploy. QUEUED runs
+        # executions one by one in the order they were queued (V2 only, which this is:
+        # https://docs.aws.amazon.com/codepipeline/latest/userguide/execution-modes.html).
+        ExecutionMode="QUEUED",
         # When UpdatePipeline changes this pipeline, run the new definition on the commit.
         RestartExecutionOnUpdate=True,
         RoleArn=GetAtt(iam.PIPELINE_ROLE, "Arn"),

@@ -12,7 +12,7 @@ from generator.ops import files
 from generator.ops.stackflow import PREVIOUS, change_set_type, previous_parameters
 
 CONNECTION_ARN = re.compile(
-    r"^arn:aws[a-z-]*:(?:codestar-connections|codeconnections):"
+    r"^arn:aws[a-z-]*:(?P<service>codestar-connections|codeconnections):"
     r"(?P<region>[a-z0-9-]+):(?P<account>\d{12}):connection/(?P<id>[A-Za-z0-9-]+)$")
 
 
@@ -68,6 +68,14 @@ def console_link(arn: str) -> str:
     region, account, connection = match["region"], match["account"], match["id"]
     return (f"https://{region}.console.aws.amazon.com/codesuite/settings/{account}/{region}"
             f"/connections/{connection}")
+
+
+def connection_service(arn: str) -> str:
+    """The boto3 client for a connection: the ARN's own service prefix. Connections made
+    since July 2024 are codeconnections, older ones codestar-connections, and IAM matches a
+    policy's prefix against the resource's
+    (https://docs.aws.amazon.com/dtconsole/latest/userguide/rename.html)."""
+    return CONNECTION_ARN.match(arn)["service"]
 
 
 def connection_status(client, arn: str) -> str:

@@ -384,8 +384,10 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         return _fail(f"bootstrap failed: {stack_name}: {outcome.failure}", EXIT_FAILED)
     deployed = current_stack(cfn, stack_name)
     arns = bootstrap.connection_arns(deployed)
-    connections = aws.client("codestar-connections") if arns else None
-    statuses = {arn: bootstrap.connection_status(connections, arn) for arn in arns}
+    clients = {service: aws.client(service)
+               for service in {bootstrap.connection_service(arn) for arn in arns}}
+    statuses = {arn: bootstrap.connection_status(clients[bootstrap.connection_service(arn)], arn)
+                for arn in arns}
     for line in bootstrap.next_steps(arns, statuses, stack_name):
         print(line)
     return EXIT_OK

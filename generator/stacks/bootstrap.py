@@ -1,6 +1,6 @@
 """templates/bootstrap.yaml: what a human admin creates once per account, before the pipeline.
 
-- PermissionsBoundary (`<app>-permissions-boundary`): the ceiling of every role the app
+- PermissionsBoundary (`<app>-permissions-boundary-<stack id piece>`): the ceiling of every role the app
   stacks create. It allows what the task, execution and pipeline roles need and no IAM
   role management, so a role inside it cannot create or widen roles.
 - CloudFormationDeployRole: the role CloudFormation runs the cluster, network, service and
@@ -26,7 +26,9 @@ from awacs.aws import (
 )
 from awacs.aws import Principal as AwsPrincipal
 from awacs.sts import AssumeRole
-from troposphere import Export, GetAtt, Output, Ref, Sub, Template, encode_to_dict, iam, s3
+from troposphere import (
+    Export, GetAtt, Join, Output, Ref, Sub, Template, encode_to_dict, iam, s3,
+)
 
 from generator import names
 from generator.awsfacts import operations, permissions, quotas
@@ -39,6 +41,10 @@ DEPLOY_POLICY_PREFIX = "CloudFormationDeployPolicy"
 TEMPLATE_BUCKET = "TemplateBucket"
 TEMPLATE_BUCKET_POLICY = "TemplateBucketPolicy"
 TEMPLATE_RETENTION_DAYS = 30
+# Key prefixes in the template bucket: what `deploy` uploads, and the baseline the Deploy
+# stage keeps for the next Build's check-upgrade (buildspec.yml, pipeline.iam).
+UPLOAD_PREFIX = "templates/"
+BASELINE_PREFIX = "deployed/"
 
 # The export names other stacks import (design notes: `<app>-bootstrap-<Output>`).
 # Output keys and export suffixes: one spelling in generator.names, read by the pipeline
@@ -82,6 +88,9 @@ BOUNDARY_POLICY_CHANGES = ("iam:CreatePolicyVersion", "iam:DeletePolicy",
 
 # A margin under the 6,144-character quota: the measure replaces intrinsics by long
 # placeholders, but IAM's own serialization is not ours.
+# The two service prefixes of one connection (dtconsole rename.html, above).
+CONNECTION_PREFIXES = ("codestar-connections", "codeconnections")
+
 _POLICY_BUDGET = quotas.MANAGED_POLICY_CHARS.limit - 144
 
 
@@ -118,6 +127,12 @@ def _arn(service: str, resource: str) -> Sub:
                % (service, resource))
 
 
+def _connections(prefix: str) -> Sub:
+    """This account's connections of one service prefix (any region: the pipeline stack's
+    parameter may name one from another)."""
+    return Sub("arn:${AWS::Partition}:%s:*:${AWS::AccountId}:connection/*" % prefix)
+
+
 def _iam_arn(resource: str) -> Sub:
     return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:%s" % resource)
 
@@ -140,7 +155,7 @@ def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
         "s3": (frozenset({"bucket", "object"}),
                [Sub("arn:${AWS::Partition}:s3:::%s-*" % app),
                 Sub("arn:${AWS::Partition}:s3:::%s-*/*" % app)]),
-        # pipeline.stack names the repository <app>/service.
+        # pipeline.stack names the repository <app>/service-<stack id piece>.
         "ecr": (frozenset({"repository"}), [_arn("ecr", f"repository/{app}/*")]),
         # Projects and report groups are named ${AWS::StackName}-...
         "codebuild": (frozenset({"project", "report-group"}),
@@ -208,10 +223,18 @@ def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
             # condition limits passing it to CodePipeline (AWS::CodePipeline::Pipeline's
             # schema lists codestar-connections:PassConnection for create and update;
             # condition key: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscodestarconnections.html).
-            result.append(Statement(
-                Sid=sid, Effect=Allow, Action=_actions(prefix_actions), Resource=["*"],
-                Condition=Condition(StringEquals("codestar-connections:PassedToService",
-                                                 "codepipeline.amazonaws.com"))))
+            # Connections made since 1 July 2024 have codeconnections ARNs, and a policy's
+            # service prefix must match the resource's
+            # (https://docs.aws.amazon.com/dtconsole/latest/userguide/rename.html): the
+            # same grant under both prefixes, each with its own condition key.
+            for connections in CONNECTION_PREFIXES:
+                result.append(Statement(
+                    Sid="".join(part.capitalize() for part in connections.split("-")),
+                    Effect=Allow,
+                    Action=[Action(connections, a.split(":", 1)[1]) for a in sorted(prefix_actions)],
+                    Resource=[_connections(connections)],
+                    Condition=Condition(StringEquals(f"{connections}:PassedToService",
+                                                     "codepipeline.amazonaws.com"))))
         elif prefix in scopes:
             types, arns = scopes[prefix]
             scoped = [n for n in prefix_actions if permissions.action_resource_types(n) & types]
@@ -238,7 +261,10 @@ def _mutating(actions: Iterable[str]) -> list[str]:
 def deny_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     """What the deploy role must never do, whatever its Allow statements say."""
     grouped = _by_prefix(actions)
-    own_roles = _iam_arn(f"role/{topology.app}-bootstrap-*")
+    # By exact ARN, not by the prefix role/<app>-bootstrap-*: a service named bootstrap-api
+    # gets roles <app>-bootstrap-api-*, which such a prefix would deny, and an explicit deny
+    # beats every allow (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
+    own_roles = GetAtt(DEPLOY_ROLE, "Arn")
     return [
         Statement(
             Sid="NeverLiftABoundary",
@@ -251,10 +277,13 @@ def deny_statements(topology: Topology, actions: set[str]) -> list[Statement]:
             Effect=Deny,
             Action=_actions(BOUNDARY_POLICY_CHANGES),
             Resource=[Ref(PERMISSIONS_BOUNDARY),
-                      _iam_arn(f"policy/{topology.app}-bootstrap-*")],
+                      # The deploy policies cannot name their own ARNs (a circular
+                      # reference); CloudFormation names them <stack>-<logical id>-<suffix>,
+                      # and no service stack has a logical id of this (capitalised) prefix.
+                      _iam_arn(f"policy/{topology.app}-bootstrap-{DEPLOY_POLICY_PREFIX}*")],
         ),
         Statement(
-            # This stack's roles (the deploy role itself) match role/<app>-*.
+            # This stack's one role (the deploy role itself) matches role/<app>-*.
             Sid="NeverChangeThisStacksRoles",
             Effect=Deny,
             Action=_actions(set(_mutating(grouped.get("iam", []))) | set(BOUNDARY_CONDITIONED)),
@@ -281,7 +310,8 @@ def size_values(topology: Topology) -> dict[str, str]:
     """Known values of this template's Refs and GetAtts, longest plausible, for measuring."""
     partition, account = "aws-us-gov", "1" * 12
     return {
-        PERMISSIONS_BOUNDARY: f"arn:{partition}:iam::{account}:policy/{boundary_name(topology)}",
+        PERMISSIONS_BOUNDARY:
+            f"arn:{partition}:iam::{account}:policy/{boundary_name(topology)}-" + "f" * 8,
         f"{TEMPLATE_BUCKET}.Arn": f"arn:{partition}:s3:::" + "b" * 63,
         TEMPLATE_BUCKET: "b" * 63,
         f"{DEPLOY_ROLE}.Arn": f"arn:{partition}:iam::{account}:role/" + "r" * 64,
@@ -363,6 +393,9 @@ def boundary_statements(topology: Topology) -> list[Statement]:
          if a.startswith("cloudformation:")}
         # The pipeline's CloudFormation actions (CREATE_UPDATE) on the pipeline stack.
         | {"CreateStack", "UpdateStack"})
+    unnamed = sorted(a.split(":", 1)[1] for a in operations.iam_actions(
+        operations.DEPLOY_UNNAMED_OPERATIONS) if a.startswith("cloudformation:"))
+    app = topology.app
     return [
         Statement(
             Sid="TasksRun",
@@ -382,20 +415,62 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             ],
             Resource=["*"],
         ),
+        # The pipeline's roles, each grant limited to this app's resources (issue 15: the
+        # boundary is the app's ceiling, not the account's). CloudFormation names every
+        # app resource below <stack name>-..., and every app stack is <app>-...
+        Statement(
+            # Its one image repository, <app>/service-<stack id piece> (pipeline.stack).
+            Sid="PipelinePushesTheAppsImages",
+            Effect=Allow,
+            Action=actions("ecr", "InitiateLayerUpload", "UploadLayerPart",
+                           "CompleteLayerUpload", "PutImage", "DescribeImages"),
+            Resource=[_arn("ecr", "repository/" + names.image_repository(app) + "*")],
+        ),
+        Statement(
+            # The artifact and template buckets: <app>-pipeline-... and <app>-bootstrap-...
+            # (bucket names are lowercase, as app names are).
+            Sid="PipelineUsesTheAppsBuckets",
+            Effect=Allow,
+            Action=actions("s3", "GetObject", "GetObjectVersion", "PutObject",
+                           "DeleteObject", "ListBucket", "GetBucketLocation",
+                           "GetBucketVersioning", "GetBucketAcl"),
+            Resource=[Sub("arn:${AWS::Partition}:s3:::%s-*" % app),
+                      Sub("arn:${AWS::Partition}:s3:::%s-*/*" % app)],
+        ),
+        Statement(
+            # The connection is the pipeline stack's parameter, unknown here: this
+            # account's connections, under both prefixes (dtconsole rename.html).
+            Sid="PipelineUsesThisAccountsConnections",
+            Effect=Allow,
+            Action=[Action(prefix, "UseConnection") for prefix in CONNECTION_PREFIXES],
+            Resource=[_connections(prefix) for prefix in CONNECTION_PREFIXES],
+        ),
+        Statement(
+            Sid="PipelineRunsTheAppsBuilds",
+            Effect=Allow,
+            Action=actions("codebuild", "StartBuild", "BatchGetBuilds", "CreateReport",
+                           "UpdateReport", "BatchPutTestCases"),
+            Resource=[_arn("codebuild", f"project/{app}-*"),
+                      _arn("codebuild", f"report-group/{app}-*")],
+        ),
+        Statement(
+            # The app's stacks; a change set of a template with a transform also needs
+            # CreateChangeSet on the transform
+            # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/control-access-with-iam.html).
+            Sid="PipelineChangesTheAppsStacks",
+            Effect=Allow,
+            Action=actions("cloudformation", *[n for n in cloudformation if n not in unnamed]),
+            Resource=[_arn("cloudformation", f"stack/{app}-*/*"),
+                      Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:"
+                          "transform/LanguageExtensions")],
+        ),
         Statement(
             Sid="PipelineRuns",
             Effect=Allow,
             Action=[
-                *actions("ecr", "InitiateLayerUpload", "UploadLayerPart",
-                         "CompleteLayerUpload", "PutImage", "DescribeImages"),
-                *actions("s3", "GetObject", "GetObjectVersion", "PutObject", "DeleteObject",
-                         "ListBucket", "GetBucketLocation", "GetBucketVersioning",
-                         "GetBucketAcl"),
-                Action("codestar-connections", "UseConnection"),
-                Action("codeconnections", "UseConnection"),
-                *actions("codebuild", "StartBuild", "BatchGetBuilds", "CreateReport",
-                         "UpdateReport", "BatchPutTestCases"),
-                *actions("cloudformation", *cloudformation),
+                # Called without a stack name (the deployer lists stacks to find the app's
+                # by tag): IAM authorizes such a call against "*" only.
+                *actions("cloudformation", *unnamed),
                 *actions("ecs", "DescribeServices"),
                 *actions("servicediscovery", "DiscoverInstances"),
                 # deploy's preflight reads the Service Connect TLS CA
@@ -454,7 +529,10 @@ def permissions_boundary(topology: Topology) -> iam.ManagedPolicy:
         # Kept with the deploy role: roles in the app stacks still name it.
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
-        ManagedPolicyName=boundary_name(topology),
+        # Readable, and unique per stack instance: the policy is retained, and a recreated
+        # bootstrap stack must not meet it as AlreadyExists.
+        ManagedPolicyName=Join("", [boundary_name(topology), "-",
+                                    names.stack_instance_suffix()]),
         Description=f"Permissions boundary of every role the {topology.app} stacks create; "
                     "no IAM role management",
         PolicyDocument=_document(boundary_statements(topology)),
@@ -477,15 +555,34 @@ def template_bucket() -> s3.Bucket:
             RestrictPublicBuckets=True),
         OwnershipControls=s3.OwnershipControls(Rules=[
             s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
-        # A template is read once, by the change set that names it.
-        LifecycleConfiguration=s3.LifecycleConfiguration(Rules=[s3.LifecycleRule(
-            Id="expire-uploaded-templates",
-            Status="Enabled",
-            ExpirationInDays=TEMPLATE_RETENTION_DAYS,
-            NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=1),
-            AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
-                DaysAfterInitiation=1),
-        )]),
+        # An uploaded template (templates/, generator.ops.deploy.upload_template) is read
+        # once, by the change set that names it. The baseline under deployed/ (the last
+        # successful Deploy's templates, read by the next Build's check-upgrade) must never
+        # expire: a rule without a filter applies to every object in the bucket
+        # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_LifecycleRuleFilter.html), so
+        # each rule names its prefix
+        # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-filters.html).
+        # Only deployed/'s overwritten (noncurrent) versions go.
+        LifecycleConfiguration=s3.LifecycleConfiguration(Rules=[
+            s3.LifecycleRule(
+                Id="expire-uploaded-templates",
+                Status="Enabled",
+                Prefix=UPLOAD_PREFIX,
+                ExpirationInDays=TEMPLATE_RETENTION_DAYS,
+                NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=1),
+                AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
+                    DaysAfterInitiation=1),
+            ),
+            s3.LifecycleRule(
+                Id="expire-replaced-baselines",
+                Status="Enabled",
+                Prefix=BASELINE_PREFIX,
+                NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(
+                    NoncurrentDays=TEMPLATE_RETENTION_DAYS),
+                AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
+                    DaysAfterInitiation=1),
+            ),
+        ]),
     )
 
 

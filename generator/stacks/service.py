@@ -472,9 +472,10 @@ def _ecs_tasks_trust() -> PolicyDocument:
 
 
 def pipeline_repository_arn() -> Sub:
-    """The pipeline's image repository (pipeline.stack, <app>/service)."""
+    """The pipeline's image repository (pipeline.stack, <app>/service-<stack id piece>),
+    and its predecessors that a recreated pipeline stack retained."""
     return Sub("arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/"
-               + names.IMAGE_REPOSITORY.format(app="${%s}" % names.APP_PARAMETER))
+               + names.IMAGE_REPOSITORY.format(app="${%s}" % names.APP_PARAMETER) + "*")
 
 
 def secrets_policy(topology: Topology):

@@ -36,7 +36,11 @@ def statement_actions(document: dict) -> list[str]:
 def test_the_boundary_is_the_named_managed_policy(default_templates, default_topology):
     resource = default_templates["bootstrap.yaml"]["Resources"][BOUNDARY]
     assert resource["Type"] == "AWS::IAM::ManagedPolicy"
-    assert resource["Properties"]["ManagedPolicyName"] == f"{default_topology.app}-permissions-boundary"
+    # Named <app>-permissions-boundary-<stack id piece>: retained, so a recreated stack must
+    # not reuse the name (issue 14 finding 8, tests/iam/test_iam_first_runs.py).
+    name = resource["Properties"]["ManagedPolicyName"]["Fn::Join"][1]
+    assert name[0] == f"{default_topology.app}-permissions-boundary"
+    assert "AWS::StackId" in str(name[1:])
     assert resource["Properties"].get("Roles") is None  # a boundary, attached to nothing
 
 
@@ -141,12 +145,12 @@ def test_the_deploy_role_never_lifts_a_boundary_nor_changes_the_boundary_policy(
 
 
 def test_the_deploy_role_cannot_change_itself(default_templates, default_topology):
-    """Its own name matches role/<app>-*; a Deny on this stack's roles takes every
-    role-changing action back."""
+    """Its own name matches role/<app>-*; a Deny on its exact ARN (not a name prefix that
+    a service's roles could share, issue 14 finding 7) takes every role-changing action back."""
     documents = role_documents(default_templates["bootstrap.yaml"], DEPLOY_ROLE)
-    own = f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{default_topology.app}-bootstrap-*"
+    own = {"Fn::GetAtt": [DEPLOY_ROLE, "Arn"]}
     denied = {a for d in documents for s in permissions.statements(d)
-              if s["Effect"] == "Deny" and {"Fn::Sub": own} in s["Resource"] for a in s["Action"]}
+              if s["Effect"] == "Deny" and own in s["Resource"] for a in s["Action"]}
     for action in ("iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:AttachRolePolicy",
                    "iam:DeleteRole", "iam:UpdateRole", "iam:DetachRolePolicy"):
         assert action in denied

@@ -12,7 +12,7 @@ from generator import names
 from generator.stacks import cluster as cluster_stack
 
 PIPELINE_REPOSITORY = {"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:"
-                                  "repository/${AppName}/service"}
+                                  "repository/${AppName}/service-*"}
 
 
 def test_the_workloads_topology_generates_and_lints_clean(project):
