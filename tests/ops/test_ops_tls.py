@@ -11,11 +11,9 @@ parameter that the role's Condition follows (ServiceConnectTlsRoleWanted).
 """
 from __future__ import annotations
 
-from generator import cli, names
+from generator import names
+from tests.ops.conftest import private_ca
 
-ACCOUNT = "123456789012"
-CA = (f"arn:aws:acm-pca:us-east-1:{ACCOUNT}:certificate-authority/"
-      "0f3c1d2e-1111-2222-3333-444455556666")
 PLAIN = """\
 app: shop
 namespace: shop.local
@@ -26,7 +24,12 @@ services:
     port: 8080
     calls: [store]
 """
-WITH_TLS = PLAIN.replace("services:", f"service_connect_tls:\n  private_ca_arn: {CA}\nservices:")
+
+
+def with_tls(ca: str) -> str:
+    """PLAIN with Service Connect TLS on a CA the deploy preflight accepts (ACTIVE,
+    tagged AmazonECSManaged=true, in moto)."""
+    return PLAIN.replace("services:", f"service_connect_tls:\n  private_ca_arn: {ca}\nservices:")
 
 
 def _projects(project_factory, tmp_path):
@@ -69,12 +72,13 @@ def _cluster_updates(monkeypatch) -> list[tuple[str, dict[str, str]]]:
 def test_turning_tls_off_removes_the_role_after_the_services(project_factory, run, boto,
                                                               monkeypatch, tmp_path):
     project_factory = _projects(project_factory, tmp_path)
-    on = project_factory("on", WITH_TLS)
+    ca = private_ca(boto)
+    on = project_factory("on", with_tls(ca))
     code, out, err = run(on.first_deploy_argv())
     assert code == 0, out + err
     cluster = _stack(boto, on.topology.cluster_stack_name)
     assert _parameters(cluster)[names.TLS_ROLE_WANTED_PARAMETER] == "true"
-    assert _parameters(_stack(boto, "shop-web"))[names.TLS_CA_PARAMETER] == CA
+    assert _parameters(_stack(boto, "shop-web"))[names.TLS_CA_PARAMETER] == ca
 
     off = project_factory("off", PLAIN)
     updates = _cluster_updates(monkeypatch)
@@ -83,7 +87,7 @@ def test_turning_tls_off_removes_the_role_after_the_services(project_factory, ru
     # First the cluster keeps the role, since both service stacks still pass the CA ...
     first_wanted, first_users = updates[0]
     assert first_wanted == "true"
-    assert first_users["shop-web"] == CA and first_users["shop-store"] == CA
+    assert first_users["shop-web"] == ca and first_users["shop-store"] == ca
     # ... then, after the waves, one more cluster update removes it: nobody uses TLS.
     assert len(updates) == 2, out
     last_wanted, last_users = updates[1]
@@ -95,15 +99,16 @@ def test_turning_tls_off_removes_the_role_after_the_services(project_factory, ru
 
 
 def test_a_service_left_out_of_the_run_keeps_the_role(project_factory, run, boto, tmp_path):
-    project_factory = _projects(project_factory, tmp_path)
     """`deploy web` leaves store on TLS: the role must stay for it."""
-    on = project_factory("on", WITH_TLS)
+    project_factory = _projects(project_factory, tmp_path)
+    ca = private_ca(boto)
+    on = project_factory("on", with_tls(ca))
     code, out, err = run(on.first_deploy_argv())
     assert code == 0, out + err
     off = project_factory("off", PLAIN)
     code, out, err = run(off.deploy_argv("--image", off.image, "web"))
     assert code == 0, out + err
-    assert _parameters(_stack(boto, "shop-store"))[names.TLS_CA_PARAMETER] == CA
+    assert _parameters(_stack(boto, "shop-store"))[names.TLS_CA_PARAMETER] == ca
     assert _parameters(_stack(boto, "shop-web"))[names.TLS_CA_PARAMETER] == ""
     cluster = _stack(boto, off.topology.cluster_stack_name)
     assert _parameters(cluster)[names.TLS_ROLE_WANTED_PARAMETER] == "true"
@@ -117,7 +122,8 @@ def test_a_service_left_out_of_the_run_keeps_the_role(project_factory, run, boto
 
 def test_with_tls_on_the_cluster_is_deployed_once(project_factory, run, boto, tmp_path):
     project_factory = _projects(project_factory, tmp_path)
-    on = project_factory("on", WITH_TLS)
+    ca = private_ca(boto)
+    on = project_factory("on", with_tls(ca))
     code, out, err = run(on.first_deploy_argv())
     assert code == 0, out + err
     code, out, err = run(on.deploy_argv("--image", on.image))
