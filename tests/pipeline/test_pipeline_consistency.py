@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import render
+from generator import names, render
 from generator import topology as topology_module
 from pipeline import stack as pipeline_stack
 
@@ -159,7 +159,10 @@ def test_cluster_parameters_are_the_same_with_or_without_a_public_service(tmp_pa
             f"  web: {{port: 8080, public: {public}}}\n", "t.yaml")
         files = render.render(topology)
         keys.append(set(yaml.load(files["cluster.yaml"], Loader=_Tolerant)["Parameters"]))
-    assert keys[0] == keys[1] == {"VpcId", "PrivateSubnetIds", "PublicSubnetIds"}
+    # ServiceConnectTlsRoleWanted is always declared: the TLS role outlives the services
+    # that use it (issue 14 finding 5).
+    assert keys[0] == keys[1] == {"VpcId", "PrivateSubnetIds", "PublicSubnetIds",
+                                  names.TLS_ROLE_WANTED_PARAMETER}
 
 
 class _Tolerant(yaml.SafeLoader):
