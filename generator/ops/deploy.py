@@ -446,12 +446,21 @@ class Deployment:
                                            f"in its own wave ({callees}) changed")
             if self.options.dry_run:
                 continue
-            values = {key: PREVIOUS for key in previous_parameters(stack)}
+            # The template goes with it, as with every update: under AWS::LanguageExtensions
+            # AWS says to "provide the template instead of using UsePreviousTemplate to
+            # ensure new parameter values ... are applied correctly" (UpdateStack's
+            # UsePreviousTemplate; transform-aws-languageextensions.html, Remarks), so a
+            # new nonce on the previous template may come back "no changes".
+            values = {key: PREVIOUS for key in previous_parameters(stack)
+                      if key in self.service_template.parameters}
             values[NONCE_PARAMETER] = redeploy.nonce
             live_count = self._live_desired_count(redeploy.service)
             if live_count is not None:
                 values["DesiredCount"] = str(live_count)
-            requests.append((StackRequest(stack_name, None, values), stack))
+            service = self.topology.service(redeploy.service)
+            requests.append((StackRequest(stack_name, parameters=values,
+                                          tags=params.tags(self.topology, service),
+                                          **self._template(self.service_template)), stack))
         return self._deploy_in_parallel(requests) if requests else True
 
     def _deploy_in_parallel(self, requests: Sequence[tuple[StackRequest, dict | None]]) -> bool:
