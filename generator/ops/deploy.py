@@ -461,7 +461,18 @@ class Deployment:
             requests.append((StackRequest(stack_name, parameters=values,
                                           tags=params.tags(self.topology, service),
                                           **self._template(self.service_template)), stack))
-        return self._deploy_in_parallel(requests) if requests else True
+        return self._in_parallel([(self._redeploy, (request, stack), {})
+                                  for request, stack in requests])
+
+    def _redeploy(self, request: StackRequest, stack: dict) -> StackOutcome:
+        """A new nonce that changes nothing forced no deployment: that is not a success."""
+        outcome = self.deployer.deploy(request, stack)
+        if outcome.result != "no changes":
+            return outcome
+        failure = (f"the new {NONCE_PARAMETER} changed nothing, so no new deployment was "
+                   "forced; its tasks may still hold the old endpoints")
+        self.reporter.line(request.stack_name, failure)
+        return StackOutcome(request.stack_name, "failed", failure=failure)
 
     def _deploy_in_parallel(self, requests: Sequence[tuple[StackRequest, dict | None]]) -> bool:
         return self._in_parallel([
