@@ -18,7 +18,10 @@ every parameter, one stack at a time, at the moment that stack's change set is m
   change set is made: a console edit made any time before that is kept;
 - live (`LIVE_PARAMETERS`): DesiredCount is the ECS service's desiredCount as it is now,
   so target tracking's scale-out and a console edit both survive a deploy
-  (aws/containers-roadmap#493; Copilot's DynamicDesiredCount solves the same problem);
+  (aws/containers-roadmap#493; Copilot's DynamicDesiredCount solves the same problem).
+  A service that scales (MinCapacity < MaxCapacity) leaves the ECS service's DesiredCount
+  out (`service.SCALES`), so the value only matters once it stops scaling, and then it
+  starts from the running count, not the first deploy's;
 - deploy-time (`names.DEPLOY_TIME_PARAMETERS`): ImageUri from the build (`deploy --images`,
   a service -> image map the Build stage writes) or, for a service with `image:`, from
   topology.yaml; subnets from the cluster stack's parameters; the permissions boundary from

@@ -70,6 +70,12 @@ DOC_SERVICE_CONNECT_TLS = ("https://docs.aws.amazon.com/AmazonECS/latest/develop
                            "service-connect-tls.html")
 TLS_ROLE_WANTED = "ServiceConnectTlsRoleWanted"
 TLS_CA_PARAMETER = "ServiceConnectTlsCaArn"
+# "When using templates with the AWS::LanguageExtensions transform, provide the template
+# instead of using UsePreviousTemplate to ensure new parameter values and Systems Manager
+# parameter updates are applied correctly" (API_UpdateStack.html, UsePreviousTemplate);
+# the transform's page (Remarks) says the same of the console's "Use existing template".
+DOC_PREVIOUS_TEMPLATE = ("https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/"
+                         "transform-aws-languageextensions.html")
 
 # The property that gives each resource type a custom physical name. A replaced resource
 # whose name stays the same cannot be created next to the old one (DOC_NAME_TYPE).
@@ -1014,6 +1020,36 @@ class Account:
                     f"still import(s): \"Export {name} cannot be deleted as it is in use by "
                     f"{users[0]}\"", DOC_EXPORTS))
         return operation
+
+
+def console_update(account: Account, stack: str, changes: Mapping[str, str],
+                   template: TemplateFile | None) -> Operation:
+    """An operator's console update of a stack: `changes` set, every other parameter kept
+    (UsePreviousValue), with `template` provided (*Replace current template*), or with
+    None: *Use current template*, UsePreviousTemplate.
+
+    On a template with a transform, UsePreviousTemplate may not apply the new values
+    (DOC_PREVIOUS_TEMPLATE): the model reports it and, pessimistically, leaves the stack
+    as it was. A console upload goes through S3, so the size rule is TemplateURL's.
+    """
+    existing = account.stacks[stack]
+    if template is None and existing.template.transforms:
+        operation = Operation(stack, "update", "operator (console, Use current template)",
+                              existing.template.name)
+        operation.findings.append(Finding(
+            stack, "console-previous-template",
+            f"Use current template (UsePreviousTemplate) on a template with "
+            f"{', '.join(existing.template.transforms)}: the new value(s) of "
+            f"{', '.join(sorted(changes))} may not apply; use Replace current template with "
+            "the deployed file", DOC_PREVIOUS_TEMPLATE))
+        return operation
+    provided = template if template is not None else existing.template
+    values = {name: USE_PREVIOUS for name in existing.parameters if name in provided.parameters}
+    values.update(changes)
+    by = ("operator (console, Replace current template)" if template is not None
+          else "operator (console, Use current template)")
+    return account.apply(StackRequest("deploy", stack, by, provided, values, existing.tags),
+                         by_s3=True)
 
 
 BOOTSTRAP_EXPORTS = ("DeployRoleArn", "PermissionsBoundaryArn", "TemplateBucketName")

@@ -485,13 +485,33 @@ class Deployment:
                                            f"in its own wave ({callees}) changed")
             if self.options.dry_run:
                 continue
-            values = {key: PREVIOUS for key in previous_parameters(stack)}
+            # The template goes with it, as with every update: under AWS::LanguageExtensions
+            # AWS says to "provide the template instead of using UsePreviousTemplate to
+            # ensure new parameter values ... are applied correctly" (UpdateStack's
+            # UsePreviousTemplate; transform-aws-languageextensions.html, Remarks), so a
+            # new nonce on the previous template may come back "no changes".
+            values = {key: PREVIOUS for key in previous_parameters(stack)
+                      if key in self.service_template.parameters}
             values[NONCE_PARAMETER] = redeploy.nonce
             live_count = self._live_desired_count(redeploy.service)
             if live_count is not None:
                 values["DesiredCount"] = str(live_count)
-            requests.append((StackRequest(stack_name, None, values), stack))
-        return self._deploy_in_parallel(requests) if requests else True
+            service = self.topology.service(redeploy.service)
+            requests.append((StackRequest(stack_name, parameters=values,
+                                          tags=params.tags(self.topology, service),
+                                          **self._template(self.service_template)), stack))
+        return self._in_parallel([(self._redeploy, (request, stack), {})
+                                  for request, stack in requests])
+
+    def _redeploy(self, request: StackRequest, stack: dict) -> StackOutcome:
+        """A new nonce that changes nothing forced no deployment: that is not a success."""
+        outcome = self.deployer.deploy(request, stack)
+        if outcome.result != "no changes":
+            return outcome
+        failure = (f"the new {NONCE_PARAMETER} changed nothing, so no new deployment was "
+                   "forced; its tasks may still hold the old endpoints")
+        self.reporter.line(request.stack_name, failure)
+        return StackOutcome(request.stack_name, "failed", failure=failure)
 
     def _deploy_in_parallel(self, requests: Sequence[tuple[StackRequest, dict | None]]) -> bool:
         return self._in_parallel([

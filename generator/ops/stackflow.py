@@ -53,7 +53,10 @@ class StackBlocked(Exception):
 @dataclass(frozen=True)
 class StackRequest:
     stack_name: str
-    template_body: str | None  # None: keep the stack's current template
+    # Always the template itself, never UsePreviousTemplate: a stack under the
+    # AWS::LanguageExtensions transform may not apply new parameter values on its previous
+    # template (transform-aws-languageextensions.html, Remarks).
+    template_body: str
     parameters: Mapping[str, object]  # str value, or PREVIOUS
     tags: Mapping[str, str] = field(default_factory=dict)
     # Set for a body over CloudFormation's inline limit: the body was uploaded there.
@@ -245,8 +248,6 @@ class StackDeployer:
         }
         if request.template_url is not None:
             arguments["TemplateURL"] = request.template_url
-        elif request.template_body is None:
-            arguments["UsePreviousTemplate"] = True
         else:
             arguments["TemplateBody"] = request.template_body
         if self.role_arn:

@@ -70,6 +70,7 @@ TLS_BEHIND_LOAD_BALANCER = "ServiceConnectTlsBehindLoadBalancer"
 ANY_SECRETS_MANAGER = "AnySecretsManagerSecret"
 ANY_SSM_PARAMETER = "AnySsmParameter"
 ANY_SECRET = "AnySecret"
+SCALES = "ServiceScales"
 # Fn::ForEach makes one ingress rule per caller. It cannot iterate over nothing (an empty
 # CommaDelimitedList is one empty item), and cfn-lint does not expand a per-item
 # Condition, so a service without callers lists names.NO_CALLERS: the cluster stack's
@@ -230,9 +231,9 @@ def parameters(topology: Topology) -> list[Parameter]:
         ),
         Parameter(
             "DesiredCount", Type="Number", Default=1, MinValue=0, MaxValue=1000,
-            Description="Tasks to run; keep it within MinCapacity..MaxCapacity. Every deploy "
-                        "passes the running service's desired count, so what autoscaling or "
-                        "a console edit set is kept.",
+            Description="Tasks to run when MinCapacity equals MaxCapacity. When they "
+                        "differ the service scales and this is not used: autoscaling owns "
+                        "the count, MinCapacity is its floor.",
         ),
         Parameter(
             "MinCapacity", Type="Number", Default=1, MinValue=0, MaxValue=1000,
@@ -348,6 +349,7 @@ def conditions(topology: Topology) -> dict:
         IS_PUBLIC: Equals(Ref("PublicLoadBalancer"), "true"),
         EXEC_ENABLED: Equals(Ref("EnableExecuteCommand"), "true"),
         HAS_NONCE: Not(Equals(Ref("DeploymentNonce"), "")),
+        SCALES: Not(Equals(Ref("MinCapacity"), Ref("MaxCapacity"))),
     }
     for variable in topology.environment_names:
         parameter = names.environment_parameter(variable)
@@ -693,7 +695,15 @@ def ecs_service() -> ecs.Service:
         TaskDefinition=Ref("TaskDefinition"),
         LaunchType="FARGATE",
         PlatformVersion="LATEST",
-        DesiredCount=Ref("DesiredCount"),
+        # A service that scales leaves its count to autoscaling: "For existing services,
+        # if a desired count is not specified, it is omitted from the operation", so no
+        # update (the deployer's or a console one) resets it; "for new services ... a
+        # default value of 1 is used" (AWS::ECS::Service DesiredCount,
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ecs-service.html#cfn-ecs-service-desiredcount),
+        # and registering the scalable target "changes the resource's current capacity to
+        # a value that is inside of this range" (Application Auto Scaling
+        # RegisterScalableTarget), so MinCapacity is the floor.
+        DesiredCount=If(SCALES, Ref(AWS_NO_VALUE), Ref("DesiredCount")),
         EnableExecuteCommand=If(EXEC_ENABLED, True, False),
         EnableECSManagedTags=True,
         PropagateTags="SERVICE",
