@@ -53,8 +53,6 @@ def parameters(topology: Topology, service: Service) -> dict[str, str]:
         "ServiceName": service.name,
         "DiscoveryName": service.discovery_name,
         "ContainerPort": service.port,
-        names.CALLERS_PARAMETER: ",".join(c.name for c in topology.callers(service))
-        or names.NO_CALLERS,
         "Cpu": service.cpu,
         "Memory": service.memory,
         "MinCapacity": service.scaling.min,
@@ -72,7 +70,6 @@ def parameters(topology: Topology, service: Service) -> dict[str, str]:
         "ReadonlyRootFilesystem": "true" if service.read_only_root_filesystem else "false",
         "PullRepositoryArn": service.pull_repository_arn,
         "CertificateArn": service.certificate_arn,
-        "SecretsKmsKeyArn": service.secrets_kms_key_arn,
         names.TLS_CA_PARAMETER: (topology.service_connect_tls.private_ca_arn
                                  if topology.service_connect_tls else ""),
     }
@@ -80,6 +77,8 @@ def parameters(topology: Topology, service: Service) -> dict[str, str]:
     for variable in topology.environment_names:
         values[names.environment_parameter(variable)] = env.get(variable, "")
     secrets = dict(service.secrets)
+    if topology.secret_names:
+        values["SecretsKmsKeyArn"] = service.secrets_kms_key_arn
     for variable in topology.secret_names:
         values[names.secret_parameter(variable)] = secrets.get(variable, "")
     return {key: str(value) for key, value in values.items()}
@@ -98,6 +97,7 @@ MANAGED_BY = "ecs-service-connect-kit"
 # The deployer finds a removed service's stacks by these tags (app, kind, service).
 KIND_SERVICE = "service"
 KIND_NETWORK = "network"
+KIND_INGRESS = "ingress"
 
 
 def tags(topology: Topology, service: Service, kind: str = KIND_SERVICE) -> dict[str, str]:
@@ -109,6 +109,14 @@ def network_parameters(topology: Topology, service: Service) -> dict[str, str]:
     """The network stack's parameters; it has no params file, everything is derived."""
     return {names.CLUSTER_STACK_PARAMETER: topology.cluster_stack_name,
             "ServiceName": service.name}
+
+
+def ingress_parameters(topology: Topology, service: Service) -> dict[str, str]:
+    """The ingress stack's parameters; like the network stack's, all derived."""
+    return {names.APP_PARAMETER: topology.app, "ServiceName": service.name,
+            "ContainerPort": str(service.port),
+            names.CALLERS_PARAMETER: ",".join(c.name for c in topology.callers(service))
+            or names.NO_CALLERS}
 
 
 def configuration(topology: Topology, service: Service) -> dict:

@@ -51,7 +51,7 @@ def check_params_text(path: str, text: str, parameters: dict, rules: dict) -> li
             findings.append(finding("P1001", f"'{key}' is not a parameter of service.yaml",
                                     line_of(key)))
             continue
-        problem = _parameter_problem(parameters[key], value)
+        problem = parameter_problem(parameters[key], value)
         if problem:
             findings.append(finding("P1002", f"{key}: {problem}", line_of(key)))
     if values.get("PublicLoadBalancer") == "true" and not values.get("CertificateArn"):
@@ -82,7 +82,7 @@ def check_params_text(path: str, text: str, parameters: dict, rules: dict) -> li
     return findings
 
 
-def _parameter_problem(spec: dict, value: Any) -> str | None:
+def parameter_problem(spec: dict, value: Any) -> str | None:
     if not isinstance(value, str):
         return f"value must be a string, got {json.dumps(value)}"
     size = len(value.encode("utf-8"))

@@ -14,6 +14,7 @@ from generator.awsfacts import quotas
 from generator.topology import Topology, TopologyError
 
 SERVICE_TEMPLATE = "service.yaml"
+INGRESS_TEMPLATE = "ingress.yaml"
 PIPELINE_TEMPLATE = "pipeline.yaml"
 PARAMS_PREFIX = "params/"
 
@@ -97,8 +98,13 @@ def _check_pipeline(document: dict) -> None:
                                  f"{quota.limit} ({quota.source})")
 
 
+# Per service: its service, network and ingress stacks.
+STACKS_PER_SERVICE = 3
+
+
 def check_account(topology: Topology) -> None:
-    stacks = 3 + 2 * len(topology.services)  # bootstrap, pipeline, cluster; 2 per service
+    # bootstrap, pipeline and cluster, then each service's.
+    stacks = 3 + STACKS_PER_SERVICE * len(topology.services)
     exports = 10 + len(topology.services)
     for quota, count in ((quotas.STACKS_PER_ACCOUNT, stacks),
                          (quotas.EXPORTS_PER_ACCOUNT, exports)):
@@ -106,6 +112,23 @@ def check_account(topology: Topology) -> None:
             raise QuotaError(f"{topology.source}: {len(topology.services)} services need "
                              f"{count} {quota.name.split(' per ')[0]}, over the "
                              f"{quota.limit} per account and region ({quota.source})")
+
+
+def check_ingress_parameters(topology: Topology, documents: Mapping[str, dict]) -> None:
+    """The ingress stacks' parameters have no params file, so they are checked here against
+    ingress.yaml's declarations (CommaDelimitedList has no MaxLength: only this check bounds
+    the Callers list to CloudFormation's parameter value size)."""
+    from generator import params
+
+    declared = documents[INGRESS_TEMPLATE].get("Parameters", {})
+    for service in topology.services:
+        for key, value in params.ingress_parameters(topology, service).items():
+            problem = paramscheck.parameter_problem(declared[key], value)
+            if problem:
+                raise QuotaError(
+                    f"{topology.source}: services.{service.name}: its ingress stack's {key} "
+                    f"parameter: {problem}; give the service fewer callers, or callers with "
+                    "shorter names")
 
 
 def check_params(files: Mapping[str, bytes], documents: Mapping[str, dict]) -> None:
@@ -173,6 +196,7 @@ def check(topology: Topology, files: Mapping[str, bytes], documents: Mapping[str
     check_execution_roles(topology)
     check_account(topology)
     check_templates(topology, files, documents)
+    check_ingress_parameters(topology, documents)
     check_params(files, documents)
 
 

@@ -15,7 +15,7 @@ import cfn_flip
 from troposphere import Template
 
 from generator import params
-from generator.stacks import bootstrap, cluster, network, service
+from generator.stacks import bootstrap, cluster, ingress, network, service
 from generator.topology import Topology
 
 HEADER = "# Generated from topology.yaml by `python -m generator generate`; do not edit.\n"
@@ -29,6 +29,7 @@ def _stacks() -> dict[str, Callable[[Topology], Template]]:
         "bootstrap.yaml": bootstrap.build,
         "cluster.yaml": cluster.build,
         "network.yaml": network.build,
+        "ingress.yaml": ingress.build,
         "service.yaml": service.build,
         "pipeline.yaml": pipeline_stack.build,
     }
@@ -41,7 +42,22 @@ def template_bytes(template: Template) -> bytes:
 def _yaml_bytes(document: dict) -> bytes:
     # Exactly what Template.to_yaml() emits (its JSON, then cfn-flip), from a dict built once.
     text = json.dumps(document, indent=1, sort_keys=True, separators=(",", ": "))
-    return (HEADER + cfn_flip.to_yaml(text, clean_up=False, long_form=False)).encode("utf-8")
+    long_form = _has_lone_for_each(document)
+    return (HEADER + cfn_flip.to_yaml(text, clean_up=False, long_form=long_form)).encode("utf-8")
+
+
+def _has_lone_for_each(node) -> bool:
+    """True when a mapping's only key is `Fn::ForEach::<Loop>`. cfn-flip (1.3) writes any
+    one-key `Fn::` mapping in short form, which would make it `!ForEach::<Loop>`: a tag
+    CloudFormation does not document (Fn::ForEach's YAML is the long form only,
+    intrinsic-function-reference-foreach.html). Such a template is written in long form."""
+    if isinstance(node, list):
+        return any(_has_lone_for_each(item) for item in node)
+    if not isinstance(node, dict):
+        return False
+    if len(node) == 1 and str(next(iter(node))).startswith("Fn::ForEach::"):
+        return True
+    return any(_has_lone_for_each(value) for value in node.values())
 
 
 def json_bytes(document: dict) -> bytes:

@@ -3,8 +3,8 @@
 
 Written by `generate` next to the templates directory (the repository root for the
 default `--out templates`), in the order the deployer goes (design notes, "Deployer
-order"): the cluster stack, every network stack, then the service stacks wave by wave,
-callees first. Each environment has `deploy` parameters (stack name, template, the
+order"): the cluster stack, every network stack, every ingress stack, then the service
+stacks wave by wave, callees first. Each environment has `deploy` parameters (stack name, template, the
 capabilities that stack needs, the deployer's tags and the topology-owned parameter
 values of templates/params/<service>.json) and `validate` parameters (template, lint), so
 `sam validate --config-env <stack>` lints the same template.
@@ -29,10 +29,12 @@ from generator.topology import Topology
 FILE = "samconfig.toml"
 CONFIG_VERSION = 0.1
 # Per template: what CloudFormation requires to deploy it. The service template creates
-# IAM roles without names and uses the AWS::LanguageExtensions transform; the cluster
-# template creates a role only with service_connect_tls; the network template none.
+# IAM roles without names; the ingress template uses the AWS::LanguageExtensions
+# transform; the cluster template declares the Service Connect TLS role; the network
+# template needs none.
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStack.html (Capabilities)
-SERVICE_CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")
+SERVICE_CAPABILITIES = ("CAPABILITY_IAM",)
+INGRESS_CAPABILITIES = ("CAPABILITY_AUTO_EXPAND",)
 
 
 def _toml(value) -> str:
@@ -85,6 +87,14 @@ def stacks(topology: Topology) -> list[dict]:
         })
     for name in order:
         service = topology.service(name)
+        result.append({
+            "name": topology.ingress_stack_name(service), "template": "ingress.yaml",
+            "capabilities": INGRESS_CAPABILITIES,
+            "tags": params.tags(topology, service, params.KIND_INGRESS),
+            "parameters": params.ingress_parameters(topology, service),
+        })
+    for name in order:
+        service = topology.service(name)
         values = dict(params.parameters(topology, service))
         if service.image:  # known now: not built
             values["ImageUri"] = service.image
@@ -104,7 +114,7 @@ def deploy_time_parameters(topology: Topology, stack: str) -> tuple[str, ...]:
             continue
         if entry["template"] == "cluster.yaml":
             return (names.VPC_ID, names.PRIVATE_SUBNETS, names.PUBLIC_SUBNETS)
-        if entry["template"] == "network.yaml":
+        if entry["template"] in ("network.yaml", "ingress.yaml"):
             return ()
         required = [names.SUBNETS_PARAMETER, names.LOAD_BALANCER_SUBNETS_PARAMETER,
                     names.BOUNDARY_PARAMETER]

@@ -196,6 +196,9 @@ class Topology:
     def network_stack_name(self, service: Service) -> str:
         return network_stack_name(self.app, service.name)
 
+    def ingress_stack_name(self, service: Service) -> str:
+        return ingress_stack_name(self.app, service.name)
+
     def service(self, name: str) -> Service:
         for service in self.services:
             if service.name == name:
@@ -248,6 +251,10 @@ def build_slug(directory: str) -> str:
 
 def network_stack_name(app: str, service: str) -> str:
     return f"{app}-{service}-network"
+
+
+def ingress_stack_name(app: str, service: str) -> str:
+    return f"{app}-{service}-ingress"
 
 
 def network_export_name(app: str, service: str) -> str:
@@ -525,13 +532,14 @@ class _Validator:
             if service.name == NO_CALLERS:
                 raise self.fail(where, f"'{NO_CALLERS}' is reserved: a service stack's Callers "
                                        "parameter uses it to say that no service calls it")
-            for stack in (f"{app}-{service.name}", network_stack_name(app, service.name)):
+            for stack in (f"{app}-{service.name}", network_stack_name(app, service.name),
+                          ingress_stack_name(app, service.name)):
                 other = owners.setdefault(stack, f"service '{service.name}'")
                 if other != f"service '{service.name}'":
                     raise self.fail(where, f"its stack name '{stack}' is also that of {other}; "
                                            "rename the service")
             # A caller's name becomes part of the logical id of its ingress rule in each
-            # callee's stack (Fn::ForEach's &{} form keeps only letters and digits).
+            # callee's ingress stack (Fn::ForEach's &{} form keeps only letters and digits).
             part = logical_id_part(service.name)
             other_name = parts.setdefault(part, service.name)
             if other_name != service.name:
@@ -550,8 +558,10 @@ class _Validator:
     def service(self, app: str, name: Any, settings: Any) -> Service:
         where = f"services.{name}"
         self.label(name, where)
-        if len(f"{app}-{name}") > _MAX_STACK_NAME:
-            raise self.fail(where, f"stack name '{app}-{name}' is longer than {_MAX_STACK_NAME}")
+        # The longest of the service's three stack names (-network and -ingress are as long).
+        longest = network_stack_name(app, name)
+        if len(longest) > _MAX_STACK_NAME:
+            raise self.fail(where, f"stack name '{longest}' is longer than {_MAX_STACK_NAME}")
         if settings is None:
             settings = {}
         raw = self.mapping(settings, where, _SERVICE_KEYS, {"port"})

@@ -64,6 +64,9 @@ DOC_FOREACH = ("https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateRef
 # it runs once with "" (reported in cfn-language-discussion#154).
 DOC_EMPTY_LIST = "https://github.com/aws-cloudformation/cfn-language-discussion/issues/102"
 DOC_QUOTAS = quotas.CFN_QUOTAS
+# EC2's InvalidPermission.Duplicate: the same rule cannot be added to a group twice.
+DOC_DUPLICATE_RULE = ("https://docs.aws.amazon.com/AWSEC2/latest/APIReference/"
+                      "errors-overview.html")
 # Its infrastructure-as-code note: the infrastructure role, CA and key are deleted after
 # the services that use them.
 DOC_SERVICE_CONNECT_TLS = ("https://docs.aws.amazon.com/AmazonECS/latest/developerguide/"
@@ -98,8 +101,8 @@ NAME_PROPERTIES = {
     "AWS::EC2::SecurityGroup": "GroupName",
 }
 
-TEMPLATE_FILES = ("bootstrap.yaml", "cluster.yaml", "network.yaml", "service.yaml",
-                  "pipeline.yaml")
+TEMPLATE_FILES = ("bootstrap.yaml", "cluster.yaml", "network.yaml", "ingress.yaml",
+                  "service.yaml", "pipeline.yaml")
 REQUIRED_FILES = ("cluster.yaml", "service.yaml", "pipeline.yaml")
 PARAMS_DIR = "params"
 
@@ -876,6 +879,34 @@ def rule_deleted_in_use(stacks: Mapping[str, DeployedStack], existing: DeployedS
     return findings
 
 
+_RULE_FIELDS = ("GroupId", "IpProtocol", "FromPort", "ToPort", "SourceSecurityGroupId",
+                "CidrIp", "CidrIpv6", "SourcePrefixListId")
+
+
+def _ingress_rules(stack: DeployedStack) -> dict[tuple, str]:
+    return {tuple(str(r.properties.get(f, "")) for f in _RULE_FIELDS): logical
+            for logical, r in stack.resources.items() if r.type == "AWS::EC2::SecurityGroupIngress"}
+
+
+def rule_duplicate_ingress(stacks: Mapping[str, DeployedStack], existing: DeployedStack | None,
+                           new: DeployedStack) -> list[Finding]:
+    """A stack that adds an ingress rule another stack already holds: EC2 refuses the
+    second with InvalidPermission.Duplicate, so the create or update fails (and rolls
+    back). Moving rules between stacks must remove them from the old one first."""
+    kept = _ingress_rules(existing) if existing is not None else {}
+    held = {rule: other.name for other in stacks.values() if other.name != new.name
+            for rule in _ingress_rules(other)}
+    findings = []
+    for rule, logical in sorted(_ingress_rules(new).items(), key=lambda item: item[1]):
+        if rule in held and rule not in kept:
+            findings.append(Finding(
+                new.name, "duplicate-rule",
+                f"{logical} adds a rule that {held[rule]} already holds on the same group "
+                "(InvalidPermission.Duplicate): that stack must give it up first",
+                DOC_DUPLICATE_RULE))
+    return findings
+
+
 # --- the upgrade ---------------------------------------------------------------------------
 
 @dataclass
@@ -961,6 +992,7 @@ class Account:
         operation.findings += rule_quotas(new)
         operation.findings += rule_own_role(request, existing, new)
         operation.findings += rule_deleted_in_use(self.stacks, existing, new)
+        operation.findings += rule_duplicate_ingress(self.stacks, existing, new)
         if existing is not None:
             operation.replaced = [f"{logical} ({new.resources[logical].type})"
                                   for logical in replaced]
@@ -1106,6 +1138,8 @@ class _DeployerModel:
         if kind == "cluster":
             deploy_values.update(self.environment.cluster_values())
             deploy_values[TLS_ROLE_WANTED] = self.tls_role_wanted(account, template)
+        if kind == "ingress":
+            deploy_values.update(self.ingress_values(service))
         for name in declared:
             if kind == "service" and name in CARRIED_PARAMETERS:
                 values[name] = CARRIED
@@ -1127,6 +1161,22 @@ class _DeployerModel:
         return StackRequest("deploy", stack, "deployer", template, values, tags,
                             missing=missing, kind=kind)
 
+    def ingress_values(self, service: str) -> dict[str, str]:
+        """ContainerPort from the service's params file; Callers: every service whose
+        PeerUrls name this one's client alias (http://<DiscoveryName>.<namespace>:<port>),
+        in topology order, or "none", as the deployer passes them (generator.params)."""
+        own = self.files.params.get(service, {}).get("Parameters", {})
+        port, discovery = own.get("ContainerPort", ""), own.get("DiscoveryName", service)
+        callers = []
+        for caller in self.deployment.services:
+            urls = self.files.params.get(caller, {}).get("Parameters", {}).get("PeerUrls", "")
+            for url in filter(None, urls.split(",")):
+                url = url.split("=", 1)[1] if "=" in url.split("://", 1)[0] else url
+                if re.fullmatch(rf"https?://{re.escape(discovery)}\.[^:/]+:{port}/?", url):
+                    callers.append(caller)
+                    break
+        return {"ContainerPort": port, "Callers": ",".join(callers) or "none"}
+
     def tls_role_wanted(self, account: Account, template: TemplateFile) -> str:
         """The deployer's ServiceConnectTlsRoleWanted: the template's Default (what the
         topology says), or "true" while a service stack of the app still passes a CA."""
@@ -1146,6 +1196,12 @@ class _DeployerModel:
             and stack.tags.get("service") not in services)
         for service in removed:  # prune, phase 1
             yield StackRequest("delete", f"{self.app}-{service}", "deployer (prune, phase 1)")
+        removed_ingress = sorted(
+            stack.name for stack in list(account.stacks.values())
+            if stack.tags.get("app") == self.app and stack.tags.get("kind") == "ingress"
+            and stack.tags.get("service") not in services)
+        for stack in removed_ingress:
+            yield StackRequest("delete", stack, "deployer (prune, phase 1)")
         yield self.request(account, "cluster", self.cluster_stack(),
                            self.files.templates["cluster.yaml"], None)
         network = self.files.template("network.yaml")
@@ -1153,9 +1209,27 @@ class _DeployerModel:
             for service in services:
                 yield self.request(account, "network", f"{self.app}-{service}-network",
                                    network, service)
+        ingress = self.files.template("ingress.yaml")
+        # A service stack that still holds the caller rules (an earlier version's Callers
+        # parameter) gives them up before its ingress stack adds them (generator.ops.deploy).
+        moving = {service for service in services if ingress is not None
+                  and "Callers" in getattr(account.stacks.get(f"{self.app}-{service}"),
+                                           "parameters", {})}
+        if ingress is not None:
+            for service in services:
+                if service not in moving:
+                    yield self.request(account, "ingress", f"{self.app}-{service}-ingress",
+                                       ingress, service)
         for service in services:
             yield self.request(account, "service", f"{self.app}-{service}",
                                self.files.templates["service.yaml"], service)
+            if service in moving:
+                request = self.request(account, "ingress", f"{self.app}-{service}-ingress",
+                                       ingress, service)
+                yield StackRequest("deploy", request.stack,
+                                   "deployer (after its service stack gave up the rules)",
+                                   request.template, request.parameters, request.tags,
+                                   missing=request.missing, kind="ingress")
         removed_networks = sorted(
             stack.name for stack in list(account.stacks.values())
             if stack.tags.get("app") == self.app and stack.tags.get("kind") == "network"

@@ -249,7 +249,7 @@ def deploy_step_role(topology: Topology) -> iam.Role:
                                              "cloudformation.amazonaws.com")),
         ),
         Statement(
-            # service.yaml uses the AWS::LanguageExtensions transform; a change set of a
+            # ingress.yaml uses the AWS::LanguageExtensions transform; a change set of a
             # template with a transform needs CreateChangeSet on the transform too
             # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/control-access-with-iam.html).
             Effect=Allow,
@@ -258,7 +258,7 @@ def deploy_step_role(topology: Topology) -> iam.Role:
                           "transform/LanguageExtensions")],
         ),
         Statement(
-            # The deploy step changes the cluster, network and service stacks only: never
+            # The deploy step changes the cluster, network, ingress and service stacks only: never
             # the bootstrap stack (the deploy role, the boundary) or the pipeline's own.
             Effect=Deny,
             Action=_actions("cloudformation", *sorted(

@@ -4,28 +4,40 @@ The pipeline's Deploy stage runs this same command, so there is one deployer. Or
 
 0. preflight (`generator.ops.preflight`): every input of every stack the run deploys is
    read and checked, and every problem reported, before the first AWS write;
-1. prune, phase 1: the service stacks of services no longer in the topology are deleted
-   first, before anything they depend on changes (found by their tags, not their names);
+1. prune, phase 1: the service and ingress stacks of services no longer in the topology
+   are deleted first, before anything they depend on changes (found by their tags, not
+   their names);
 2. the cluster stack;
 3. every service's network stack (its task security group), in parallel: callers' groups
-   exist before any callee's service stack admits them;
-4. the service stacks, wave by wave as `generator.plan` orders them (callees first), each
+   exist before any callee's ingress stack admits them;
+4. every service's ingress stack (the rules admitting its callers), in parallel: a new
+   caller is admitted before its tasks start;
+5. the service stacks, wave by wave as `generator.plan` orders them (callees first), each
    wave's stacks in parallel, then the redeploys `generator.rollout` asks for;
-5. prune, phase 2: the network stacks of removed services, now that no callee's rule
+6. prune, phase 2: the network stacks of removed services, now that no ingress rule
    imports their groups (CloudFormation refuses to delete an export in use:
    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html);
-6. the cluster stack once more, only when Service Connect TLS was turned off: its
+7. the cluster stack once more, only when Service Connect TLS was turned off: its
    infrastructure role goes after the last service stack stopped using it.
 
 Parameters follow the console-update rule (`generator.params`): topology-owned values from
 the params file; operator-owned ones with UsePreviousValue; DesiredCount read from the
 running ECS service at that stack's turn; subnets from the cluster stack's parameters;
-the permissions boundary and deploy role from the bootstrap stack. Templates over
+the permissions boundary and deploy role from the bootstrap stack. The network and
+ingress stacks' parameters are all derived from topology.yaml. Templates over
 CloudFormation's 51,200-byte inline limit go through the bootstrap stack's bucket.
 
 Over 400 lines because each stack kind's parameters are built here twice over: for the
 preflight (`stack_inputs`: what the deployer gives each stack) and at the stack's turn; kept
 in one module so the two cannot drift apart.
+
+Moving a service's caller rules out of its service stack (where earlier versions kept
+them, under the AWS::LanguageExtensions transform) into its ingress stack: the same rule
+cannot exist twice on a group (EC2's InvalidPermission.Duplicate,
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html), so the
+ingress stack of a service whose live stack still has the `Callers` parameter is created
+right after that service stack's update removed the old rules, in the same wave; its
+callers lose reach to it for the time the ingress stack takes to create, once.
 """
 from __future__ import annotations
 
@@ -212,8 +224,10 @@ class Deployment:
                                       role_arn=role_arn)
         self.params_files = preflight.read_params(directory, self.selected, problems)
         inputs = self.stack_inputs()
+        self.before = {stack.stack_name: stack.current for stack in inputs}
         self.templates = preflight.read_templates(
-            directory, [files.CLUSTER_TEMPLATE, files.NETWORK_TEMPLATE, files.SERVICE_TEMPLATE]
+            directory, [files.CLUSTER_TEMPLATE, files.NETWORK_TEMPLATE, files.INGRESS_TEMPLATE,
+                        files.SERVICE_TEMPLATE]
             + [stack.template for stack in inputs], problems)
         problems += preflight.stack_problems(inputs, self.templates)
         problems += preflight.size_problems(self.templates.values(), self.template_bucket)
@@ -228,6 +242,7 @@ class Deployment:
             raise preflight.PreflightFailed(problems)
         self.cluster_template = self.templates[files.CLUSTER_TEMPLATE]
         self.network_template = self.templates[files.NETWORK_TEMPLATE]
+        self.ingress_template = self.templates[files.INGRESS_TEMPLATE]
         self.service_template = self.templates[files.SERVICE_TEMPLATE]
 
     def stack_inputs(self) -> list[preflight.StackInput]:
@@ -237,6 +252,7 @@ class Deployment:
         services = [topology.service(name) for name in self.selected]
         now = self._read_stacks([topology.cluster_stack_name]
                                 + [topology.network_stack_name(s) for s in services]
+                                + [topology.ingress_stack_name(s) for s in services]
                                 + [topology.stack_name(s) for s in services])
         cluster = now[topology.cluster_stack_name]
         given = {name for name, value in self.options.cluster_values.items() if value}
@@ -251,6 +267,12 @@ class Deployment:
             inputs.append(preflight.StackInput(
                 stack_name, files.NETWORK_TEMPLATE,
                 frozenset(params.network_parameters(topology, service)),
+                current=now[stack_name]))
+        for service in services:
+            stack_name = topology.ingress_stack_name(service)
+            inputs.append(preflight.StackInput(
+                stack_name, files.INGRESS_TEMPLATE,
+                frozenset(params.ingress_parameters(topology, service)),
                 current=now[stack_name]))
         for service in services:
             if service.name not in self.params_files:
@@ -295,15 +317,21 @@ class Deployment:
     def run(self) -> bool:
         self.preflight()
         removed = self._removed_stacks() if self.prunes else {}
-        if removed.get(params.KIND_SERVICE):
-            self.reporter.say("== removed services: " + ", ".join(
-                sorted(removed[params.KIND_SERVICE])))
-            if not self._delete_in_parallel(removed[params.KIND_SERVICE]):
+        first = {**removed.get(params.KIND_SERVICE, {}), **removed.get(params.KIND_INGRESS, {})}
+        if first:
+            self.reporter.say("== removed services: " + ", ".join(sorted(first)))
+            if not self._delete_in_parallel(first):
                 return False
         if not self._deploy_cluster():
             return False
         self.reporter.say("== network stacks (task security groups)")
         if not self._deploy_in_parallel([self._network_request(n) for n in self.selected]):
+            return False
+        moving = self._rules_in_service_stack()
+        if set(self.selected) - moving:
+            self.reporter.say("== ingress stacks (the rules admitting each service's callers)")
+        if not self._deploy_in_parallel([self._ingress_request(n) for n in self.selected
+                                         if n not in moving]):
             return False
         deploy_values = self._deploy_values()
         for index, wave in enumerate(self.plan.waves):
@@ -315,6 +343,12 @@ class Deployment:
             requests = [self._service_request(n, deploy_values) for n in members]
             if not self._deploy_in_parallel(requests):
                 return False
+            late = [name for name in members if name in moving]
+            if late:
+                self.reporter.say("== ingress stacks of " + ", ".join(late) + ": their caller "
+                                  "rules left the service stack just now")
+                if not self._deploy_in_parallel([self._ingress_request(n) for n in late]):
+                    return False
             if not self._redeploy_callers(index):
                 return False
         if removed.get(params.KIND_NETWORK):
@@ -335,12 +369,21 @@ class Deployment:
                 tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
                 if (tags.get("app") != self.topology.app
                         or tags.get("managed-by") != params.MANAGED_BY
-                        or tags.get("kind") not in (params.KIND_SERVICE, params.KIND_NETWORK)
+                        or tags.get("kind") not in (params.KIND_SERVICE, params.KIND_INGRESS,
+                                                    params.KIND_NETWORK)
                         or tags.get("service") in present
                         or stack["StackStatus"] == "DELETE_COMPLETE"):
                     continue
                 removed.setdefault(tags["kind"], {})[stack["StackName"]] = stack
         return removed
+
+    def _rules_in_service_stack(self) -> set[str]:
+        """Selected services whose service stack still holds their caller rules (it has
+        the `Callers` parameter of earlier versions) and so must be updated before their
+        ingress stack can add the same rules."""
+        return {name for name in self.selected
+                if names.CALLERS_PARAMETER in _live(self.before.get(
+                    self.topology.stack_name(self.topology.service(name))))}
 
     def _deploy_values(self) -> dict[str, str]:
         """Subnets from the cluster stack as it now is, and the permissions boundary."""
@@ -448,6 +491,16 @@ class Deployment:
             **self._template(self.network_template))
         return request, current_stack(self.cfn, stack_name)
 
+    def _ingress_request(self, name: str) -> tuple[StackRequest, dict | None]:
+        service = self.topology.service(name)
+        stack_name = self.topology.ingress_stack_name(service)
+        request = StackRequest(
+            stack_name,
+            parameters=params.ingress_parameters(self.topology, service),
+            tags=params.tags(self.topology, service, params.KIND_INGRESS),
+            **self._template(self.ingress_template))
+        return request, current_stack(self.cfn, stack_name)
+
     def _service_request(self, name: str, deploy_values: Mapping[str, str]
                          ) -> tuple[StackRequest, dict | None]:
         service = self.topology.service(name)
@@ -485,11 +538,11 @@ class Deployment:
                                            f"in its own wave ({callees}) changed")
             if self.options.dry_run:
                 continue
-            # The template goes with it, as with every update: under AWS::LanguageExtensions
-            # AWS says to "provide the template instead of using UsePreviousTemplate to
-            # ensure new parameter values ... are applied correctly" (UpdateStack's
-            # UsePreviousTemplate; transform-aws-languageextensions.html, Remarks), so a
-            # new nonce on the previous template may come back "no changes".
+            # The template goes with it, as with every update: a stack may still carry an
+            # earlier version's AWS::LanguageExtensions transform, under which AWS says to
+            # "provide the template instead of using UsePreviousTemplate to ensure new
+            # parameter values ... are applied correctly" (UpdateStack's
+            # UsePreviousTemplate; transform-aws-languageextensions.html, Remarks).
             values = {key: PREVIOUS for key in previous_parameters(stack)
                       if key in self.service_template.parameters}
             values[NONCE_PARAMETER] = redeploy.nonce

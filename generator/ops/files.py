@@ -10,6 +10,7 @@ import yaml
 CLUSTER_TEMPLATE = "cluster.yaml"
 SERVICE_TEMPLATE = "service.yaml"
 NETWORK_TEMPLATE = "network.yaml"
+INGRESS_TEMPLATE = "ingress.yaml"
 BOOTSTRAP_TEMPLATE = "bootstrap.yaml"
 PIPELINE_TEMPLATE = "pipeline.yaml"
 PARAMS_DIR = "params"

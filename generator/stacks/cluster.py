@@ -135,8 +135,9 @@ def cluster(topology: Topology) -> ecs.Cluster:
 
 
 def no_callers_security_group(topology: Topology) -> ec2.SecurityGroup:
-    # Fn::ForEach cannot iterate over an empty Callers list; a service without callers lists
-    # this group instead, and since no task carries it, the rule admitting it admits nobody.
+    # Fn::ForEach (ingress.yaml) cannot iterate over an empty Callers list; a service without
+    # callers lists this group instead, and since no task carries it, the rule admitting it
+    # admits nobody.
     return ec2.SecurityGroup(
         "NoCallersSecurityGroup",
         GroupDescription=f"{topology.app}: attached to no task; stands in for no callers",

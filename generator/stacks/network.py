@@ -1,6 +1,6 @@
 """The network stack: one per service, holding only that service's task security group.
 
-Why a stack of its own: the rules that admit a service's callers (in the callee's service
+Why a stack of its own: the rules that admit a service's callers (in the callee's ingress
 stack) need every caller's group to exist first, and mutual callers (the seed's pair)
 would otherwise each wait for the other's service stack. A group with no rules has no
 dependencies, so every network stack can be created before any service stack, and a
@@ -34,10 +34,12 @@ def parameters() -> list[Parameter]:
 
 
 def task_security_group(topology: Topology) -> ec2.SecurityGroup:
-    # No ingress here: the service stack admits exactly its callers, on its port only.
+    # No ingress here: the ingress stack admits exactly its callers, on its port only.
     # Egress stays EC2's default (all outbound): tasks reach ECR, logs and their callees.
     return ec2.SecurityGroup(
         "TaskSecurityGroup",
+        # The wording predates the ingress stacks; GroupDescription is create-only
+        # (AWS::EC2::SecurityGroup), so rewording it would replace every task's group.
         GroupDescription=Sub("Tasks of ${ServiceName}; its service stack admits its callers"),
         VpcId=ImportValue(Sub("${%s}-%s" % (names.CLUSTER_STACK_PARAMETER, names.VPC_ID))),
         Tags=Tags(Name=Sub("${ServiceName}-tasks"), app=topology.app),
@@ -47,7 +49,7 @@ def task_security_group(topology: Topology) -> ec2.SecurityGroup:
 def outputs() -> list[Output]:
     return [Output(
         "TaskSecurityGroup",
-        Description="Task security group; callees' service stacks import it as a rule source",
+        Description="Task security group; callees' ingress stacks import it as a rule source",
         Value=GetAtt("TaskSecurityGroup", "GroupId"),
         Export=Export(Sub("${AWS::StackName}-%s" % names.TASK_SECURITY_GROUP)),
     )]

@@ -5,11 +5,9 @@ and the deployer's per-run values, see generator.params), so the template does n
 with the number of services. It imports the cluster stack's exports through the
 `ClusterStackName` parameter and task security groups from the network stacks.
 
-The rules that admit the service's callers live here, one per caller, made by
-`Fn::ForEach` over the `Callers` parameter (AWS::LanguageExtensions transform,
-https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-foreach.html).
-So the rules of a callee with 55 callers cost its own stack 55 resources and no other
-stack anything, and adding a caller changes exactly the stacks of its callees.
+The rules that admit the service's callers are not here: they are in the service's
+ingress stack (generator.stacks.ingress), so this template has no transform and an
+operator's console update with "Use current template" applies every value changed.
 Every parameter has a description and constraints, so an operator can update a stack
 from the console.
 """
@@ -71,14 +69,6 @@ ANY_SECRETS_MANAGER = "AnySecretsManagerSecret"
 ANY_SSM_PARAMETER = "AnySsmParameter"
 ANY_SECRET = "AnySecret"
 SCALES = "ServiceScales"
-# Fn::ForEach makes one ingress rule per caller. It cannot iterate over nothing (an empty
-# CommaDelimitedList is one empty item), and cfn-lint does not expand a per-item
-# Condition, so a service without callers lists names.NO_CALLERS: the cluster stack's
-# security group that no task carries, whose rule admits nobody.
-CALLER = "Caller"
-CALLER_INGRESS = "CallerIngress"
-LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
-
 _DNS_LABEL_PATTERN = r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 _BOOLEAN = {"Type": "String", "AllowedValues": ["true", "false"]}
 
@@ -122,15 +112,8 @@ def parameters(topology: Topology) -> list[Parameter]:
         ),
         Parameter(
             "ContainerPort", Type="Number", MinValue=1, MaxValue=65535,
-            Description="Port the container listens on; only callers' security groups may reach it.",
-        ),
-        Parameter(
-            names.CALLERS_PARAMETER, Type="CommaDelimitedList", Default=names.NO_CALLERS,
-            AllowedPattern=_DNS_LABEL_PATTERN,
-            Description="Services that call this one (topology.yaml's calls), or "
-                        f"'{names.NO_CALLERS}': each one's task security group may reach "
-                        "ContainerPort, and nothing else may.",
-            ConstraintDescription=f"must be service names (DNS labels), or {names.NO_CALLERS}",
+            Description="Port the container listens on. The service's ingress stack admits "
+                        "its callers on this port only: change it in topology.yaml.",
         ),
         Parameter(
             names.SUBNETS_PARAMETER, Type="List<AWS::EC2::Subnet::Id>",
@@ -195,13 +178,6 @@ def parameters(topology: Topology) -> list[Parameter]:
             Description="ACM certificate of the public load balancer: HTTPS on 443 with "
                         f"{HTTPS_SSL_POLICY}, and port 80 redirects to it. Empty: HTTP only.",
             ConstraintDescription="must be empty or an ACM certificate ARN",
-        ),
-        Parameter(
-            "SecretsKmsKeyArn", Type="String", Default="",
-            AllowedPattern=f"^$|{KMS_KEY_ARN_PATTERN}",
-            Description="Customer managed KMS key that encrypts the secrets; the execution "
-                        "role may decrypt with it. Empty: the secrets use AWS managed keys.",
-            ConstraintDescription="must be empty or a KMS key ARN",
         ),
         Parameter(
             names.TLS_CA_PARAMETER, Type="String", Default="",
@@ -305,9 +281,22 @@ def parameters(topology: Topology) -> list[Parameter]:
             ConstraintDescription="letters, digits, '.', '_' and '-' only",
         ),
     ]
+    # The key is declared only with secrets: nothing else would use it (cfn-lint W2001).
+    secrets = ([secrets_kms_key_parameter()] if topology.secret_names else []) + [
+        secret_parameter(variable) for variable in topology.secret_names]
     return (fixed
             + [environment_parameter(variable) for variable in topology.environment_names]
-            + [secret_parameter(variable) for variable in topology.secret_names])
+            + secrets)
+
+
+def secrets_kms_key_parameter() -> Parameter:
+    return Parameter(
+        "SecretsKmsKeyArn", Type="String", Default="",
+        AllowedPattern=f"^$|{KMS_KEY_ARN_PATTERN}",
+        Description="Customer managed KMS key that encrypts the secrets; the execution "
+                    "role may decrypt with it. Empty: the secrets use AWS managed keys.",
+        ConstraintDescription="must be empty or a KMS key ARN",
+    )
 
 
 def secret_parameter(variable: str) -> Parameter:
@@ -380,23 +369,6 @@ def conditions(topology: Topology) -> dict:
         result[ANY_SECRET] = Or(ConditionRef(ANY_SECRETS_MANAGER),
                                 ConditionRef(ANY_SSM_PARAMETER))
     return result
-
-
-def caller_ingress() -> dict:
-    """The Resources entry that admits each caller's tasks on ContainerPort, and only there."""
-    rule = ec2.SecurityGroupIngress(
-        CALLER_INGRESS,
-        GroupId=task_security_group(),
-        SourceSecurityGroupId=network_import("${%s}" % CALLER),
-        IpProtocol="tcp",
-        FromPort=Ref("ContainerPort"),
-        ToPort=Ref("ContainerPort"),
-        Description=Sub("${%s} calls ${ServiceName} through Service Connect" % CALLER),
-    )
-    return {f"Fn::ForEach::{CALLER_INGRESS}": [
-        CALLER, Ref(names.CALLERS_PARAMETER),
-        {f"{CALLER_INGRESS}&{{{CALLER}}}": rule.to_dict()},
-    ]}
 
 
 def load_balancer_subnets_rule() -> dict:
@@ -891,8 +863,9 @@ def interface(topology: Topology) -> dict:
                      "DiscoveryName", "ContainerPort", "ImageUri", "PullRepositoryArn",
                      "HealthCheckCommand", "ReadonlyRootFilesystem"]),
         ("TLS and secrets", ["CertificateArn", names.TLS_CA_PARAMETER,
-                             names.TLS_ROLE_PARAMETER, "SecretsKmsKeyArn"]),
-        ("Network and access", [names.CALLERS_PARAMETER, names.SUBNETS_PARAMETER,
+                             names.TLS_ROLE_PARAMETER]
+         + (["SecretsKmsKeyArn"] if topology.secret_names else [])),
+        ("Network and access", [names.SUBNETS_PARAMETER,
                                 names.LOAD_BALANCER_SUBNETS_PARAMETER,
                                 names.BOUNDARY_PARAMETER]),
         ("Size and scaling", ["Cpu", "Memory", "DesiredCount", "MinCapacity", "MaxCapacity",
@@ -910,7 +883,7 @@ def interface(topology: Topology) -> dict:
         groups.append(("Secrets (ARNs)",
                        [names.secret_parameter(v) for v in topology.secret_names]))
     labels = {
-        names.APP_PARAMETER: "App", names.CALLERS_PARAMETER: "Callers",
+        names.APP_PARAMETER: "App",
         names.SUBNETS_PARAMETER: "Task subnets",
         names.LOAD_BALANCER_SUBNETS_PARAMETER: "Load balancer subnets",
         names.BOUNDARY_PARAMETER: "Permissions boundary",
@@ -928,8 +901,9 @@ def interface(topology: Topology) -> dict:
         "command", "ReadonlyRootFilesystem": "Read-only root filesystem",
         "CertificateArn": "HTTPS certificate", names.TLS_CA_PARAMETER: "Service Connect TLS CA",
         names.TLS_ROLE_PARAMETER: "Service Connect TLS role",
-        "SecretsKmsKeyArn": "Secrets KMS key",
     }
+    if topology.secret_names:
+        labels["SecretsKmsKeyArn"] = "Secrets KMS key"
     labels.update({names.environment_parameter(v): v for v in environment_names})
     labels.update({names.secret_parameter(v): v for v in topology.secret_names})
     return {
@@ -948,7 +922,6 @@ def build(topology: Topology) -> Template:
                     "(generated from topology.yaml; do not edit)"
     )
     template.set_version("2010-09-09")
-    template.set_transform(LANGUAGE_EXTENSIONS)
     template.set_metadata(interface(topology))
     template.add_parameter(parameters(topology))
     for name, condition in conditions(topology).items():
@@ -961,6 +934,5 @@ def build(topology: Topology) -> Template:
         *load_balancer_resources(), *autoscaling(),
     ):
         template.add_resource(resource)
-    template.resources.update(caller_ingress())
     template.add_output(outputs())
     return template

@@ -1,4 +1,5 @@
-"""Structure of the generated cluster and service templates (as CloudFormation sees them)."""
+"""Structure of the generated cluster, network, ingress and service templates (as
+CloudFormation sees them)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import json
 import pytest
 
 from generator import fargate, names, params
-from generator.stacks import cluster, network, service
+from generator.stacks import cluster, ingress, network, service
 
 
 def as_dict(template) -> dict:
@@ -22,6 +23,11 @@ def cluster_template(rich_topology) -> dict:
 @pytest.fixture
 def service_template(rich_topology) -> dict:
     return as_dict(service.build(rich_topology))
+
+
+@pytest.fixture
+def ingress_template(rich_topology) -> dict:
+    return as_dict(ingress.build(rich_topology))
 
 
 def resources_of_type(template: dict, kind: str) -> dict:
@@ -70,9 +76,9 @@ def test_cluster_does_not_grow_with_services(cluster_template, default_topology)
     assert set(plain["Outputs"]) == set(cluster_template["Outputs"])
 
 
-def test_each_caller_may_reach_its_callee_on_the_container_port_only(service_template,
+def test_each_caller_may_reach_its_callee_on_the_container_port_only(ingress_template,
                                                                     rich_topology):
-    identifier, collection, logical_id, rule = caller_loop(service_template)
+    identifier, collection, logical_id, rule = caller_loop(ingress_template)
     assert collection == {"Ref": names.CALLERS_PARAMETER}
     assert logical_id == "CallerIngress&{%s}" % identifier
     props = rule["Properties"]
@@ -81,18 +87,38 @@ def test_each_caller_may_reach_its_callee_on_the_container_port_only(service_tem
     assert props["FromPort"] == props["ToPort"] == {"Ref": "ContainerPort"}
     assert props["GroupId"] == network_import("${ServiceName}")
     assert props["SourceSecurityGroupId"] == network_import("${%s}" % identifier)
-    assert service_template["Transform"] == "AWS::LanguageExtensions"
+    assert ingress_template["Transform"] == "AWS::LanguageExtensions"
+    assert set(ingress_template["Resources"]) == {"Fn::ForEach::CallerIngress"}
     # Each service lists exactly its callers; one nobody calls lists the stand-in.
-    callers = {s.name: params.parameters(rich_topology, s)[names.CALLERS_PARAMETER]
+    callers = {s.name: params.ingress_parameters(rich_topology, s)[names.CALLERS_PARAMETER]
                for s in rich_topology.services}
     assert callers == {"web": names.NO_CALLERS, "orders": "web,payments",
                        "payments": "orders", "catalog": "web"}
 
 
 def test_seed_pair_can_reach_each_other(default_topology):
-    callers = {s.name: params.parameters(default_topology, s)[names.CALLERS_PARAMETER]
+    callers = {s.name: params.ingress_parameters(default_topology, s)[names.CALLERS_PARAMETER]
                for s in default_topology.services}
     assert callers == {"server": "client", "client": "server"}
+
+
+def test_the_service_template_has_no_transform_and_no_caller_rules(service_template):
+    """The stack operators edit in the console: "Use current template" (UsePreviousTemplate)
+    applies new parameter values only without AWS::LanguageExtensions (UpdateStack's
+    UsePreviousTemplate; transform-aws-languageextensions.html, Remarks)."""
+    assert "Transform" not in service_template
+    assert names.CALLERS_PARAMETER not in service_template["Parameters"]
+    assert not any(key.startswith("Fn::ForEach") for key in service_template["Resources"])
+    assert not resources_of_type(service_template, "AWS::EC2::SecurityGroupIngress").keys() - {
+        "LoadBalancerToTasksIngress"}
+
+
+def test_the_ingress_stack_gets_every_parameter_from_the_topology(rich_topology,
+                                                                 ingress_template):
+    for service in rich_topology.services:
+        values = params.ingress_parameters(rich_topology, service)
+        assert set(values) == set(ingress_template["Parameters"])
+        assert values["ContainerPort"] == str(service.port)
 
 
 def test_no_callers_stand_in_is_a_group_no_task_carries(cluster_template, rich_topology):
@@ -105,7 +131,8 @@ def test_no_callers_stand_in_is_a_group_no_task_carries(cluster_template, rich_t
     assert names.NO_CALLERS not in {s.name for s in rich_topology.services}
 
 
-def test_stacks_export_what_the_service_stack_imports(cluster_template, service_template):
+def test_stacks_export_what_the_service_stack_imports(cluster_template, service_template,
+                                                      ingress_template):
     cluster_exports = {o["Export"]["Name"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
                        for o in cluster_template["Outputs"].values()
                        if "Export" in o and isinstance(o["Export"]["Name"], dict)}
@@ -126,6 +153,7 @@ def test_stacks_export_what_the_service_stack_imports(cluster_template, service_
                 walk(value)
 
     walk(service_template["Resources"])
+    walk(ingress_template["Resources"])
     from_cluster = {name.removeprefix("${ClusterStackName}-") for name in imported
                     if name.startswith("${ClusterStackName}-")}
     assert from_cluster and from_cluster <= cluster_exports

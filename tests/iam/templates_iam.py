@@ -6,8 +6,9 @@ from pathlib import Path
 
 from cfnlint.decode import cfn_yaml
 
-# Every template the deploy role deploys; network.yaml arrives with the lead's restructure.
-DEPLOYED_TEMPLATES = ("cluster.yaml", "service.yaml", "network.yaml", "pipeline.yaml")
+# Every template the deploy role deploys.
+DEPLOYED_TEMPLATES = ("cluster.yaml", "service.yaml", "network.yaml", "ingress.yaml",
+                      "pipeline.yaml")
 
 
 def load_template(path: Path) -> dict:

@@ -220,12 +220,15 @@ def make_project(tmp_path: Path, boto, topology_text: str,
     real_cluster = _parameters(templates / "cluster.yaml")
     real_service = _parameters(templates / "service.yaml")
     real_network = _parameters(templates / "network.yaml")
+    real_ingress = _parameters(templates / "ingress.yaml")
     (templates / "cluster.yaml").write_text(
         json.dumps(cluster_template(topology, real_cluster), indent=2), encoding="utf-8")
     (templates / "network.yaml").write_text(
         json.dumps(network_template(real_network), indent=2), encoding="utf-8")
     (templates / "service.yaml").write_text(
         json.dumps(service_template(real_service), indent=2), encoding="utf-8")
+    (templates / "ingress.yaml").write_text(
+        json.dumps(ingress_template(real_ingress), indent=2), encoding="utf-8")
     ec2 = boto("ec2")
     vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets(
@@ -283,13 +286,22 @@ def network_template(parameters: dict) -> dict:
                 "Export": _export("TaskSecurityGroupId")}}}
 
 
+def ingress_template(parameters: dict) -> dict:
+    """ingress.yaml's parameters; moto has no AWS::LanguageExtensions (so no Fn::ForEach),
+    so one handle stands in for the rules and records the callers it was given."""
+    return {"AWSTemplateFormatVersion": "2010-09-09",
+            "Parameters": {name: _as_string(spec) for name, spec in parameters.items()},
+            "Resources": {"Rules": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {"Callers": {"Value": {"Ref": "Callers"}}}}
+
+
 def service_template(parameters: dict) -> dict:
     """service.yaml's parameters; a task definition and an ECS service moto can create."""
     environment = [{"Name": name, "Value": {"Ref": name}}
                    for name in ("PeerUrls", "DeploymentNonce", "EnableExecuteCommand",
                                 "PermissionsBoundaryArn")]
     environment += [{"Name": name, "Value": {"Ref": name}}
-                    for name in ("Subnets", "LoadBalancerSubnets", "Callers")]
+                    for name in ("Subnets", "LoadBalancerSubnets")]
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         # DesiredCount stays a Number: moto's ECS does arithmetic with it. It is carried

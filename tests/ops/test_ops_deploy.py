@@ -47,7 +47,8 @@ def test_first_deploy_creates_every_stack_with_the_params_files(project, run, bo
     code, out, err = run(project.first_deploy_argv())
 
     assert (code, err) == (0, "")
-    networks = {f"shop-{s}-network": "created" for s in ("store", "cache", "server", "client")}
+    networks = {f"shop-{s}-{kind}": "created" for s in ("store", "cache", "server", "client")
+                for kind in ("network", "ingress")}
     assert stack_results(out) == {"shop-cluster": "created", "shop-store": "created",
                                   "shop-cache": "created", "shop-server": "updated",
                                   "shop-client": "updated", **networks}
@@ -95,7 +96,8 @@ def test_a_parameter_change_updates_only_that_stack(project, run, boto):
     code, out, _ = run(project.deploy_argv())
 
     assert code == 0
-    networks = {f"shop-{s}-network": "no changes" for s in ("store", "cache", "server", "client")}
+    networks = {f"shop-{s}-{kind}": "no changes"
+                for s in ("store", "cache", "server", "client") for kind in ("network", "ingress")}
     assert stack_results(out) == {"shop-cluster": "no changes", "shop-store": "no changes",
                                   "shop-cache": "updated", "shop-server": "no changes",
                                   "shop-client": "no changes", **networks}
@@ -153,7 +155,8 @@ def test_deploying_one_service_deploys_the_cluster_and_that_service_only(project
     code, out, _ = run(project.first_deploy_argv("store"))
 
     assert code == 0
-    assert set(stack_results(out)) == {"shop-cluster", "shop-store-network", "shop-store"}
+    assert set(stack_results(out)) == {"shop-cluster", "shop-store-network",
+                                       "shop-store-ingress", "shop-store"}
 
 
 def test_a_failed_stack_stops_the_later_waves(project, run, boto):
@@ -201,12 +204,14 @@ def test_cluster_first_then_waves_in_order_and_each_wave_in_parallel(project, bo
 
     assert deployment.run()
     assert executed[0] == "shop-cluster"
-    # Every task security group before any service stack admits its callers.
-    assert set(executed[1:5]) == {f"shop-{s}-network" for s in ("store", "cache", "server",
-                                                                 "client")}
-    assert set(executed[5:7]) == {"shop-store", "shop-cache"}
-    assert set(executed[7:9]) == {"shop-server", "shop-client"}
-    assert set(executed[9:]) == {"shop-server", "shop-client"}  # the nonce follow-up
+    services = ("store", "cache", "server", "client")
+    # Every task security group before any ingress stack admits a caller's group, and
+    # every caller admitted before any service stack starts tasks.
+    assert set(executed[1:5]) == {f"shop-{s}-network" for s in services}
+    assert set(executed[5:9]) == {f"shop-{s}-ingress" for s in services}
+    assert set(executed[9:11]) == {"shop-store", "shop-cache"}
+    assert set(executed[11:13]) == {"shop-server", "shop-client"}
+    assert set(executed[13:]) == {"shop-server", "shop-client"}  # the nonce follow-up
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -255,13 +260,13 @@ def test_removing_a_service_deletes_its_stacks_around_the_update_of_the_rest(
 
     assert (code, err) == (0, ""), out
     order = [(operation, stack) for operation, stack, _ in calls]
-    # The removed service's stack goes first, before the cluster changes; its task
-    # security group last, once no callee's rule can still import it.
-    assert order[0] == ("DeleteStack", "shop-cache")
-    assert order[1] == ("CreateChangeSet", "shop-cluster")
+    # The removed service's service and ingress stacks go first, before the cluster
+    # changes; its task security group last, once no callee's rule can still import it.
+    assert set(order[:2]) == {("DeleteStack", "shop-cache"), ("DeleteStack", "shop-cache-ingress")}
+    assert order[2] == ("CreateChangeSet", "shop-cluster")
     assert order[-1] == ("DeleteStack", "shop-cache-network")
     live = {s["StackName"] for s in boto("cloudformation").describe_stacks()["Stacks"]}
-    assert "shop-cache" not in live and "shop-cache-network" not in live
+    assert not {"shop-cache", "shop-cache-ingress", "shop-cache-network"} & live
     assert {"shop-store", "shop-server", "shop-client", "shop-cluster"} <= live
     assert stack_results(out)["shop-cache"] == "deleted"
 

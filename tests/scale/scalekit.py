@@ -103,3 +103,21 @@ _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 def load_template(path: Path) -> dict:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
+
+
+def ingress_parameters(out: Path) -> dict[str, dict[str, str]]:
+    """service -> its ingress stack's parameters, read from the samconfig.toml `generate`
+    writes beside `out` (the ingress stacks have no params file)."""
+    import re
+    import tomllib
+
+    config = tomllib.loads((out.parent / "samconfig.toml").read_text(encoding="utf-8"))
+    result = {}
+    for environment in config.values():
+        deploy = environment.get("deploy", {}).get("parameters", {}) \
+            if isinstance(environment, dict) else {}
+        if deploy.get("template_file", "").endswith("/ingress.yaml"):
+            values = dict(re.fullmatch(r'([^=]+)="(.*)"', item).groups()
+                          for item in deploy["parameter_overrides"])
+            result[values["ServiceName"]] = values
+    return result

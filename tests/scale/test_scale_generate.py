@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from scalekit import load_template
+from scalekit import ingress_parameters, load_template
 
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
 CFN_RESOURCES_PER_TEMPLATE = 500
@@ -51,6 +51,11 @@ def params(out) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
+def ingress(out) -> dict[str, dict]:
+    return ingress_parameters(out)
+
+
+@pytest.fixture(scope="module")
 def templates(out) -> dict[str, dict]:
     return {path.name: load_template(path) for path in sorted(out.glob("*.yaml"))}
 
@@ -63,26 +68,27 @@ def test_generate_lint_exits_0_and_lint_is_clean(scale_generated, scale_document
     result, out_dir = scale_generated
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
     templates = sorted(path.name for path in out_dir.glob("*.yaml"))
-    assert templates == ["bootstrap.yaml", "cluster.yaml", "network.yaml", "pipeline.yaml",
-                         "service.yaml"]
+    assert templates == ["bootstrap.yaml", "cluster.yaml", "ingress.yaml", "network.yaml",
+                         "pipeline.yaml", "service.yaml"]
     files = len(templates) + len(list((out_dir / "params").glob("*.json")))
     assert files == len(templates) + SERVICES
     assert f"lint: {files} file(s) clean" in result.stdout, result.stdout[-2000:]
     assert result.stderr == ""
 
 
-def test_one_params_file_per_service_with_the_callers_the_topology_implies(
-        params, scale_document):
+def test_one_params_file_and_ingress_stack_per_service_with_the_callers_implied(
+        params, ingress, scale_document):
     services = scale_document["services"]
-    assert set(params) == set(services)
+    assert set(params) == set(ingress) == set(services)
     expected = {name: sorted(c for c, s in services.items() if name in s["calls"])
                 for name in services}
     for name, values in params.items():
-        callers = _callers_list(values)
-        assert sorted(callers) == (expected[name] or ["none"]), name
+        assert "Callers" not in values
+        assert sorted(_callers_list(ingress[name])) == (expected[name] or ["none"]), name
+        assert ingress[name]["ContainerPort"] == values["ContainerPort"]
         assert values["PublicLoadBalancer"] == ("true" if services[name].get("public")
                                                 else "false")
-        for key, value in values.items():
+        for key, value in {**values, **ingress[name]}.items():
             assert len(value.encode()) <= CFN_PARAMETER_VALUE_BYTES, (name, key)
 
 
@@ -96,8 +102,8 @@ def _loops(document: dict) -> dict[str, list]:
             if key.startswith("Fn::ForEach::")}
 
 
-def test_service_template_resources_with_each_stacks_callers_expanded(templates, params):
-    service = templates["service.yaml"]
+def test_ingress_template_resources_with_each_stacks_callers_expanded(templates, ingress):
+    service = templates["ingress.yaml"]
     loops = _loops(service)
     # The count below is right only if the one loop is over the Callers parameter and
     # makes one resource per item.
@@ -107,27 +113,24 @@ def test_service_template_resources_with_each_stacks_callers_expanded(templates,
     assert len(body) == 1
     assert next(iter(body.values()))["Type"] == "AWS::EC2::SecurityGroupIngress"
     fixed = len(service["Resources"]) - len(loops)
-    largest = max(fixed + len(_callers_list(values)) for values in params.values())
+    largest = max(fixed + len(_callers_list(values)) for values in ingress.values())
     assert largest == fixed + 55  # the hub's stack
     assert largest <= CFN_RESOURCES_PER_TEMPLATE
-    for name, values in params.items():
-        assert fixed + len(_callers_list(values)) <= CFN_RESOURCES_PER_TEMPLATE, name
 
 
 def test_other_templates_resources_outputs_parameters(templates):
     for name, document in templates.items():
-        if name != "service.yaml":
+        if name != "ingress.yaml":
             assert not _loops(document), name  # counted as written
             assert len(document.get("Resources") or {}) <= CFN_RESOURCES_PER_TEMPLATE, name
         assert len(document.get("Outputs") or {}) <= CFN_OUTPUTS_PER_TEMPLATE, name
         assert len(document.get("Parameters") or {}) <= CFN_PARAMETERS_PER_TEMPLATE, name
 
 
-def test_inbound_rules_per_task_security_group(templates, params):
+def test_inbound_rules_per_task_security_group(templates, params, ingress):
     # The task security group (network.yaml) carries no inline rules, so the rules on it
-    # are exactly the service stack's ingress resources that target it: one per Callers
-    # item ('none' included: its stand-in rule exists too) and, when public, the load
-    # balancer's.
+    # are exactly the ingress stack's rules, one per Callers item ('none' included: its
+    # stand-in rule exists too), and, when public, the service stack's load balancer rule.
     network = templates["network.yaml"]
     groups = [r for r in network["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroup"]
     assert len(groups) == 1
@@ -136,7 +139,7 @@ def test_inbound_rules_per_task_security_group(templates, params):
     lb_rules = [r for r in service["Resources"].values()
                 if isinstance(r, dict) and r.get("Type") == "AWS::EC2::SecurityGroupIngress"]
     assert len(lb_rules) == 1 and lb_rules[0].get("Condition")  # only when public
-    counts = {name: len(_callers_list(values)) + (values["PublicLoadBalancer"] == "true")
+    counts = {name: len(_callers_list(ingress[name])) + (values["PublicLoadBalancer"] == "true")
               for name, values in params.items()}
     worst = max(counts, key=counts.get)
     assert counts[worst] <= EC2_INBOUND_RULES_PER_SECURITY_GROUP, (worst, counts[worst])
@@ -170,11 +173,12 @@ def _exports(document: dict) -> int:
 
 def test_stacks_and_exports_per_region(templates, params):
     services = len(params)
-    # Stacks: bootstrap, pipeline, cluster, and per service its network and service stacks.
-    stacks = 3 + 2 * services
+    # Stacks: bootstrap, pipeline, cluster, and per service its network, ingress and
+    # service stacks.
+    stacks = 3 + 3 * services
     assert stacks <= CFN_STACKS_PER_REGION
-    per_stack = Counter({"cluster.yaml": 1, "pipeline.yaml": 1,
-                         "network.yaml": services, "service.yaml": services})
+    per_stack = Counter({"cluster.yaml": 1, "pipeline.yaml": 1, "network.yaml": services,
+                         "ingress.yaml": services, "service.yaml": services})
     exports = sum(_exports(templates[name]) * count for name, count in per_stack.items())
     if "bootstrap.yaml" not in templates:
         exports += BOOTSTRAP_EXPORTS

@@ -9,7 +9,9 @@ import json
 
 import pytest
 
-from scalekit import assert_accepted, assert_refused, load_template, topology_doc
+from scalekit import (
+    assert_accepted, assert_refused, ingress_parameters, load_template, topology_doc,
+)
 
 RULES_QUOTA = 60  # https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html
 PARAMETERS_QUOTA = 200  # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
@@ -35,7 +37,7 @@ def test_hub_with_61_callers_is_accepted_with_a_declared_quota_of_100(generate_i
     outcome = generate_into(_hub(61, quotas={"security_group_inbound_rules": 100}), "--lint",
                             "--no-cache")
     assert_accepted(outcome)
-    callers = json.loads((outcome.out / "params" / "hub.json").read_text())["Parameters"]
+    callers = ingress_parameters(outcome.out)["hub"]
     assert len(callers["Callers"].split(",")) == 61
 
 
@@ -73,9 +75,9 @@ def test_edge_names_that_would_once_have_collided_are_fine(generate_into):
     outcome = generate_into(document, "--lint", "--no-cache")
     assert_accepted(outcome)
     assert "file(s) clean" in outcome.result.stdout
+    ingress = ingress_parameters(outcome.out)
     for callee, callers in (("b-to-c", "a"), ("c", "a-to-b"), ("a", "none")):
-        values = json.loads((outcome.out / "params" / f"{callee}.json").read_text())
-        assert values["Parameters"]["Callers"] == callers
+        assert ingress[callee]["Callers"] == callers
 
 
 @pytest.mark.parametrize("name", ["cluster", "pipeline", "bootstrap"])
@@ -168,9 +170,28 @@ def test_a_callers_list_past_4096_bytes_is_refused(generate_into):
         services[f"caller-with-a-rather-long-descriptive-name-{i:03d}"] = {
             "port": 8080, "calls": ["hub"]}
     document = topology_doc(services, quotas={"security_group_inbound_rules": 200})
-    line = assert_refused(generate_into(document), "params/hub.json", "Callers", "bytes")
+    line = assert_refused(generate_into(document), "services.hub", "ingress stack",
+                          "Callers", "bytes")
     assert _names_limit(line), line
     # The same hub with 80 such callers (3,759 bytes) is accepted.
     for i in range(80, 100):
         del services[f"caller-with-a-rather-long-descriptive-name-{i:03d}"]
     assert_accepted(generate_into(document))
+
+
+@pytest.mark.parametrize("order", [("x", "x-ingress"), ("x-ingress", "x")])
+def test_a_service_named_like_another_ones_ingress_stack_is_refused(generate_into, order):
+    document = topology_doc({name: {"port": 8080} for name in order})
+    assert_refused(generate_into(document), "demo-x-ingress")
+
+
+def test_a_name_whose_network_and_ingress_stacks_pass_128_characters_is_refused(generate_into):
+    # "<app>-<service>" alone fits; "-network" and "-ingress" push it past CloudFormation's
+    # 128 characters for a stack name (CreateStack's StackName).
+    service = "s" * 63
+    too_long = {"app": "a" * 57, "namespace": "demo.internal",
+                "services": {service: {"port": 8080}}}
+    assert len(f"{'a' * 57}-{service}") == 121
+    assert_refused(generate_into(too_long), f"services.{service}", "-network", "128")
+    at_the_limit = dict(too_long, app="a" * 56)  # 128 characters exactly
+    assert_accepted(generate_into(at_the_limit))

@@ -1,10 +1,11 @@
 """check-upgrade's model of an operator's console update (issue 14, finding 1).
 
-service.yaml carries AWS::LanguageExtensions: "When using templates with the
-AWS::LanguageExtensions transform, provide the template instead of using
-UsePreviousTemplate to ensure new parameter values ... are applied correctly" (UpdateStack's
-UsePreviousTemplate; transform-aws-languageextensions.html, Remarks). So an update with the
-template provided applies; one on the previous template may not.
+"When using templates with the AWS::LanguageExtensions transform, provide the template
+instead of using UsePreviousTemplate to ensure new parameter values ... are applied
+correctly" (UpdateStack's UsePreviousTemplate; transform-aws-languageextensions.html,
+Remarks). service.yaml has no transform (the caller rules live in the ingress stacks), so
+both console paths apply: "Use current template" and "Replace current template". On a
+template with the transform, the model reports the first as one that may not apply.
 """
 from __future__ import annotations
 
@@ -51,18 +52,41 @@ def test_a_console_update_with_the_template_provided_applies(seed, changes):
             "DesiredCount"] == "3"
 
 
-def test_use_current_template_on_the_transformed_template_may_not_apply(seed):
+@pytest.mark.parametrize("changes", [
+    {"ImageUri": OLD_IMAGE},
+    {"DesiredCount": "3"},
+    {"EnableExecuteCommand": "true"},
+])
+def test_use_current_template_on_the_service_stack_applies(seed, changes):
+    """Way of working 3 as the README's console section gives it: Use current template."""
     files, account = seed
-    assert "AWS::LanguageExtensions" in files.template("service.yaml").transforms
+    assert files.template("service.yaml").transforms == ()
     before = dict(account.stacks["demo-server"].parameters)
 
-    operation = upgrade.console_update(account, "demo-server", {"ImageUri": OLD_IMAGE}, None)
+    operation = upgrade.console_update(account, "demo-server", changes, None)
+
+    assert operation.action == "update"
+    assert operation.failures == []
+    assert account.stacks["demo-server"].parameters == {**before, **changes}
+    if "ImageUri" in changes:
+        assert _image(account.stacks["demo-server"]) == OLD_IMAGE
+
+
+def test_use_current_template_on_a_transformed_template_may_not_apply(seed):
+    """The ingress stack keeps the transform: the deployer's alone, but if an operator
+    did edit it with Use current template, the model says it may not apply."""
+    files, account = seed
+    assert "AWS::LanguageExtensions" in files.template("ingress.yaml").transforms
+    before = dict(account.stacks["demo-server-ingress"].parameters)
+
+    operation = upgrade.console_update(account, "demo-server-ingress",
+                                       {"ContainerPort": "9090"}, None)
 
     assert [f.rule for f in operation.failures] == ["console-previous-template"]
-    assert "ImageUri" in operation.failures[0].message
+    assert "ContainerPort" in operation.failures[0].message
     assert "may not apply" in operation.failures[0].message
     assert operation.failures[0].why == upgrade.DOC_PREVIOUS_TEMPLATE
-    assert account.stacks["demo-server"].parameters == before  # nothing assumed applied
+    assert account.stacks["demo-server-ingress"].parameters == before  # nothing assumed
 
 
 def test_use_current_template_without_a_transform_applies():

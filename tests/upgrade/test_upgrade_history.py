@@ -36,7 +36,7 @@ def test_adding_fifty_services_then_removing_forty_nine(history_dirs):
     (_, fifty), (_, one) = history_dirs[5], history_dirs[6]
     report = upgrade.plan_upgrade(fifty, one)
     deleted = {op.stack for op in report.operations if op.action == "delete"}
-    assert len(deleted) == 2 * 49  # each removed service: its stack and its network stack
+    assert len(deleted) == 3 * 49  # each removed service: its service, ingress and network stacks
     assert "demo-svc01" not in deleted
 
 

@@ -52,11 +52,13 @@ def test_one_environment_per_stack_in_the_deployers_order(generated):
     config = load_config(generated)
     order = plan_module.build(topology).order
     expected = (["shop-cluster"] + [f"shop-{name}-network" for name in order]
+                + [f"shop-{name}-ingress" for name in order]
                 + [f"shop-{name}" for name in order])
     assert [key for key in config if key != "version"] == expected
     assert config["version"] == 0.1
     # Callees before callers: web (calls orders, search, ledger) after each of them.
-    services = [key for key in expected if not key.endswith(("-network", "-cluster"))]
+    services = [key for key in expected
+                if not key.endswith(("-network", "-ingress", "-cluster"))]
     for callee in ("shop-orders", "shop-search", "shop-ledger"):
         assert services.index(callee) < services.index("shop-web")
 
@@ -67,7 +69,8 @@ def test_each_environment_has_the_pipelines_parameters_capabilities_and_tags(gen
         deploy = config[f"shop-{name}"]["deploy"]["parameters"]
         assert deploy["stack_name"] == f"shop-{name}"
         assert deploy["template_file"] == "templates/service.yaml"
-        assert deploy["capabilities"] == "CAPABILITY_IAM CAPABILITY_AUTO_EXPAND"
+        # Roles without names; no transform (the ingress stack has it).
+        assert deploy["capabilities"] == "CAPABILITY_IAM"
         expected = dict(params(generated, name))
         if name == "search":
             expected["ImageUri"] = NGINX
@@ -85,6 +88,16 @@ def test_each_environment_has_the_pipelines_parameters_capabilities_and_tags(gen
     assert "capabilities" not in network
     assert sam_pairs(network["parameter_overrides"]) == {"ClusterStackName": "shop-cluster",
                                                          "ServiceName": "web"}
+    ingress = config["shop-orders-ingress"]["deploy"]["parameters"]
+    assert ingress["template_file"] == "templates/ingress.yaml"
+    # AWS::LanguageExtensions is a macro-like transform: CAPABILITY_AUTO_EXPAND
+    # (CreateStack's Capabilities).
+    assert ingress["capabilities"] == "CAPABILITY_AUTO_EXPAND"
+    assert ingress["tags"] == ('app="shop" kind="ingress" managed-by="ecs-service-connect-kit" '
+                               'service="orders"')
+    assert sam_pairs(ingress["parameter_overrides"]) == {
+        "AppName": "shop", "ServiceName": "orders", "Callers": "web",
+        "ContainerPort": params(generated, "orders")["ContainerPort"]}
 
 
 def test_the_committed_samconfig_is_the_generated_one(repo_root):
