@@ -205,7 +205,7 @@ def immutable_tags_are_never_pushed_twice(which: str) -> None:
 
 
 def images_are_scanned_on_push(which: str) -> None:
-    assert _repository(which)["ImageScanningConfiguration"]["ScanOnPush"] is True
+    assert _repository(which).get("ImageScanningConfiguration", {}).get("ScanOnPush") is True
 
 
 def lifecycle_rule_priorities_are_unique_and_any_is_last(which: str) -> None:
