@@ -219,6 +219,29 @@ def lifecycle_rule_priorities_are_unique_and_any_is_last(which: str) -> None:
             assert rule["rulePriority"] == max(priorities)
 
 
+PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:GetAuthorizationToken")
+
+
+def execution_roles_pull_from_the_pipeline_repository(which: str) -> None:
+    service = documents(which)["service.yaml"]
+    role = dict(resources(service, "AWS::IAM::Role"))["ExecutionRole"]
+    granted = [s for s in role_statements(role) if s["Effect"] == "Allow"]
+    for action in PULL_ACTIONS:
+        assert any(allows(s["Action"], action) for s in granted), action
+    token = next(s for s in granted if "ecr:GetAuthorizationToken" in listed(s["Action"]))
+    assert listed(token["Resource"]) == ["*"]  # the token is for the registry, not a repository
+    pull = next(s for s in granted if "ecr:BatchGetImage" in listed(s["Action"]))
+    patterns = [r["Fn::Sub"] for r in listed(pull["Resource"])
+                if isinstance(r, dict) and "Fn::Sub" in r]
+    # The pipeline's repository is named <app>/service-<stack id part>.
+    name = _repository(which)["RepositoryName"]["Fn::Join"][1][0]
+    app = parsed(which).app
+    assert name == f"{app}/service-"
+    assert any(p.endswith(":repository/${AppName}/service-*") for p in patterns), patterns
+    # An image in another private repository (topology.yaml's image) is pulled from there.
+    assert "PullRepositoryArn" in json.dumps(pull["Resource"])
+
+
 # --- the permissions boundary -------------------------------------------------------------
 
 def roles_need_nothing_beyond_the_boundary(which: str) -> None:

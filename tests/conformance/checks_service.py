@@ -132,6 +132,34 @@ def a_scaling_service_leaves_the_count_to_autoscaling(which: str) -> None:
         "Fn::Not": [{"Fn::Equals": [{"Ref": "MinCapacity"}, {"Ref": "MaxCapacity"}]}]}
 
 
+def _mentions(value, logical_id: str) -> bool:
+    text = json.dumps(value)
+    return (f'"Ref": "{logical_id}"' in text or f'"Fn::GetAtt": ["{logical_id}"' in text
+            or f"${{{logical_id}." in text)
+
+
+def scalable_targets_wait_for_their_service(which: str) -> None:
+    for name, document in documents(which).items():
+        services = dict(resources(document, "AWS::ECS::Service"))
+        for logical_id, target in resources(document,
+                                            "AWS::ApplicationAutoScaling::ScalableTarget"):
+            depends = listed(target.get("DependsOn", []))
+            assert any(s in depends or _mentions(target["Properties"], s)
+                       for s in services), (name, logical_id)
+
+
+def autoscaling_uses_its_service_linked_role(which: str) -> None:
+    for _, logical_id, target in _scalable_targets(which):
+        assert "RoleARN" not in target["Properties"], logical_id
+    # CloudFormation, as the deploy role, registers the first target: it may create the role.
+    created = [s for _, _, p in all_resources(which, "AWS::IAM::ManagedPolicy")
+               for s in statements(p["Properties"]["PolicyDocument"])
+               if s["Effect"] == "Allow" and "iam:CreateServiceLinkedRole" in listed(s["Action"])]
+    assert any("ecs.application-autoscaling.amazonaws.com" in json.dumps(s.get("Condition"))
+               and "aws-service-role/ecs.application-autoscaling.amazonaws.com/"
+               in json.dumps(s["Resource"]) for s in created)
+
+
 # --- HTTPS on the load balancer -------------------------------------------------------
 
 def _listeners(which: str):

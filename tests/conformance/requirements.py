@@ -43,6 +43,9 @@ HTTPS_LISTENER = ("https://docs.aws.amazon.com/elasticloadbalancing/latest/appli
 SC_TLS = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-connect-tls.html"
 INFRASTRUCTURE_ROLE = ("https://docs.aws.amazon.com/AmazonECS/latest/developerguide/"
                        "infrastructure_IAM_role.html")
+SCALABLE_TARGET_RESOURCE = ("https://docs.amazonaws.cn/AWSCloudFormation/latest/UserGuide/"
+                            "aws-resource-applicationautoscaling-scalabletarget.html")
+ECR_ON_ECS = "https://docs.aws.amazon.com/AmazonECR/latest/userguide/ECR_on_ECS.html"
 PIPELINE_EXECUTIONS = ("https://docs.aws.amazon.com/codepipeline/latest/userguide/"
                        "concepts-how-it-works.html")
 PIPELINE_TRIGGER = ("https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/"
@@ -168,6 +171,17 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "range when scaling starts.",
         "a_scaling_service_leaves_the_count_to_autoscaling"),
     Requirement(
+        "AS-05", "Autoscaling", SCALABLE_TARGET_RESOURCE,
+        "If the resource that you want Application Auto Scaling to scale is not yet created in "
+        "your account, add a dependency on the resource when registering it as a scalable "
+        "target using the DependsOn attribute.",
+        "scalable_targets_wait_for_their_service"),
+    Requirement(
+        "AS-06", "Autoscaling", AUTOSCALING_ECS,
+        "The following service-linked role is automatically created in your AWS account when "
+        "registering Amazon ECS resources as scalable targets with Application Auto Scaling.",
+        "autoscaling_uses_its_service_linked_role"),
+    Requirement(
         "HTTPS-01", "HTTPS", HTTPS_LISTENER,
         "To create an HTTPS listener, you must deploy at least one SSL server certificate on "
         "your load balancer.",
@@ -282,6 +296,12 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "with a `tagStatus` value of `any` must have the highest value for `rulePriority` and "
         "be evaluated last.",
         "lifecycle_rule_priorities_are_unique_and_any_is_last"),
+    Requirement(
+        "ECR-04", "ECR", ECR_ON_ECS,
+        "For this to work, the Amazon ECS, or Fargate, container agent must have permissions "
+        "to make the ecr:BatchGetImage, ecr:GetDownloadUrlForLayer, and "
+        "ecr:GetAuthorizationToken APIs.",
+        "execution_roles_pull_from_the_pipeline_repository"),
     Requirement(
         "IAMB-01", "IAM boundary", BOUNDARIES,
         "An entity's permissions boundary allows it to perform only the actions that are "

@@ -46,6 +46,22 @@ def _fixed_count(docs):
     _res(docs, "service.yaml", "Service")["DesiredCount"] = {"Ref": "DesiredCount"}
 
 
+def _target_without_service(docs):
+    target = _res(docs, "service.yaml", "ScalableTarget")
+    target["ResourceId"] = {"Fn::Sub": "service/${ClusterStackName}/${ServiceName}"}
+
+
+def _custom_scaling_role(docs):
+    _res(docs, "service.yaml", "ScalableTarget")["RoleARN"] = "arn:aws:iam::1:role/scaler"
+
+
+def _other_repository(docs):
+    policy = next(p for p in _res(docs, "service.yaml", "ExecutionRole")["Policies"]
+                  if p.get("PolicyName") == "pull-image-and-write-logs")
+    pull = policy["PolicyDocument"]["Statement"][1]["Resource"][0]
+    pull["Fn::Sub"] = pull["Fn::Sub"].replace("/service-*", "/app-*")
+
+
 def _no_certificate(docs):
     _res(docs, "service.yaml", "HttpsListener")["Certificates"] = []
 
@@ -167,6 +183,7 @@ def _role_without_boundary(docs):
 MUTATIONS = {
     "SVC-01": _drop_network, "SVC-02": _bridge_mode, "SVC-03": _extra_memory,
     "AS-01": _resource_id, "AS-02": _no_max, "AS-03": _policy_target, "AS-04": _fixed_count,
+    "AS-05": _target_without_service, "AS-06": _custom_scaling_role, "ECR-04": _other_repository,
     "HTTPS-01": _no_certificate, "HTTPS-02": _no_ssl_policy, "HTTPS-03": _second_balancer,
     "TLS-01": _tls_trust, "TLS-02": _no_tls_rule, "TLS-03": _boundary_without_secrets,
     "TLS-04": _tls12_policy,
