@@ -9,10 +9,17 @@ import json
 
 import pytest
 
+from generator import params
 from generator import topology as topology_module
 from tests.conformance.kit import (all_resources, allows, boundary_statements, branches,
-                                   documents, listed, ref_target, resources, statements,
-                                   trusted_services)
+                                   documents, listed, parsed, ref_target, resources,
+                                   statements, trusted_services)
+
+
+def _containers(document: dict):
+    for _, task in resources(document, "AWS::ECS::TaskDefinition"):
+        for container in task["Properties"]["ContainerDefinitions"]:
+            yield task, container
 
 
 def _service_connect_services(document: dict):
@@ -80,6 +87,36 @@ def fargate_cpu_memory_pairs_are_the_documented_ones(which: str) -> None:
         rule = rules[json.dumps({"Fn::Equals": [{"Ref": "Cpu"}, str(cpu)]})]
         allowed = {int(m) for m in rule["Assertions"][0]["Assert"]["Fn::Contains"][0]}
         assert allowed == FARGATE_MEMORY[cpu], cpu
+
+
+def health_checks_start_with_cmd_or_cmd_shell(which: str) -> None:
+    topology = parsed(which)
+    # What the deployer passes as HealthCheckCommand (empty: no container health check).
+    commands = {service.name: params.parameters(topology, service)["HealthCheckCommand"]
+                for service in topology.services}
+    assert any(commands.values())
+    for name, command in commands.items():
+        assert not command or command.split(",")[0] in ("CMD", "CMD-SHELL"), name
+    with pytest.raises(topology_module.TopologyError, match="CMD or CMD-SHELL"):
+        topology_module.parse("app: demo\nnamespace: my.demo\nservices:\n"
+                              "  a: {port: 8080, health_check_command: [curl, -f, x]}\n",
+                              "bad.yaml")
+
+
+# The ranges the container health check's page gives each setting, in seconds (retries: times).
+HEALTH_CHECK_RANGES = {"Interval": (5, 300), "Timeout": (2, 60), "Retries": (1, 10),
+                       "StartPeriod": (0, 300)}
+
+
+def health_check_settings_are_in_range(which: str) -> None:
+    checks = [check for _, container in _containers(documents(which)["service.yaml"])
+              for check in branches(container.get("HealthCheck"))
+              if isinstance(check, dict) and "Command" in check]
+    assert checks
+    for check in checks:
+        for key, (low, high) in HEALTH_CHECK_RANGES.items():
+            assert low <= int(check[key]) <= high, (key, check[key])
+        assert int(check["Timeout"]) < int(check["Interval"])
 
 
 # --- Application Auto Scaling ---------------------------------------------------------

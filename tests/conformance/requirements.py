@@ -43,6 +43,8 @@ HTTPS_LISTENER = ("https://docs.aws.amazon.com/elasticloadbalancing/latest/appli
 SC_TLS = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-connect-tls.html"
 INFRASTRUCTURE_ROLE = ("https://docs.aws.amazon.com/AmazonECS/latest/developerguide/"
                        "infrastructure_IAM_role.html")
+CONTAINER_HEALTH_CHECK = ("https://docs.aws.amazon.com/cdk/api/latest/python/aws_cdk.aws_ecs/"
+                          "HealthCheck.html")
 SCALABLE_TARGET_RESOURCE = ("https://docs.amazonaws.cn/AWSCloudFormation/latest/UserGuide/"
                             "aws-resource-applicationautoscaling-scalabletarget.html")
 ECR_ON_ECS = "https://docs.aws.amazon.com/AmazonECR/latest/userguide/ECR_on_ECS.html"
@@ -150,6 +152,16 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "(even if EC2 is also specified), you must use one of the values in the following "
         "table.",
         "fargate_cpu_memory_pairs_are_the_documented_ones"),
+    Requirement(
+        "SVC-04", "ECS task definition", CONTAINER_HEALTH_CHECK,
+        "The string array must start with CMD to execute the command arguments directly, or "
+        "CMD-SHELL to run the command with the container’s default shell.",
+        "health_checks_start_with_cmd_or_cmd_shell"),
+    Requirement(
+        "SVC-05", "ECS task definition", CONTAINER_HEALTH_CHECK,
+        "The time period in seconds between each health check execution. You may specify "
+        "between 5 and 300 seconds.",
+        "health_check_settings_are_in_range"),
     Requirement(
         "AS-01", "Autoscaling", SCALABLE_TARGET,
         "ECS service - The resource type is service and the unique identifier is the cluster "

@@ -30,6 +30,11 @@ def _extra_memory(docs):
     rule["Assertions"][0]["Assert"]["Fn::Contains"][0].append("4096")
 
 
+def _long_timeout(docs):
+    container = _res(docs, "service.yaml", "TaskDefinition")["ContainerDefinitions"][0]
+    container["HealthCheck"]["Fn::If"][1]["Timeout"] = 61
+
+
 def _resource_id(docs):
     _res(docs, "service.yaml", "ScalableTarget")["ResourceId"]["Fn::Join"][1][0] = "ecs"
 
@@ -182,6 +187,7 @@ def _role_without_boundary(docs):
 
 MUTATIONS = {
     "SVC-01": _drop_network, "SVC-02": _bridge_mode, "SVC-03": _extra_memory,
+    "SVC-05": _long_timeout,
     "AS-01": _resource_id, "AS-02": _no_max, "AS-03": _policy_target, "AS-04": _fixed_count,
     "AS-05": _target_without_service, "AS-06": _custom_scaling_role, "ECR-04": _other_repository,
     "HTTPS-01": _no_certificate, "HTTPS-02": _no_ssl_policy, "HTTPS-03": _second_balancer,
