@@ -269,8 +269,11 @@ def tls_services_pass_the_infrastructure_role(which: str) -> None:
     assert bootstrap and any("ecs.amazonaws.com" in json.dumps(s.get("Condition")) for s in passed)
 
 
-# The actions of the managed policy (its page, aws-managed-policy/latest/reference/
-# AmazonECSInfrastructureRolePolicyForServiceConnectTransportLayerSecurity.html).
+# The actions of the managed policy. Its page (aws-managed-policy/latest/reference/
+# AmazonECSInfrastructureRolePolicyForServiceConnectTransportLayerSecurity.html, read in its
+# zh_cn copy) shows secretsmanager:CreateSecret and TagResource on
+# "arn:aws:secretsmanager:*:*:secret:ecs-sc!*"; the whole list is the policy's document as
+# github.com/badele/aws-policies-analyzer-docs lists it.
 TLS_POLICY_ACTIONS = (
     "acm-pca:DescribeCertificateAuthority", "acm-pca:GetCertificate",
     "acm-pca:GetCertificateAuthorityCertificate", "acm-pca:IssueCertificate",

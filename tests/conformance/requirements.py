@@ -72,6 +72,12 @@ BOUNDARIES = "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_b
 PUT_BOUNDARY = ("https://docs.aws.amazon.com/es_es/IAM/latest/APIReference/"
                 "API_PutUserPermissionsBoundary.html")
 
+# Pages read at another address than the one cited: SC_TLS through a mirror of
+# docs.aws.amazon.com with the same path (docs---aws.amazon.com.rproxy.goskope.com);
+# S3_PUBLIC_ACCESS_BLOCK and PUT_BOUNDARY at a localized path whose text is the English
+# original; ECR_LIFECYCLE and SCALABLE_TARGET_RESOURCE on docs.amazonaws.cn, AWS's copy of the
+# same guides for the China Regions (the English docs.aws.amazon.com page was not stored).
+
 
 @dataclass(frozen=True)
 class Requirement:
