@@ -9,7 +9,7 @@ import json
 import re
 
 from pipeline import build_images
-from tests.conformance.kit import (all_resources, allows, boundary_statements, branches,
+from tests.conformance.kit import (REPO, all_resources, allows, boundary_statements, branches,
                                    documents, listed, parsed, ref_target, resources,
                                    role_statements, statements, trusted_services)
 
@@ -137,6 +137,19 @@ def pipeline_projects_use_codepipeline_artifacts(which: str) -> None:
         properties = projects[logical_id]["Properties"]
         assert properties["Source"]["Type"] == "CODEPIPELINE", logical_id
         assert properties["Artifacts"]["Type"] == "CODEPIPELINE", logical_id
+
+
+def only_the_image_build_runs_privileged(which: str) -> None:
+    _, projects = _projects(which)
+    builders = 0
+    for logical_id, project in projects.items():
+        spec = (REPO / project["Properties"]["Source"]["BuildSpec"]).read_text()
+        # `pipeline.build_images build` runs `docker build` and `docker push`.
+        builds_images = "pipeline.build_images build" in spec
+        builders += builds_images
+        privileged = project["Properties"]["Environment"].get("PrivilegedMode") is True
+        assert privileged == builds_images, logical_id
+    assert builders == 1
 
 
 # --- S3 ---------------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ PIPELINE_ROLE = ("https://docs.aws.amazon.com/codepipeline/latest/userguide/"
 CONNECTIONS_RENAME = "https://docs.aws.amazon.com/dtconsole/latest/userguide/rename.html"
 CODEBUILD_ROLE = ("https://docs.aws.amazon.com/codebuild/latest/userguide/"
                   "setting-up-service-role.html")
+CODEBUILD_ENVIRONMENT = ("https://docs.aws.amazon.com/securityhub/1.0/APIReference/"
+                         "API_AwsCodeBuildProjectEnvironment.html")
 CODEBUILD_ARTIFACTS = "https://docs.aws.amazon.com/goto/WebAPI/codebuild-2016-10-06/ProjectArtifacts"
 S3_LIFECYCLE_FILTER = "https://docs.aws.amazon.com/goto/WebAPI/s3-2006-03-01/LifecycleRuleFilter"
 S3_PUBLIC_ACCESS_BLOCK = ("https://docs.aws.amazon.com/zh_tw/AWSCloudFormation/latest/UserGuide/"
@@ -282,6 +284,11 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "CB-03", "CodeBuild", CODEBUILD_ARTIFACTS,
         "CODEPIPELINE: The build project has build output generated through CodePipeline.",
         "pipeline_projects_use_codepipeline_artifacts"),
+    Requirement(
+        "CB-04", "CodeBuild", CODEBUILD_ENVIRONMENT,
+        "Whether to allow the Docker daemon to run inside a Docker container. Set to true if "
+        "the build project is used to build Docker images.",
+        "only_the_image_build_runs_privileged"),
     Requirement(
         "S3-01", "S3", S3_LIFECYCLE_FILTER,
         "If the Filter element is left empty, the Lifecycle Rule applies to all objects in the "
