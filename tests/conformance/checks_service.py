@@ -119,6 +119,29 @@ def health_check_settings_are_in_range(which: str) -> None:
         assert int(check["Timeout"]) < int(check["Interval"])
 
 
+def awsvpc_target_groups_target_ips(which: str) -> None:
+    checked = 0
+    for name, document in documents(which).items():
+        groups = dict(resources(document, "AWS::ElasticLoadBalancingV2::TargetGroup"))
+        for _, service in resources(document, "AWS::ECS::Service"):
+            for attached in branches(service["Properties"].get("LoadBalancers")):
+                for balancer in attached if isinstance(attached, list) else []:
+                    checked += 1
+                    group = groups[ref_target(balancer["TargetGroupArn"])]
+                    assert group["Properties"].get("TargetType") == "ip", name
+    assert checked
+
+
+def access_logs_come_with_a_log_configuration(which: str) -> None:
+    configs = [c for _, service in resources(documents(which)["service.yaml"], "AWS::ECS::Service")
+               for c in branches(service["Properties"].get("ServiceConnectConfiguration"))
+               if isinstance(c, dict)]
+    assert any("AccessLogConfiguration" in c for c in configs)
+    for config in configs:
+        if "AccessLogConfiguration" in config:
+            assert config.get("LogConfiguration", {}).get("LogDriver"), config
+
+
 # --- Application Auto Scaling ---------------------------------------------------------
 
 def _scalable_targets(which: str):

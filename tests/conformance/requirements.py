@@ -45,6 +45,10 @@ INFRASTRUCTURE_ROLE = ("https://docs.aws.amazon.com/AmazonECS/latest/developergu
                        "infrastructure_IAM_role.html")
 CONTAINER_HEALTH_CHECK = ("https://docs.aws.amazon.com/cdk/api/latest/python/aws_cdk.aws_ecs/"
                           "HealthCheck.html")
+ECS_SERVICE_LOAD_BALANCER = ("https://docs.aws.amazon.com/cdk/api/latest/docs/"
+                             "@aws-cdk_aws-ecs.CfnService.LoadBalancerProperty.html")
+SC_ACCESS_LOGS = ("https://docs.aws.amazon.com/AmazonECS/latest/APIReference/"
+                  "API_ServiceConnectAccessLogConfiguration.html")
 SCALABLE_TARGET_RESOURCE = ("https://docs.amazonaws.cn/AWSCloudFormation/latest/UserGuide/"
                             "aws-resource-applicationautoscaling-scalabletarget.html")
 ECR_ON_ECS = "https://docs.aws.amazon.com/AmazonECR/latest/userguide/ECR_on_ECS.html"
@@ -143,6 +147,16 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "[Application Load Balancers] You must specify subnets from at least two "
         "Availability Zones.",
         "public_subnets_flag_needs_two"),
+    Requirement(
+        "ALB-02", "ALB", ECS_SERVICE_LOAD_BALANCER,
+        "Also, when you create any target groups for these services, you must choose ip as "
+        "the target type, not instance.",
+        "awsvpc_target_groups_target_ips"),
+    Requirement(
+        "SC-06", "Service Connect", SC_ACCESS_LOGS,
+        "To enable access logs, you must also specify a logConfiguration in the "
+        "serviceConnectConfiguration.",
+        "access_logs_come_with_a_log_configuration"),
     Requirement(
         "SVC-01", "ECS service", ECS_CREATE_SERVICE_NETWORK,
         "This parameter is required for task definitions that use the awsvpc network mode to "
