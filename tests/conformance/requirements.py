@@ -39,7 +39,7 @@ REGISTER_SCALABLE_TARGET = ("https://docs.aws.amazon.com/cli/v1/reference/applic
 AUTOSCALING_ECS = ("https://docs.aws.amazon.com/autoscaling/application/userguide/"
                    "services-that-can-integrate-ecs.html")
 HTTPS_LISTENER = ("https://docs.aws.amazon.com/elasticloadbalancing/latest/application/"
-                  "create-https-listener")
+                  "create-https-listener.html")
 SC_TLS = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-connect-tls.html"
 INFRASTRUCTURE_ROLE = ("https://docs.aws.amazon.com/AmazonECS/latest/developerguide/"
                        "infrastructure_IAM_role.html")
