@@ -91,7 +91,7 @@ class Requirement:
     feature: str
     url: str
     quote: str
-    check: str  # the name of a function in test_conformance.py or checks_delivery.py
+    check: str  # a function of test_conformance.py, checks_service.py or checks_delivery.py
     known_violation: str = ""  # why today's code breaks it (the test is a strict xfail)
 
 
