@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 
+import yaml
+
 from pipeline import build_images
 from tests.conformance.kit import (REPO, all_resources, allows, boundary_statements, branches,
                                    documents, listed, parsed, ref_target, resources,
@@ -150,6 +152,28 @@ def only_the_image_build_runs_privileged(which: str) -> None:
         privileged = project["Properties"]["Environment"].get("PrivilegedMode") is True
         assert privileged == builds_images, logical_id
     assert builders == 1
+
+
+def buildspec_reports_land_in_the_stacks_report_groups(which: str) -> None:
+    document, projects = _projects(which)
+    groups = {group["Properties"]["Name"]["Fn::Sub"]: logical_id for logical_id, group
+              in resources(document, "AWS::CodeBuild::ReportGroup")}
+    roles = dict(resources(document, "AWS::IAM::Role"))
+    reported = 0
+    for logical_id, project in projects.items():
+        spec = yaml.safe_load((REPO / project["Properties"]["Source"]["BuildSpec"]).read_text())
+        name = project["Properties"]["Name"]["Fn::Sub"]
+        role = roles[ref_target(project["Properties"]["ServiceRole"])]
+        for report in (spec.get("reports") or {}):
+            reported += 1
+            # A report name, not an ARN: CodeBuild uses <project-name>-<report-group-name>.
+            group = groups.get(f"{name}-{report}")
+            assert group, (logical_id, report)
+            writes = [s for s in role_statements(role)
+                      if "codebuild:BatchPutTestCases" in listed(s["Action"])]
+            assert any({"Fn::GetAtt": [group, "Arn"]} in listed(s["Resource"])
+                       for s in writes), (logical_id, report)
+    assert reported
 
 
 # --- S3 ---------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ CODEBUILD_ROLE = ("https://docs.aws.amazon.com/codebuild/latest/userguide/"
                   "setting-up-service-role.html")
 CODEBUILD_ENVIRONMENT = ("https://docs.aws.amazon.com/securityhub/1.0/APIReference/"
                          "API_AwsCodeBuildProjectEnvironment.html")
+CODEBUILD_REPORTS = "https://docs.aws.amazon.com/codebuild/latest/userguide/report-create.html"
 CODEBUILD_ARTIFACTS = "https://docs.aws.amazon.com/goto/WebAPI/codebuild-2016-10-06/ProjectArtifacts"
 S3_LIFECYCLE_FILTER = "https://docs.aws.amazon.com/goto/WebAPI/s3-2006-03-01/LifecycleRuleFilter"
 S3_PUBLIC_ACCESS_BLOCK = ("https://docs.aws.amazon.com/zh_tw/AWSCloudFormation/latest/UserGuide/"
@@ -303,6 +304,12 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "Whether to allow the Docker daemon to run inside a Docker container. Set to true if "
         "the build project is used to build Docker images.",
         "only_the_image_build_runs_privileged"),
+    Requirement(
+        "CB-05", "CodeBuild", CODEBUILD_REPORTS,
+        "If you specify a name, CodeBuild creates a report group for you using your project "
+        "name, and the name you specified, in the format <project-name>-<report-group-name>. "
+        "If the named report group already exists, CodeBuild uses that report group.",
+        "buildspec_reports_land_in_the_stacks_report_groups"),
     Requirement(
         "S3-01", "S3", S3_LIFECYCLE_FILTER,
         "If the Filter element is left empty, the Lifecycle Rule applies to all objects in the "

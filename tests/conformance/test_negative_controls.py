@@ -152,6 +152,10 @@ def _unprivileged_build(docs):
     del _res(docs, "pipeline.yaml", "BuildProject")["Environment"]["PrivilegedMode"]
 
 
+def _renamed_report_group(docs):
+    _res(docs, "pipeline.yaml", "TestReportGroup")["Name"] = {"Fn::Sub": "${AWS::StackName}-tests"}
+
+
 def _unfiltered_expiry(docs):
     rules = _res(docs, "bootstrap.yaml", "TemplateBucket")["LifecycleConfiguration"]["Rules"]
     del rules[0]["Prefix"]
@@ -209,7 +213,7 @@ MUTATIONS = {
     "CP-04": _pipeline_trust,
     "CONN-01": _one_prefix, "CONN-02": _old_prefix_only,
     "CB-01": _build_trust, "CB-02": _wildcard_action, "CB-03": _s3_artifacts,
-    "CB-04": _unprivileged_build,
+    "CB-04": _unprivileged_build, "CB-05": _renamed_report_group,
     "S3-01": _unfiltered_expiry, "S3-02": _public_policy, "S3-03": _no_tls_deny,
     "ECR-01": _mutable_tags, "ECR-02": _no_scan, "ECR-03": _any_first,
     "IAMB-01": _beyond_boundary, "IAMB-02": _boundary_attached, "IAMB-03": _role_without_boundary,
