@@ -142,6 +142,37 @@ def access_logs_come_with_a_log_configuration(which: str) -> None:
             assert config.get("LogConfiguration", {}).get("LogDriver"), config
 
 
+def _timeouts(which: str):
+    entries = list(_service_connect_services(documents(which)["service.yaml"]))
+    assert entries
+    return [entry["Timeout"] for entry in entries if "Timeout" in entry]
+
+
+def idle_timeout_is_not_below_the_per_request_timeout(which: str) -> None:
+    parameters = documents(which)["service.yaml"]["Parameters"]
+    timeouts = _timeouts(which)
+    assert timeouts
+    for timeout in timeouts:
+        assert timeout == {"IdleTimeoutSeconds": {"Ref": "IdleTimeoutSeconds"},
+                           "PerRequestTimeoutSeconds": {"Ref": "PerRequestTimeoutSeconds"}}
+    assert (int(parameters["IdleTimeoutSeconds"]["Default"])
+            >= int(parameters["PerRequestTimeoutSeconds"]["Default"]))
+    topology = parsed(which)
+    for service in topology.services:  # what the deployer passes
+        given = params.parameters(topology, service)
+        assert int(given["IdleTimeoutSeconds"]) >= int(given["PerRequestTimeoutSeconds"])
+
+
+def per_request_timeouts_only_on_non_tcp_ports(which: str) -> None:
+    document = documents(which)["service.yaml"]
+    protocols = {mapping.get("Name"): mapping.get("AppProtocol")
+                 for _, container in _containers(document)
+                 for mapping in container.get("PortMappings", [])}
+    for entry in _service_connect_services(document):
+        if "PerRequestTimeoutSeconds" in entry.get("Timeout", {}):
+            assert protocols.get(entry["PortName"]) not in (None, "tcp"), entry["PortName"]
+
+
 # --- Application Auto Scaling ---------------------------------------------------------
 
 def _scalable_targets(which: str):

@@ -49,6 +49,8 @@ ECS_SERVICE_LOAD_BALANCER = ("https://docs.aws.amazon.com/cdk/api/latest/docs/"
                              "@aws-cdk_aws-ecs.CfnService.LoadBalancerProperty.html")
 SC_ACCESS_LOGS = ("https://docs.aws.amazon.com/AmazonECS/latest/APIReference/"
                   "API_ServiceConnectAccessLogConfiguration.html")
+SC_TIMEOUTS = ("https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/"
+               "aws-properties-ecs-service-timeoutconfiguration.html")
 SCALABLE_TARGET_RESOURCE = ("https://docs.amazonaws.cn/AWSCloudFormation/latest/UserGuide/"
                             "aws-resource-applicationautoscaling-scalabletarget.html")
 ECR_ON_ECS = "https://docs.aws.amazon.com/AmazonECR/latest/userguide/ECR_on_ECS.html"
@@ -158,6 +160,15 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "To enable access logs, you must also specify a logConfiguration in the "
         "serviceConnectConfiguration.",
         "access_logs_come_with_a_log_configuration"),
+    Requirement(
+        "SC-07", "Service Connect", SC_TIMEOUTS,
+        "If idleTimeout is set to a time that is less than perRequestTimeout, the connection "
+        "will close when the idleTimeout is reached and not the perRequestTimeout.",
+        "idle_timeout_is_not_below_the_per_request_timeout"),
+    Requirement(
+        "SC-08", "Service Connect", SC_TIMEOUTS,
+        "perRequestTimeout can only be set if Service Connect appProtocol isn't TCP.",
+        "per_request_timeouts_only_on_non_tcp_ports"),
     Requirement(
         "SVC-01", "ECS service", ECS_CREATE_SERVICE_NETWORK,
         "This parameter is required for task definitions that use the awsvpc network mode to "

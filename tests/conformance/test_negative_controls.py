@@ -43,6 +43,15 @@ def _access_logs_without_logs(docs):
     del _res(docs, "service.yaml", "Service")["ServiceConnectConfiguration"]["LogConfiguration"]
 
 
+def _short_idle_default(docs):
+    docs["service.yaml"]["Parameters"]["IdleTimeoutSeconds"]["Default"] = 5
+
+
+def _tcp_port(docs):
+    container = _res(docs, "service.yaml", "TaskDefinition")["ContainerDefinitions"][0]
+    container["PortMappings"][0]["AppProtocol"] = "tcp"
+
+
 def _resource_id(docs):
     _res(docs, "service.yaml", "ScalableTarget")["ResourceId"]["Fn::Join"][1][0] = "ecs"
 
@@ -204,6 +213,7 @@ def _role_without_boundary(docs):
 MUTATIONS = {
     "SVC-01": _drop_network, "SVC-02": _bridge_mode, "SVC-03": _extra_memory,
     "SVC-05": _long_timeout, "ALB-02": _instance_targets, "SC-06": _access_logs_without_logs,
+    "SC-07": _short_idle_default, "SC-08": _tcp_port,
     "AS-01": _resource_id, "AS-02": _no_max, "AS-03": _policy_target, "AS-04": _fixed_count,
     "AS-05": _target_without_service, "AS-06": _custom_scaling_role, "ECR-04": _other_repository,
     "HTTPS-01": _no_certificate, "HTTPS-02": _no_ssl_policy, "HTTPS-03": _second_balancer,
