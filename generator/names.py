@@ -26,6 +26,9 @@ NO_CALLERS = "none"
 # generator.params for every parameter's owner).
 APP_PARAMETER = "AppName"
 CALLERS_PARAMETER = "Callers"
+CALLEES_PARAMETER = "Callees"
+# What Callees lists for a service that calls none: the NO_CALLERS group, on a port.
+NO_CALLEES = f"1:{NO_CALLERS}"
 SUBNETS_PARAMETER = "Subnets"
 LOAD_BALANCER_SUBNETS_PARAMETER = "LoadBalancerSubnets"
 BOUNDARY_PARAMETER = "PermissionsBoundaryArn"

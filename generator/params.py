@@ -116,7 +116,10 @@ def ingress_parameters(topology: Topology, service: Service) -> dict[str, str]:
     return {names.APP_PARAMETER: topology.app, "ServiceName": service.name,
             "ContainerPort": str(service.port),
             names.CALLERS_PARAMETER: ",".join(c.name for c in topology.callers(service))
-            or names.NO_CALLERS}
+            or names.NO_CALLERS,
+            names.CALLEES_PARAMETER: ",".join(f"{c.port}:{c.name}"
+                                              for c in topology.callees(service))
+            or names.NO_CALLEES}
 
 
 def configuration(topology: Topology, service: Service) -> dict:

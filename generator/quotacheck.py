@@ -29,8 +29,25 @@ def inbound_rules(topology: Topology, service) -> int:
     return max(1, len(topology.callers(service))) + (1 if service.public else 0)
 
 
+def outbound_rules(topology: Topology, service) -> int:
+    """Rules leaving a service's task security group: one per callee (or the stand-in for
+    none) and the platform's (HTTPS, prefix lists, egress.allow)."""
+    return max(1, len(service.calls)) + topology.egress.platform_rules
+
+
 def check_security_groups(topology: Topology) -> None:
+    # One quota, "Inbound or outbound rules per security group", bounds each direction.
     limit = topology.quotas.security_group_inbound_rules
+    for service in topology.services:
+        rules = outbound_rules(topology, service)
+        if rules > limit:
+            raise QuotaError(
+                f"{topology.source}: services.{service.name}: {len(service.calls)} callees and "
+                f"{topology.egress.platform_rules} egress rule(s) need {rules} outbound rules "
+                f"on its task security group, over the quota of {limit} "
+                f"({quotas.SECURITY_GROUP_INBOUND_RULES.source}); request a higher 'Inbound "
+                "or outbound rules per security group' in Service Quotas and declare it as "
+                "quotas.security_group_inbound_rules, or give egress.allow fewer entries")
     for service in topology.services:
         rules = inbound_rules(topology, service)
         if rules > limit:
@@ -44,19 +61,30 @@ def check_security_groups(topology: Topology) -> None:
                 "quotas.security_group_inbound_rules, or split the service")
 
 
-def _resources(document: dict, per_loop: int) -> int:
+def _resources(document: dict, items: dict[str, int]) -> int:
+    """Resources after Fn::ForEach expansion, `items[loop name]` items in each loop."""
     count = 0
     for key, value in (document.get("Resources") or {}).items():
         if key.startswith("Fn::ForEach::"):
-            count += per_loop * len(value[2])
+            count += items.get(key.removeprefix("Fn::ForEach::"), 1) * len(value[2])
         else:
             count += 1
     return count
 
 
+def _largest_resources(topology: Topology, document: dict) -> int:
+    """The most resources any one stack of this template holds: the loops of the ingress
+    template run over each service's callers and callees (or the stand-in for none)."""
+    from generator.stacks import ingress
+
+    return max((_resources(document, {
+        ingress.CALLER_INGRESS: max(1, len(topology.callers(service))),
+        ingress.CALLEE_EGRESS: max(1, len(service.calls))}) for service in topology.services),
+        default=_resources(document, {}))
+
+
 def check_templates(topology: Topology, files: Mapping[str, bytes],
                     documents: Mapping[str, dict]) -> None:
-    most_callers = max((len(topology.callers(s)) for s in topology.services), default=0)
     for relative, content in sorted(files.items()):
         if not relative.endswith(".yaml"):
             continue
@@ -67,7 +95,7 @@ def check_templates(topology: Topology, files: Mapping[str, bytes],
                              f"({quotas.CFN_QUOTAS}); split the topology")
         document = documents[relative]
         counts = (
-            (quotas.RESOURCES_PER_TEMPLATE, _resources(document, max(1, most_callers))),
+            (quotas.RESOURCES_PER_TEMPLATE, _largest_resources(topology, document)),
             (quotas.OUTPUTS_PER_TEMPLATE, len(document.get("Outputs") or {})),
             (quotas.PARAMETERS_PER_TEMPLATE, len(document.get("Parameters") or {})),
         )

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from generator import egress as egress_module
 from generator import fargate
 from generator.names import (
     NO_CALLERS, TASK_SECURITY_GROUP, environment_parameter, secret_parameter,
@@ -78,7 +79,7 @@ LOG_RETENTION_DAYS = (
 )
 
 _TOP_KEYS = {"app", "namespace", "log_retention_days", "services", "quotas",
-             "service_connect_tls"}
+             "service_connect_tls", "egress"}
 _TLS_KEYS = {"private_ca_arn"}
 _QUOTA_KEYS = {"security_group_inbound_rules"}
 # Inbound rules per security group: AWS's default, adjustable up to 1,000 in Service
@@ -177,6 +178,7 @@ class Topology:
     source: str = field(default=DEFAULT_TOPOLOGY, compare=False)
     quotas: Quotas = field(default_factory=Quotas)
     service_connect_tls: ServiceConnectTls | None = None
+    egress: egress_module.Egress = field(default_factory=egress_module.Egress)
 
     @property
     def cluster_stack_name(self) -> str:
@@ -409,7 +411,8 @@ class _Validator:
         tls = self.service_connect_tls(top.get("service_connect_tls"))
         if tls is not None:
             self.check_tls_behind_load_balancers(services)
-        return Topology(app, namespace, retention, services, self.source, quotas, tls)
+        egress = egress_module.parse(top.get("egress"), self.fail)
+        return Topology(app, namespace, retention, services, self.source, quotas, tls, egress)
 
     def check_tls_behind_load_balancers(self, services) -> None:
         """With Service Connect TLS a public service's tasks answer TLS 1.3 only, and an ALB

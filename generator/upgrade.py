@@ -1164,7 +1164,9 @@ class _DeployerModel:
     def ingress_values(self, service: str) -> dict[str, str]:
         """ContainerPort from the service's params file; Callers: every service whose
         PeerUrls name this one's client alias (http://<DiscoveryName>.<namespace>:<port>),
-        in topology order, or "none", as the deployer passes them (generator.params)."""
+        in topology order, or "none"; Callees: "<port>:<name>" of each service its own
+        PeerUrls name, in their order, or "1:none"; as the deployer passes them
+        (generator.params)."""
         own = self.files.params.get(service, {}).get("Parameters", {})
         port, discovery = own.get("ContainerPort", ""), own.get("DiscoveryName", service)
         callers = []
@@ -1175,7 +1177,19 @@ class _DeployerModel:
                 if re.fullmatch(rf"https?://{re.escape(discovery)}\.[^:/]+:{port}/?", url):
                     callers.append(caller)
                     break
-        return {"ContainerPort": port, "Callers": ",".join(callers) or "none"}
+        callees = []
+        urls = own.get("PeerUrls", "")
+        for url in filter(None, urls.split(",")):
+            url = url.split("=", 1)[1] if "=" in url.split("://", 1)[0] else url
+            for other in self.deployment.services:
+                theirs = self.files.params.get(other, {}).get("Parameters", {})
+                pattern = (rf"https?://{re.escape(theirs.get('DiscoveryName', other))}\.[^:/]+:"
+                           rf"{theirs.get('ContainerPort', '')}/?")
+                if re.fullmatch(pattern, url):
+                    callees.append(f"{theirs.get('ContainerPort', '')}:{other}")
+                    break
+        return {"ContainerPort": port, "Callers": ",".join(callers) or "none",
+                "Callees": ",".join(callees) or "1:none"}
 
     def tls_role_wanted(self, account: Account, template: TemplateFile) -> str:
         """The deployer's ServiceConnectTlsRoleWanted: the template's Default (what the
@@ -1205,11 +1219,16 @@ class _DeployerModel:
         yield self.request(account, "cluster", self.cluster_stack(),
                            self.files.templates["cluster.yaml"], None)
         network = self.files.template("network.yaml")
+        ingress = self.files.template("ingress.yaml")
+        # With ingress stacks the deployer creates missing network stacks first and
+        # updates the existing ones after the ingress stacks (generator.ops.deploy).
+        existing = [service for service in services if ingress is not None
+                    and f"{self.app}-{service}-network" in account.stacks]
         if network is not None:
             for service in services:
-                yield self.request(account, "network", f"{self.app}-{service}-network",
-                                   network, service)
-        ingress = self.files.template("ingress.yaml")
+                if service not in existing:
+                    yield self.request(account, "network", f"{self.app}-{service}-network",
+                                       network, service)
         # A service stack that still holds the caller rules (an earlier version's Callers
         # parameter) gives them up before its ingress stack adds them (generator.ops.deploy).
         moving = {service for service in services if ingress is not None
@@ -1220,6 +1239,10 @@ class _DeployerModel:
                 if service not in moving:
                     yield self.request(account, "ingress", f"{self.app}-{service}-ingress",
                                        ingress, service)
+        if network is not None:
+            for service in existing:
+                yield self.request(account, "network", f"{self.app}-{service}-network",
+                                   network, service)
         for service in services:
             yield self.request(account, "service", f"{self.app}-{service}",
                                self.files.templates["service.yaml"], service)

@@ -8,10 +8,12 @@ The pipeline's Deploy stage runs this same command, so there is one deployer. Or
    are deleted first, before anything they depend on changes (found by their tags, not
    their names);
 2. the cluster stack;
-3. every service's network stack (its task security group), in parallel: callers' groups
-   exist before any callee's ingress stack admits them;
-4. every service's ingress stack (the rules admitting its callers), in parallel: a new
-   caller is admitted before its tasks start;
+3. the network stacks (task security groups) that do not exist yet, in parallel: callers'
+   groups exist before any callee's ingress stack admits them;
+4. every service's ingress stack (the rules admitting its callers, and its outbound rules
+   to its callees), in parallel: a new caller is admitted before its tasks start;
+4b. the network stacks that exist, in parallel: a narrower outbound rule set (the
+   allow-all rule of earlier versions goes) only once the rules to the callees exist;
 5. the service stacks, wave by wave as `generator.plan` orders them (callees first), each
    wave's stacks in parallel, then the redeploys `generator.rollout` asks for;
 6. prune, phase 2: the network stacks of removed services, now that no ingress rule
@@ -324,15 +326,25 @@ class Deployment:
                 return False
         if not self._deploy_cluster():
             return False
-        self.reporter.say("== network stacks (task security groups)")
-        if not self._deploy_in_parallel([self._network_request(n) for n in self.selected]):
-            return False
+        existing = self._existing_networks()
+        new = [name for name in self.selected if name not in existing]
+        if new:
+            self.reporter.say("== network stacks (task security groups)")
+            if not self._deploy_in_parallel([self._network_request(n) for n in new]):
+                return False
         moving = self._rules_in_service_stack()
         if set(self.selected) - moving:
             self.reporter.say("== ingress stacks (the rules admitting each service's callers)")
         if not self._deploy_in_parallel([self._ingress_request(n) for n in self.selected
                                          if n not in moving]):
             return False
+        if existing:
+            # After the ingress stacks: an update that narrows a group's outbound rules
+            # (the allow-all rule of earlier versions) comes once the rules to the callees
+            # exist, so running tasks never lose a callee.
+            self.reporter.say("== network stacks that exist (their groups' outbound rules)")
+            if not self._deploy_in_parallel([self._network_request(n) for n in existing]):
+                return False
         deploy_values = self._deploy_values()
         for index, wave in enumerate(self.plan.waves):
             members = [name for name in wave if name in self.selected]
@@ -376,6 +388,12 @@ class Deployment:
                     continue
                 removed.setdefault(tags["kind"], {})[stack["StackName"]] = stack
         return removed
+
+    def _existing_networks(self) -> list[str]:
+        """Selected services whose network stack exists and is updated, not created."""
+        return [name for name in self.selected
+                if change_set_type(self.before.get(self.topology.network_stack_name(
+                    self.topology.service(name)))) == "UPDATE"]
 
     def _rules_in_service_stack(self) -> set[str]:
         """Selected services whose service stack still holds their caller rules (it has

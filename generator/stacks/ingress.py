@@ -1,5 +1,6 @@
 """The ingress stack: one per service (<app>-<service>-ingress), holding the rules that
-admit the service's callers to its task security group, on its port only.
+admit the service's callers to its task security group, on its port only, and the
+outbound rules that let its tasks reach its callees, on their ports only.
 
 Why a stack of its own, and not in the service stack: the rules are one per caller, made
 by `Fn::ForEach` over the `Callers` parameter, which needs the AWS::LanguageExtensions
@@ -20,13 +21,15 @@ ingress stacks of its callees.
 """
 from __future__ import annotations
 
-from troposphere import ImportValue, Parameter, Ref, Sub, Template, ec2
+from troposphere import ImportValue, Parameter, Ref, Select, Split, Sub, Template, ec2
 
 from generator import names
 from generator.topology import Topology
 
 CALLER = "Caller"
 CALLER_INGRESS = "CallerIngress"
+CALLEE = "Callee"
+CALLEE_EGRESS = "CalleeEgress"
 LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
 _DNS_LABEL_PATTERN = r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -54,6 +57,13 @@ def parameters() -> list[Parameter]:
         Parameter(
             "ContainerPort", Type="Number", MinValue=1, MaxValue=65535,
             Description="The service's container port: the only port its callers reach.",
+        ),
+        Parameter(
+            names.CALLEES_PARAMETER, Type="CommaDelimitedList",
+            Description="The services this one calls, each as <port>:<name> (the callee's "
+                        f"container port first), or '{names.NO_CALLEES}' when it calls none.",
+            AllowedPattern=r"^[0-9]{1,5}:[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+            ConstraintDescription="<port>:<service name> items, comma-separated",
         ),
         Parameter(
             names.CALLERS_PARAMETER, Type="CommaDelimitedList",
@@ -87,6 +97,35 @@ def caller_ingress() -> dict:
     ]}
 
 
+def callee_egress() -> dict:
+    """The Resources entry that lets the service's tasks reach each callee's tasks on the
+    callee's port, and only there (the task security group has no allow-all outbound
+    rule: generator.egress).
+
+    Items are "<port>:<name>": a name starts with a letter, so `&{}` (letters and digits
+    only) still tells "80:a1" from "8:0a1" and the logical ids never collide. A service
+    that calls none lists names.NO_CALLEES, whose rule points at the cluster stack's group
+    that no task carries."""
+    def part(index: int):
+        return Select(index, Split(":", Ref(CALLEE)))
+
+    rule = ec2.SecurityGroupEgress(
+        CALLEE_EGRESS,
+        GroupId=network_import("${ServiceName}"),
+        DestinationSecurityGroupId=ImportValue(Sub(
+            "${%s}-${Name}-network-%s" % (names.APP_PARAMETER, names.TASK_SECURITY_GROUP),
+            Name=part(1))),
+        IpProtocol="tcp",
+        FromPort=part(0),
+        ToPort=part(0),
+        Description=Sub("${ServiceName} calls ${Name} through Service Connect", Name=part(1)),
+    )
+    return {f"Fn::ForEach::{CALLEE_EGRESS}": [
+        CALLEE, Ref(names.CALLEES_PARAMETER),
+        {f"{CALLEE_EGRESS}&{{{CALLEE}}}": rule.to_dict()},
+    ]}
+
+
 def build(topology: Topology) -> Template:
     template = Template(
         Description="The rules admitting one service's callers to its tasks, deployed once "
@@ -97,4 +136,5 @@ def build(topology: Topology) -> Template:
     template.set_transform(LANGUAGE_EXTENSIONS)
     template.add_parameter(parameters())
     template.resources.update(caller_ingress())
+    template.resources.update(callee_egress())
     return template

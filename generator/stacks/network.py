@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from troposphere import Export, GetAtt, ImportValue, Output, Parameter, Sub, Tags, Template, ec2
 
-from generator import names
+from generator import egress, names
 from generator.topology import Topology
 
 _DNS_LABEL_PATTERN = r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -33,15 +33,35 @@ def parameters() -> list[Parameter]:
     ]
 
 
+def platform_egress(topology: Topology) -> list[ec2.SecurityGroupRule]:
+    """HTTPS for ECR, logs, secrets and ECS, and topology.yaml's egress.allow: listing them
+    replaces EC2's default allow-all outbound rule (generator.egress says why each)."""
+    rules = [ec2.SecurityGroupRule(
+        IpProtocol="tcp", FromPort=egress.HTTPS_PORT, ToPort=egress.HTTPS_PORT,
+        CidrIp=topology.egress.https,
+        Description="HTTPS: ECR, CloudWatch Logs, Secrets Manager, SSM, ECS")]
+    rules += [ec2.SecurityGroupRule(
+        IpProtocol="tcp", FromPort=egress.HTTPS_PORT, ToPort=egress.HTTPS_PORT,
+        DestinationPrefixListId=prefix_list, Description="HTTPS: S3 (image layers)")
+        for prefix_list in topology.egress.https_prefix_lists]
+    rules += [ec2.SecurityGroupRule(
+        IpProtocol="tcp", FromPort=allowed.from_port, ToPort=allowed.to_port,
+        CidrIp=allowed.cidr, Description=f"topology.yaml egress.allow: {allowed.cidr} "
+                                         f"port {allowed.ports}")
+        for allowed in topology.egress.allow]
+    return rules
+
+
 def task_security_group(topology: Topology) -> ec2.SecurityGroup:
-    # No ingress here: the ingress stack admits exactly its callers, on its port only.
-    # Egress stays EC2's default (all outbound): tasks reach ECR, logs and their callees.
+    # No ingress here: the ingress stack admits exactly its callers, on its port only, and
+    # adds the outbound rules to the service's callees.
     return ec2.SecurityGroup(
         "TaskSecurityGroup",
         # The wording predates the ingress stacks; GroupDescription is create-only
         # (AWS::EC2::SecurityGroup), so rewording it would replace every task's group.
         GroupDescription=Sub("Tasks of ${ServiceName}; its service stack admits its callers"),
         VpcId=ImportValue(Sub("${%s}-%s" % (names.CLUSTER_STACK_PARAMETER, names.VPC_ID))),
+        SecurityGroupEgress=platform_egress(topology),
         Tags=Tags(Name=Sub("${ServiceName}-tasks"), app=topology.app),
     )
 

@@ -88,7 +88,8 @@ def test_each_caller_may_reach_its_callee_on_the_container_port_only(ingress_tem
     assert props["GroupId"] == network_import("${ServiceName}")
     assert props["SourceSecurityGroupId"] == network_import("${%s}" % identifier)
     assert ingress_template["Transform"] == "AWS::LanguageExtensions"
-    assert set(ingress_template["Resources"]) == {"Fn::ForEach::CallerIngress"}
+    assert set(ingress_template["Resources"]) == {"Fn::ForEach::CallerIngress",
+                                                  "Fn::ForEach::CalleeEgress"}
     # Each service lists exactly its callers; one nobody calls lists the stand-in.
     callers = {s.name: params.ingress_parameters(rich_topology, s)[names.CALLERS_PARAMETER]
                for s in rich_topology.services}
@@ -145,7 +146,8 @@ def test_stacks_export_what_the_service_stack_imports(cluster_template, service_
     def walk(node):
         if isinstance(node, dict):
             if "Fn::ImportValue" in node:
-                imported.add(node["Fn::ImportValue"]["Fn::Sub"])
+                name = node["Fn::ImportValue"]["Fn::Sub"]
+                imported.add(name[0] if isinstance(name, list) else name)
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -160,7 +162,8 @@ def test_stacks_export_what_the_service_stack_imports(cluster_template, service_
     from_networks = imported - {f"${{ClusterStackName}}-{n}" for n in from_cluster}
     # <app>-<service>-network is the network stack's name, so its export is this:
     assert from_networks == {"${AppName}-${ServiceName}-network-TaskSecurityGroupId",
-                             "${AppName}-${Caller}-network-TaskSecurityGroupId"}
+                             "${AppName}-${Caller}-network-TaskSecurityGroupId",
+                             "${AppName}-${Name}-network-TaskSecurityGroupId"}
 
 
 def default_topology_for_network():
@@ -299,3 +302,43 @@ def test_subnets_reach_services_as_parameters_not_exports(cluster_template):
         if "Export" in output:
             assert "Subnet" not in json.dumps(output["Value"])
     assert "Export" not in cluster_template["Outputs"][names.PRIVATE_SUBNETS]
+
+
+def test_tasks_reach_each_callee_on_its_port_only(ingress_template, rich_topology):
+    """The callee side of every edge: an outbound rule from the caller's group to the
+    callee's group on the callee's port (the group has no allow-all outbound rule)."""
+    identifier, collection, body = ingress_template["Resources"]["Fn::ForEach::CalleeEgress"]
+    ((logical_id, rule),) = body.items()
+    assert collection == {"Ref": names.CALLEES_PARAMETER}
+    assert logical_id == "CalleeEgress&{%s}" % identifier
+    props = rule["Properties"]
+    assert rule["Type"] == "AWS::EC2::SecurityGroupEgress"
+    assert "CidrIp" not in props and "DestinationPrefixListId" not in props
+    assert props["GroupId"] == network_import("${ServiceName}")
+    port = {"Fn::Select": [0, {"Fn::Split": [":", {"Ref": identifier}]}]}
+    name = {"Fn::Select": [1, {"Fn::Split": [":", {"Ref": identifier}]}]}
+    assert props["FromPort"] == props["ToPort"] == port
+    assert props["DestinationSecurityGroupId"] == {"Fn::ImportValue": {"Fn::Sub": [
+        "${AppName}-${Name}-network-TaskSecurityGroupId", {"Name": name}]}}
+    callees = {s.name: params.ingress_parameters(rich_topology, s)[names.CALLEES_PARAMETER]
+               for s in rich_topology.services}
+    ports = {s.name: s.port for s in rich_topology.services}
+    assert callees["web"] == ",".join(f"{ports[c]}:{c}" for c in ("orders", "catalog"))
+    assert callees["catalog"] == names.NO_CALLEES
+
+
+def test_items_of_callees_never_make_the_same_logical_id():
+    """`&{}` keeps letters and digits; with the port first and names starting with a
+    letter, "80:a1" and "8:0a1"-like pairs cannot meet (the second is not a name)."""
+    from generator.topology import logical_id_part
+    items = [f"{port}:{name}" for port in (1, 8, 80, 180, 8080, 65535)
+             for name in ("a", "a1", "a-1x", "b80", "ab")]
+    parts = [logical_id_part(item) for item in items]
+    assert len(set(parts)) == len(parts)
+
+
+def test_the_task_group_allows_https_and_nothing_else_by_default(default_topology):
+    group = as_dict(network.build(default_topology))["Resources"]["TaskSecurityGroup"]
+    assert group["Properties"]["SecurityGroupEgress"] == [{
+        "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0",
+        "Description": "HTTPS: ECR, CloudWatch Logs, Secrets Manager, SSM, ECS"}]

@@ -103,3 +103,25 @@ def test_without_the_old_parameter_ingress_stacks_come_before_every_wave(
     order = [stack for operation, stack, _ in calls if operation == "CreateChangeSet"]
     assert order.index("shop-server-ingress") < order.index("shop-store")
     assert "left the service stack" not in out
+
+
+def test_existing_network_stacks_change_after_the_ingress_stacks(project, run, boto,
+                                                                   monkeypatch):
+    """A narrower outbound rule set (earlier versions kept EC2's allow-all rule) reaches a
+    running group only once the ingress stacks hold the rules to its callees."""
+    assert run(project.first_deploy_argv())[0] == 0
+    path = project.templates / "network.yaml"
+    document = json.loads(path.read_text())
+    document["Resources"]["TaskSecurityGroup"]["Properties"]["GroupDescription"] = "tasks v2"
+    path.write_text(json.dumps(document, indent=2))
+    calls = _executed_and_deleted(boto, monkeypatch)
+
+    code, out, _ = run(project.deploy_argv())
+
+    assert code == 0, out
+    order = [stack for operation, stack, _ in calls if operation == "CreateChangeSet"]
+    networks = [order.index(f"shop-{n}-network") for n in ("store", "cache", "server", "client")]
+    ingress = [order.index(f"shop-{n}-ingress") for n in ("store", "cache", "server", "client")]
+    services = [order.index(f"shop-{n}") for n in ("store", "cache", "server", "client")]
+    assert max(ingress) < min(networks) and max(networks) < min(services), order
+    assert "== network stacks that exist" in out

@@ -105,17 +105,20 @@ def _loops(document: dict) -> dict[str, list]:
 def test_ingress_template_resources_with_each_stacks_callers_expanded(templates, ingress):
     service = templates["ingress.yaml"]
     loops = _loops(service)
-    # The count below is right only if the one loop is over the Callers parameter and
-    # makes one resource per item.
-    assert list(loops) == ["Fn::ForEach::CallerIngress"]
-    identifier, collection, body = loops["Fn::ForEach::CallerIngress"]
-    assert collection == {"Ref": "Callers"}
-    assert len(body) == 1
-    assert next(iter(body.values()))["Type"] == "AWS::EC2::SecurityGroupIngress"
+    # The count below is right only if the loops are over the Callers and Callees
+    # parameters and make one resource per item each.
+    assert sorted(loops) == ["Fn::ForEach::CalleeEgress", "Fn::ForEach::CallerIngress"]
+    for loop, parameter, kind in (("CallerIngress", "Callers", "Ingress"),
+                                  ("CalleeEgress", "Callees", "Egress")):
+        identifier, collection, body = loops[f"Fn::ForEach::{loop}"]
+        assert collection == {"Ref": parameter}
+        assert len(body) == 1
+        assert next(iter(body.values()))["Type"] == f"AWS::EC2::SecurityGroup{kind}"
     fixed = len(service["Resources"]) - len(loops)
-    largest = max(fixed + len(_callers_list(values)) for values in ingress.values())
-    assert largest == fixed + 55  # the hub's stack
-    assert largest <= CFN_RESOURCES_PER_TEMPLATE
+    sizes = {name: fixed + len(_callers_list(values)) + len(values["Callees"].split(","))
+             for name, values in ingress.items()}
+    assert max(len(_callers_list(values)) for values in ingress.values()) == 55  # the hub
+    assert max(sizes.values()) <= CFN_RESOURCES_PER_TEMPLATE
 
 
 def test_other_templates_resources_outputs_parameters(templates):

@@ -195,3 +195,11 @@ def test_a_name_whose_network_and_ingress_stacks_pass_128_characters_is_refused(
     assert_refused(generate_into(too_long), f"services.{service}", "-network", "128")
     at_the_limit = dict(too_long, app="a" * 56)  # 128 characters exactly
     assert_accepted(generate_into(at_the_limit))
+
+
+def test_a_hub_with_more_callers_than_half_the_resource_quota_is_counted_exactly(generate_into):
+    """The ingress stack holds one rule per caller and one per callee: a hub with 300
+    callers (raised rules quota) and no callees has 301 resources, inside 500, so it is
+    accepted; counting each loop at the largest caller count would have refused it."""
+    document = _hub(300, quotas={"security_group_inbound_rules": 400})
+    assert_accepted(generate_into(document))

@@ -96,7 +96,7 @@ def test_each_environment_has_the_pipelines_parameters_capabilities_and_tags(gen
     assert ingress["tags"] == ('app="shop" kind="ingress" managed-by="ecs-service-connect-kit" '
                                'service="orders"')
     assert sam_pairs(ingress["parameter_overrides"]) == {
-        "AppName": "shop", "ServiceName": "orders", "Callers": "web",
+        "AppName": "shop", "ServiceName": "orders", "Callers": "web", "Callees": "1:none",
         "ContainerPort": params(generated, "orders")["ContainerPort"]}
 
 
