@@ -100,7 +100,9 @@ def caller_ingress() -> dict:
 def callee_egress() -> dict:
     """The Resources entry that lets the service's tasks reach each callee's tasks on the
     callee's port, and only there (the task security group has no allow-all outbound
-    rule: generator.egress).
+    rule: generator.egress). The callee's Service Connect proxy listens on that port:
+    ingressPortOverride's "In awsvpc mode and Fargate, the default value is the container
+    port number" (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceConnectService.html).
 
     Items are "<port>:<name>": a name starts with a letter, so `&{}` (letters and digits
     only) still tells "80:a1" from "8:0a1" and the logical ids never collide. A service
