@@ -1,4 +1,4 @@
-"""bootstrap, deploy, verify and status for `python -m generator`.
+"""bootstrap, deploy, verify, status and logs for `python -m generator`.
 
 Exit codes, as for the other commands: 0 ok; 1 a failed deploy or check (or AWS refused
 the operation); 2 bad input: flags, files, credentials, region, permissions.
@@ -85,6 +85,18 @@ def register(commands, with_topology) -> None:
     status = _with_aws(with_topology(commands.add_parser(
         "status", help="one row per service: stack, tasks, rollout, endpoint, last event")))
     status.set_defaults(handler=_guarded(cmd_status))
+
+    logs = _with_aws(with_topology(commands.add_parser(
+        "logs", help="a service's log lines from CloudWatch Logs (the app's, or its Service "
+                     "Connect proxy's with --proxy)")))
+    logs.add_argument("service", metavar="SERVICE", help="a service of topology.yaml")
+    logs.add_argument("--since", default="10m", metavar="DURATION",
+                      help="how far back to start: 30s, 10m, 2h, 1d (default: 10m)")
+    logs.add_argument("--follow", "-f", action="store_true",
+                      help="keep printing new lines until interrupted (Ctrl-C)")
+    logs.add_argument("--proxy", action="store_true",
+                      help="the Service Connect proxy's lines instead of the app's")
+    logs.set_defaults(handler=_guarded(cmd_logs))
 
 
 def _with_aws(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -316,6 +328,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{topology.app} in {aws.region}: cluster stack {topology.cluster_stack_name} "
           f"{cluster_status}, namespace {topology.namespace}")
     print(inspect.status_table(states), end="")
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from generator.ops import logs
+    from generator.ops.stackflow import current_stack, stack_outputs
+
+    topology = _topology(args)
+    try:
+        since = logs.parse_since(args.since)
+        service = topology.service(args.service)
+    except logs.LogsInputError as err:
+        return _fail(str(err), EXIT_BAD_INPUT)
+    except KeyError:
+        known = ", ".join(s.name for s in topology.services)
+        return _fail(f"{args.service}: not a service of {topology.source} (known: {known})",
+                     EXIT_BAD_INPUT)
+    aws = _aws(args)
+    stack_name = topology.stack_name(service)
+    group = stack_outputs(current_stack(aws.client("cloudformation"), stack_name)).get(
+        "LogGroupName")
+    if not group:
+        return _fail(f"{stack_name}: no such stack with a LogGroupName output in "
+                     f"{aws.region}: deploy the service first (python -m generator status "
+                     "shows what exists)", EXIT_FAILED)
+    prefix = logs.PROXY_STREAMS if args.proxy else logs.APP_STREAMS
+    try:
+        logs.tail(aws.client("logs"), group, prefix, since, sys.stdout, follow=args.follow,
+                  poll_seconds=args.poll_seconds)
+    except KeyboardInterrupt:
+        pass  # --follow ends with Ctrl-C; that is success
     return EXIT_OK
 
 
