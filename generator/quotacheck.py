@@ -196,7 +196,9 @@ def execution_role_policy_chars(topology: Topology, service) -> int:
         {"Effect": "Allow", "Action": ["ssm:GetParameters"],
          "Resource": [a for a in arns if a.split(":")[2] == "ssm"]},
         {"Effect": "Allow", "Action": ["kms:Decrypt"],
-         "Resource": [service.secrets_kms_key_arn]},
+         "Resource": [service.secrets_kms_key_arn],
+         "Condition": {"StringLike": {"kms:ViaService": [
+             "secretsmanager.*.amazonaws.com", "ssm.*.amazonaws.com"]}}},
     ]
     document = {"Version": "2012-10-17", "Statement": [s for s in statements if all(s["Resource"])
                                                        and s["Resource"]]}

@@ -251,6 +251,14 @@ def build_slug(directory: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", directory)
 
 
+def secret_name(arn: str) -> str:
+    """The name in a secret or parameter ARN: secret:<name>-AbCdEf, parameter/<name> (a
+    hierarchical parameter /a/b has the ARN parameter/a/b)."""
+    if ":secretsmanager:" in arn:
+        return arn.split(":secret:", 1)[1]
+    return arn.split(":parameter/", 1)[1]
+
+
 def network_stack_name(app: str, service: str) -> str:
     return f"{app}-{service}-network"
 
@@ -496,7 +504,7 @@ class _Validator:
                                 "trimmed (a comma-delimited list parameter); remove them")
         return tuple(value)
 
-    def secrets(self, value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    def secrets(self, value: Any, where: str, app: str) -> tuple[tuple[str, str], ...]:
         if value is None:
             return ()
         if not isinstance(value, dict):
@@ -515,6 +523,13 @@ class _Validator:
                                 "(arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 "
                                 "characters>) or an SSM parameter ARN (arn:aws:ssm:<region>:"
                                 "<account>:parameter/<name>); the value is not shown")
+            if not secret_name(arn).startswith(f"{app}/"):
+                # The boundary lets the app's roles read these names only (issue 15):
+                # another team's secret must not reach this app's containers.
+                kind = "secret" if ":secretsmanager:" in arn else "parameter"
+                raise self.fail(_join(where, name), f"the {kind}'s name must start with "
+                                f"'{app}/' (the app's own; a parameter may be '/{app}/...'), "
+                                "so the app's roles may read it and no other team's")
             pairs.append((name, arn))
         return tuple(sorted(pairs))
 
@@ -612,7 +627,7 @@ class _Validator:
                                                             "balancer to serve HTTPS; set "
                                                             "public: true or remove it")
         environment = self.environment(raw.get("environment", {}), f"{where}.environment")
-        secrets = self.secrets(raw.get("secrets", {}), f"{where}.secrets")
+        secrets = self.secrets(raw.get("secrets", {}), f"{where}.secrets", app)
         variables = dict(environment)
         for variable, _ in secrets:
             if variable in variables:

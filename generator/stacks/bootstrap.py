@@ -22,7 +22,7 @@ from typing import Iterable
 
 from awacs.aws import (
     Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement,
-    StringEquals,
+    StringEquals, StringLike,
 )
 from awacs.aws import Principal as AwsPrincipal
 from awacs.sts import AssumeRole
@@ -408,12 +408,30 @@ def boundary_statements(topology: Topology) -> list[Statement]:
                 # Task role: ECS Exec's channel.
                 *actions("ssmmessages", "CreateControlChannel", "CreateDataChannel",
                          "OpenControlChannel", "OpenDataChannel"),
-                # Container secrets, for when a task definition gets Secrets.
-                Action("secretsmanager", "GetSecretValue"),
-                Action("ssm", "GetParameters"),
-                Action("kms", "Decrypt"),
             ],
             Resource=["*"],
+        ),
+        Statement(
+            # Container secrets: the app's own names only (generator.topology refuses any
+            # other), in any region of this account.
+            Sid="TasksReadTheAppsSecrets",
+            Effect=Allow,
+            Action=[Action("secretsmanager", "GetSecretValue"), Action("ssm", "GetParameters")],
+            Resource=[Sub("arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"
+                          f"{app}/*"),
+                      Sub("arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/"
+                          f"{app}/*")],
+        ),
+        Statement(
+            # A customer managed key of those secrets, used only by Secrets Manager and
+            # SSM on the task's behalf (kms:ViaService,
+            # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
+            Sid="TasksDecryptOnlyThroughSecretsManagerAndSsm",
+            Effect=Allow,
+            Action=[Action("kms", "Decrypt")],
+            Resource=["*"],
+            Condition=Condition(StringLike("kms:ViaService", [
+                "secretsmanager.*.amazonaws.com", "ssm.*.amazonaws.com"])),
         ),
         # The pipeline's roles, each grant limited to this app's resources (issue 15: the
         # boundary is the app's ceiling, not the account's). CloudFormation names every

@@ -470,8 +470,14 @@ def secrets_policy(topology: Topology):
                                  "Resource": resources("InSecretsManager")}, Ref(AWS_NO_VALUE)),
         If(ANY_SSM_PARAMETER, {"Effect": "Allow", "Action": ["ssm:GetParameters"],
                                "Resource": resources("InSsm")}, Ref(AWS_NO_VALUE)),
+        # Only through Secrets Manager and SSM, which decrypt for ECS when it reads the
+        # secrets (kms:ViaService,
+        # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
         If(HAS_SECRETS_KEY, {"Effect": "Allow", "Action": ["kms:Decrypt"],
-                             "Resource": [Ref("SecretsKmsKeyArn")]}, Ref(AWS_NO_VALUE)),
+                             "Resource": [Ref("SecretsKmsKeyArn")],
+                             "Condition": {"StringLike": {"kms:ViaService": [
+                                 "secretsmanager.*.amazonaws.com", "ssm.*.amazonaws.com"]}}},
+           Ref(AWS_NO_VALUE)),
     ]
     return If(ANY_SECRET, iam.Policy(
         PolicyName="read-secrets",

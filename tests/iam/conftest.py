@@ -40,8 +40,8 @@ services:
     certificate_arn: arn:aws:acm:eu-west-1:123456789012:certificate/0f3c1d2e-1111-2222-3333-444455556666
     calls: [orders, ledger]
     secrets:
-      DB_PASSWORD: arn:aws:secretsmanager:eu-west-1:123456789012:secret:web-db-AbCdEf
-      API_KEY: arn:aws:ssm:eu-west-1:123456789012:parameter/web/api-key
+      DB_PASSWORD: arn:aws:secretsmanager:eu-west-1:123456789012:secret:shop/web-db-AbCdEf
+      API_KEY: arn:aws:ssm:eu-west-1:123456789012:parameter/shop/web/api-key
     secrets_kms_key_arn: arn:aws:kms:eu-west-1:123456789012:key/0f3c1d2e-1111-2222-3333-444455556666
   orders:
     port: 8080

@@ -77,9 +77,15 @@ def _applies(statement: dict, action: str, resource: str, context: dict) -> bool
     if not any(_matches(_resolve(r), resource) for r in _listed(statement["Resource"])):
         return False
     for operator, keys in statement.get("Condition", {}).items():
-        assert operator == "StringEquals", operator
+        assert operator in ("StringEquals", "StringLike"), operator
         for key, wanted in keys.items():
-            if context.get(key) not in [_resolve(w) for w in _listed(wanted)]:
+            given = context.get(key)
+            if given is None:
+                return False  # a missing key does not match a String* operator
+            if operator == "StringEquals" and given not in [_resolve(w) for w in _listed(wanted)]:
+                return False
+            if operator == "StringLike" and not any(
+                    _matches(_resolve(w), given) for w in _listed(wanted)):
                 return False
     return True
 

@@ -14,7 +14,7 @@ ACCOUNT = "123456789012"
 REPOSITORY = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/shop/service"
 NGINX = "public.ecr.aws/nginx/nginx:1.27"
 CERT = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/0f3c1d2e-aaaa-bbbb-cccc-444455556666"
-SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:web-db-AbCdEf"
+SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:shop/web-db-AbCdEf"
 
 MIXED = f"""\
 app: shop

@@ -122,7 +122,7 @@ def test_secrets_become_container_secrets_and_the_role_reads_exactly_those(servi
     assert statements["kms:Decrypt"] == [KMS_KEY]
     # admin has one SSM parameter and no key: no Secrets Manager, no kms:Decrypt.
     admin = _execution_statements(service_stack("admin"))
-    assert admin["ssm:GetParameters"] == [f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/admin/api-key"]
+    assert admin["ssm:GetParameters"] == [f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/shop/admin/api-key"]
     assert "secretsmanager:GetSecretValue" not in admin and "kms:Decrypt" not in admin
     # A service without secrets has no such policy and no container secrets.
     orders = service_stack("orders")
@@ -227,7 +227,7 @@ def test_a_generate_with_a_quota_refusal_writes_nothing_either(tmp_path):
 
 
 def _secrets_topology(count: int, name_length: int) -> str:
-    arns = ", ".join(f"S{i}: arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/{'p' * name_length}{i}"
+    arns = ", ".join(f"S{i}: arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/shop/{'p' * name_length}{i}"
                      for i in range(count))
     return ("app: shop\nnamespace: shop.local\nservices:\n"
             f"  web:\n    port: 80\n    secrets: {{{arns}}}\n")

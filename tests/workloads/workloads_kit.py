@@ -18,8 +18,8 @@ ACCOUNT = "123456789012"
 CA_ARN = (f"arn:aws:acm-pca:eu-west-1:{ACCOUNT}:certificate-authority/"
           "0f3c1d2e-1111-2222-3333-444455556666")
 CERT_ARN = f"arn:aws:acm:eu-west-1:{ACCOUNT}:certificate/0f3c1d2e-aaaa-bbbb-cccc-444455556666"
-DB_SECRET = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:web-db-AbCdEf"
-API_PARAMETER = f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/web/api-key"
+DB_SECRET = f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:shop/web-db-AbCdEf"
+API_PARAMETER = f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/shop/web/api-key"
 KMS_KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/0f3c1d2e-5555-6666-7777-444455556666"
 NGINX = "public.ecr.aws/nginx/nginx:1.27"
 LEDGER = (f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/team/ledger@sha256:"
@@ -71,7 +71,7 @@ services:
     calls: [audit, reports]
     certificate_arn: {CERT_ARN}
     secrets:
-      API_KEY: arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/admin/api-key
+      API_KEY: arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/shop/admin/api-key
 """
 
 # The same without Service Connect TLS, where admin may be public without a certificate
