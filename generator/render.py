@@ -23,16 +23,22 @@ PARAMS_DIR = "params"
 
 
 def _stacks() -> dict[str, Callable[[Topology], Template]]:
+    """Every template but bootstrap.yaml, which is built from these (bootstrap_template)."""
     from pipeline import stack as pipeline_stack  # the pipeline is a stack like the others
 
     return {
-        "bootstrap.yaml": bootstrap.build,
         "cluster.yaml": cluster.build,
         "network.yaml": network.build,
         "ingress.yaml": ingress.build,
         "service.yaml": service.build,
         "pipeline.yaml": pipeline_stack.build,
     }
+
+
+def bootstrap_template(topology: Topology) -> Template:
+    """bootstrap.yaml's Template: its deploy role covers the types of every other template."""
+    deployed = {name: build(topology).to_dict() for name, build in _stacks().items()}
+    return bootstrap.build(topology, deployed)
 
 
 def template_bytes(template: Template) -> bytes:
@@ -72,7 +78,8 @@ def render(topology: Topology) -> dict[str, bytes]:
 def render_with_documents(topology: Topology) -> tuple[dict[str, bytes], dict[str, dict]]:
     """The files, and each template as the dict it was written from (long-form
     intrinsics), so checks need not parse the YAML back."""
-    documents = {name: build(topology).to_dict() for name, build in _stacks().items()}
+    deployed = {name: build(topology).to_dict() for name, build in _stacks().items()}
+    documents = {"bootstrap.yaml": bootstrap.build(topology, deployed).to_dict(), **deployed}
     files = {name: _yaml_bytes(document) for name, document in documents.items()}
     for svc in topology.services:
         files[f"{PARAMS_DIR}/{svc.name}.json"] = json_bytes(params.configuration(topology, svc))

@@ -18,7 +18,7 @@ The deploy role's policy is split into managed policies of at most 6,144 charact
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from awacs.aws import (
     Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement,
@@ -53,9 +53,6 @@ DEPLOY_ROLE_ARN = names.DEPLOY_ROLE_EXPORT
 PERMISSIONS_BOUNDARY_ARN = names.BOUNDARY_EXPORT
 TEMPLATE_BUCKET_NAME = names.TEMPLATE_BUCKET_EXPORT
 
-# Resource types of templates/network.yaml until generator.stacks.network exists on this
-# branch (design notes: the service's task security group only).
-PENDING_TEMPLATE_TYPES = {"network.yaml": frozenset({"AWS::EC2::SecurityGroup"})}
 
 # iam actions that create a role or change its permissions: allowed only when the role
 # carries the boundary (condition key iam:PermissionsBoundary, IAM User Guide,
@@ -105,21 +102,9 @@ def boundary_name(topology: Topology) -> str:
 # --- what the deploy role must allow ------------------------------------------------------
 
 
-def deployed_templates(topology: Topology) -> dict[str, dict]:
-    """Every template the deploy role deploys (all rendered ones but this), as dicts."""
-    from generator import render  # render registers this module's build: import late
-
-    return {name: build(topology).to_dict() for name, build in render._stacks().items()
-            if name != "bootstrap.yaml"}
-
-
-def deployed_types(topology: Topology) -> set[str]:
-    templates = deployed_templates(topology)
-    types = set().union(*(permissions.resource_types(t) for t in templates.values()))
-    for name, pending in PENDING_TEMPLATE_TYPES.items():
-        if name not in templates:
-            types |= pending
-    return types
+def deployed_types(deployed: Mapping[str, dict]) -> set[str]:
+    """The resource types of every template the deploy role deploys (as dicts)."""
+    return set().union(*(permissions.resource_types(t) for t in deployed.values()))
 
 
 def _arn(service: str, resource: str) -> Sub:
@@ -299,8 +284,8 @@ def deny_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     ]
 
 
-def deploy_actions(topology: Topology) -> set[str]:
-    return permissions.granted_actions(deployed_types(topology))
+def deploy_actions(deployed: Mapping[str, dict]) -> set[str]:
+    return permissions.granted_actions(deployed_types(deployed))
 
 
 # --- sizes ---------------------------------------------------------------------------------
@@ -363,8 +348,8 @@ def deploy_role() -> iam.Role:
     )
 
 
-def deploy_policies(topology: Topology) -> list[iam.ManagedPolicy]:
-    actions = deploy_actions(topology)
+def deploy_policies(topology: Topology, deployed: Mapping[str, dict]) -> list[iam.ManagedPolicy]:
+    actions = deploy_actions(deployed)
     statements = deny_statements(topology, actions) + allow_statements(topology, actions)
     documents = pack(statements, size_values(topology))
     return [
@@ -636,7 +621,10 @@ def outputs(topology: Topology) -> list[Output]:
     ]
 
 
-def build(topology: Topology) -> Template:
+def build(topology: Topology, deployed: Mapping[str, dict]) -> Template:
+    """`deployed`: every other template of the app (file name -> the dict it is written
+    from), whose resource types the deploy role must be able to handle. generator.render
+    passes them in, so this module never reaches back to render."""
     template = Template(
         Description=f"{topology.app}: permissions boundary, CloudFormation deploy role and "
                     "template bucket, created once by an admin (generated from "
@@ -644,7 +632,7 @@ def build(topology: Topology) -> Template:
     )
     template.set_version("2010-09-09")
     for resource in (permissions_boundary(topology), deploy_role(),
-                     *deploy_policies(topology), template_bucket(),
+                     *deploy_policies(topology, deployed), template_bucket(),
                      template_bucket_policy()):
         template.add_resource(resource)
     template.add_output(outputs(topology))

@@ -342,3 +342,17 @@ def test_the_task_group_allows_https_and_nothing_else_by_default(default_topolog
     assert group["Properties"]["SecurityGroupEgress"] == [{
         "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0",
         "Description": "HTTPS: ECR, CloudWatch Logs, Secrets Manager, SSM, ECS"}]
+
+
+def test_the_stack_modules_never_import_render():
+    """Issue 15, item 7: render builds every stack, bootstrap.yaml from the others'
+    documents; no stack module reaches back to render (the import runs one way)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, generator.stacks.bootstrap, generator.stacks.cluster, "
+            "generator.stacks.network, generator.stacks.ingress, generator.stacks.service; "
+            "print('generator.render' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from generator import render
 from generator.stacks import bootstrap
 from test_iam_first_runs import ACCOUNT, APP, REGION, decide
 
@@ -45,7 +46,7 @@ PATHS = [
 
 @pytest.fixture(scope="module")
 def boundary(topology) -> list[dict]:
-    template = bootstrap.build(topology).to_dict()
+    template = render.bootstrap_template(topology).to_dict()
     return template["Resources"][bootstrap.PERMISSIONS_BOUNDARY]["Properties"][
         "PolicyDocument"]["Statement"]
 

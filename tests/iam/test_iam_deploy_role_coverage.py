@@ -17,10 +17,7 @@ DEPLOY_ROLE = bootstrap.DEPLOY_ROLE
 def deployed_types(templates: dict[str, dict]) -> set[str]:
     types = set()
     for name in DEPLOYED_TEMPLATES:
-        if name in templates:
-            types |= permissions.resource_types(templates[name])
-        else:
-            types |= bootstrap.PENDING_TEMPLATE_TYPES[name]
+        types |= permissions.resource_types(templates[name])
     return types
 
 

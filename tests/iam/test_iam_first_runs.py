@@ -105,7 +105,7 @@ def topology():
 
 @pytest.fixture(scope="module")
 def deploy_statements(topology) -> list[dict]:
-    template = bootstrap.build(topology).to_dict()
+    template = render.bootstrap_template(topology).to_dict()
     return [statement for resource in template["Resources"].values()
             if resource["Type"] == "AWS::IAM::ManagedPolicy"
             and {"Ref": bootstrap.DEPLOY_ROLE} in resource["Properties"].get("Roles", [])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from generator import render
 from generator import topology as topology_module
 from generator.stacks import bootstrap
 from generator.topology import TopologyError
@@ -41,7 +42,7 @@ def boundary() -> list[dict]:
     from test_iam_first_runs import TOPOLOGY
 
     topology = topology_module.parse(TOPOLOGY, "topology.yaml")
-    template = bootstrap.build(topology).to_dict()
+    template = render.bootstrap_template(topology).to_dict()
     return template["Resources"][bootstrap.PERMISSIONS_BOUNDARY]["Properties"][
         "PolicyDocument"]["Statement"]
 

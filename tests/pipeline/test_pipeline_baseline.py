@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import yaml
 
+from generator import render
 from generator.ops.deploy import upload_template
 from generator.stacks import bootstrap
 
@@ -21,7 +22,7 @@ BASELINE_KEY = "deployed/templates/cluster.yaml"
 
 
 def _rules(topology) -> list[dict]:
-    bucket = bootstrap.build(topology).to_dict()["Resources"][bootstrap.TEMPLATE_BUCKET]
+    bucket = render.bootstrap_template(topology).to_dict()["Resources"][bootstrap.TEMPLATE_BUCKET]
     return bucket["Properties"]["LifecycleConfiguration"]["Rules"]
 
 
