@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 from awacs.aws import (
     Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement,
-    StringEquals, StringLike,
+    ForAllValuesStringLike, StringEquals, StringLike,
 )
 from awacs.aws import Principal as AwsPrincipal
 from awacs.sts import AssumeRole
@@ -135,6 +135,7 @@ def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
     here get "*" throughout: their create calls take no ARN, or their names are generated
     without the stack name (security group ids, load balancer names, Cloud Map ids)."""
     app = topology.app
+    cluster = topology.cluster_stack_name
     return {
         # CloudFormation names buckets <stack name>-<logical id>-<suffix>, lowercased.
         "s3": (frozenset({"bucket", "object"}),
@@ -148,6 +149,19 @@ def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
                        _arn("codebuild", f"report-group/{app}-*")]),
         # A generated pipeline name starts with the stack name; a stage ARN adds /<stage>.
         "codepipeline": (frozenset({"pipeline", "stage"}), [_arn("codepipeline", f"{app}-*")]),
+        # The cluster is named as its stack (cluster.py), services live under it, task
+        # definition families are <cluster stack>-<service> (service.py); ARN formats from
+        # the Service Authorization Reference (ecs: cluster, service, service-deployment,
+        # task-definition). Another app's services are under another cluster.
+        "ecs": (frozenset({"cluster", "service", "service-deployment", "task-definition"}),
+                [_arn("ecs", f"cluster/{cluster}"), _arn("ecs", f"service/{cluster}/*"),
+                 _arn("ecs", f"service-deployment/{cluster}/*"),
+                 _arn("ecs", f"task-definition/{cluster}-*:*")]),
+        # Log groups: /ecs/<cluster stack>/<service> (service.py) and the pipeline's
+        # /aws/codebuild/<app>-pipeline-... (pipeline.stack).
+        "logs": (frozenset({"log-group"}),
+                 [_arn("logs", f"log-group:/ecs/{cluster}/*"),
+                  _arn("logs", f"log-group:/aws/codebuild/{app}-*")]),
     }
 
 
@@ -195,6 +209,28 @@ def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     return result
 
 
+def _route53_statements(topology: Topology, actions: list[str]) -> list[Statement]:
+    """The Cloud Map namespace's hosted zone has an id no template knows, so record changes
+    are scoped by record name instead: only names in the app's namespace
+    (route53:ChangeResourceRecordSetsNormalizedRecordNames, lower case without the final
+    dot, https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-rrset-conditions.html);
+    a public zone's records stay out of reach."""
+    change = [a for a in actions if a == "route53:ChangeResourceRecordSets"]
+    rest = [a for a in actions if a not in change]
+    result = []
+    if change:
+        result.append(Statement(
+            Sid="Route53RecordsOfTheAppsNamespace", Effect=Allow, Action=_actions(change),
+            Resource=["*"],
+            Condition=Condition(ForAllValuesStringLike(
+                "route53:ChangeResourceRecordSetsNormalizedRecordNames",
+                [topology.namespace.lower(), f"*.{topology.namespace.lower()}"]))))
+    if rest:
+        result.append(Statement(Sid="Route53", Effect=Allow, Action=_actions(rest),
+                                Resource=["*"]))
+    return result
+
+
 def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     """The deploy role's Allow statements: one or a few per service prefix."""
     scopes = _scopes(topology)
@@ -220,6 +256,8 @@ def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
                     Resource=[_connections(connections)],
                     Condition=Condition(StringEquals(f"{connections}:PassedToService",
                                                      "codepipeline.amazonaws.com"))))
+        elif prefix == "route53":
+            result += _route53_statements(topology, prefix_actions)
         elif prefix in scopes:
             types, arns = scopes[prefix]
             scoped = [n for n in prefix_actions if permissions.action_resource_types(n) & types]

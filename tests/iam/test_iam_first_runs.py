@@ -77,9 +77,17 @@ def _applies(statement: dict, action: str, resource: str, context: dict) -> bool
     if not any(_matches(_resolve(r), resource) for r in _listed(statement["Resource"])):
         return False
     for operator, keys in statement.get("Condition", {}).items():
-        assert operator in ("StringEquals", "StringLike"), operator
+        assert operator in ("StringEquals", "StringLike", "ForAllValues:StringLike"), operator
         for key, wanted in keys.items():
             given = context.get(key)
+            if operator == "ForAllValues:StringLike":
+                # Every value of a multivalued key must match (a missing key matches
+                # vacuously, which is why such a key must always be present: it is for
+                # ChangeResourceRecordSets, whose every request names records).
+                if not all(any(_matches(_resolve(w), value) for w in _listed(wanted))
+                           for value in (given or [])):
+                    return False
+                continue
             if given is None:
                 return False  # a missing key does not match a String* operator
             if operator == "StringEquals" and given not in [_resolve(w) for w in _listed(wanted)]:
