@@ -76,6 +76,13 @@ def stack_instance_suffix():
     return Select(0, Split("-", Select(2, Split("/", Ref("AWS::StackId")))))
 
 
+def role_path(app: str) -> str:
+    """The IAM path of every role the app's stacks create: role/<app>/<name>, so that a
+    grant on role/<app>/* cannot reach the roles of an app whose name extends this one's
+    (role/<app>-* would match <app>-prod's), https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-friendly-names."""
+    return f"/{app}/"
+
+
 def environment_parameter(variable: str) -> str:
     """Parameter logical id for an extra environment variable: LOG_LEVEL -> EnvLogLevel."""
     return "Env" + "".join(part.capitalize() for part in variable.split("_"))

@@ -115,6 +115,7 @@ def _role(topology: Topology, name: str, service: str, description,
         name,
         Description=description,
         AssumeRolePolicyDocument=_trust(service),
+        Path=names.role_path(topology.app),
         PermissionsBoundary=permissions_boundary_arn(topology),
         Policies=[iam.Policy(
             PolicyName=name[0].lower() + name[1:],

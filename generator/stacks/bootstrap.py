@@ -123,9 +123,9 @@ def _iam_arn(resource: str) -> Sub:
 
 
 def _app_roles(topology: Topology) -> Sub:
-    # CloudFormation names a role <stack name>-<logical id>-<suffix>, and every stack the
-    # deploy role runs is named <app>-...
-    return _iam_arn(f"role/{topology.app}-*")
+    # Every role the app's stacks create has the path /<app>/ (names.role_path); the
+    # deploy role itself, at the root, is outside it.
+    return _iam_arn(f"role{names.role_path(topology.app)}*")
 
 
 def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:

@@ -154,6 +154,7 @@ def service_connect_tls_role(topology: Topology) -> iam.Role:
     return iam.Role(
         TLS_ROLE,
         Condition=TLS_ROLE_KEPT,
+        Path=names.role_path(topology.app),
         Description=f"{topology.app}: lets ECS issue Service Connect TLS certificates from "
                     "the Private CA",
         # ECS assumes it: the trust policy of the developer guide's infrastructure role page.

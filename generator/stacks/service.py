@@ -492,6 +492,7 @@ def execution_role(topology: Topology) -> iam.Role:
         Description=Sub("Pulls the image, reads the secrets and writes logs for "
                         "${ServiceName}"),
         AssumeRolePolicyDocument=_ecs_tasks_trust(),
+        Path=Sub(names.role_path("${%s}" % names.APP_PARAMETER)),
         PermissionsBoundary=Ref(names.BOUNDARY_PARAMETER),
         Policies=[policy for policy in (secrets_policy(topology), iam.Policy(
             PolicyName="pull-image-and-write-logs",
@@ -539,6 +540,7 @@ def task_role() -> iam.Role:
         "TaskRole",
         Description=Sub("Identity of ${ServiceName}'s containers; nothing beyond ECS Exec"),
         AssumeRolePolicyDocument=_ecs_tasks_trust(),
+        Path=Sub(names.role_path("${%s}" % names.APP_PARAMETER)),
         PermissionsBoundary=Ref(names.BOUNDARY_PARAMETER),
         Policies=[If(EXEC_ENABLED, exec_policy, Ref(AWS_NO_VALUE))],
     )

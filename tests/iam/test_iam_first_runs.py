@@ -151,7 +151,7 @@ def test_a_service_named_like_another_stack_keeps_its_roles(deploy_statements, s
     """Finding 7: service bootstrap-api's stack <app>-bootstrap-api names its roles
     <app>-bootstrap-api-<logical id>-<suffix>; on main the Deny on role/<app>-bootstrap-*
     hit them, and an explicit deny beats the allow (IAM policy evaluation logic)."""
-    role = f"arn:aws:iam::{ACCOUNT}:role/{APP}-{service}-TaskRole-0A1B2C3D4E5F"
+    role = f"arn:aws:iam::{ACCOUNT}:role/{APP}/{APP}-{service}-TaskRole-0A1B2C3D4E5F"
     create = {"iam:PermissionsBoundary": BOUNDARY_ARN}
     assert decide(deploy_statements, "iam:CreateRole", role, create) == "allow"
     assert decide(deploy_statements, "iam:PutRolePolicy", role, create) == "allow"
@@ -230,3 +230,29 @@ def test_bootstrap_reads_a_connection_with_its_own_prefix(prefix):
     arn = f"arn:aws:{prefix}:{REGION}:{ACCOUNT}:connection/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
     assert connection_service(arn) == prefix
     assert prefix in boto3.Session().get_available_services()
+
+
+def test_roles_of_an_app_whose_name_extends_this_ones_are_out_of_reach(deploy_statements):
+    """Issue 15, path 8: role/<app>-* matched the roles of <app>-prod; every role of the
+    app's stacks now has the path /<app>/, and the grants name role/<app>/*."""
+    foreign = f"arn:aws:iam::{ACCOUNT}:role/{APP}-prod/{APP}-prod-web-TaskRole-0A1B2C3D"
+    old_style = f"arn:aws:iam::{ACCOUNT}:role/{APP}-prod-web-TaskRole-0A1B2C3D"
+    create = {"iam:PermissionsBoundary": BOUNDARY_ARN}
+    for role in (foreign, old_style):
+        for action in ("iam:UpdateAssumeRolePolicy", "iam:DeleteRole", "iam:TagRole"):
+            assert decide(deploy_statements, action, role, {}) != "allow", (action, role)
+        assert decide(deploy_statements, "iam:CreateRole", role, create) != "allow"
+        assert decide(deploy_statements, "iam:PassRole", role,
+                      {"iam:PassedToService": "ecs-tasks.amazonaws.com"}) != "allow"
+
+
+def test_every_role_of_the_app_stacks_has_the_apps_path(repo_root):
+    from tests.iam.templates_iam import load_template
+    for name in ("cluster.yaml", "service.yaml", "pipeline.yaml"):
+        template = load_template(repo_root / "templates" / name)
+        roles = {logical: resource for logical, resource in template["Resources"].items()
+                 if resource.get("Type") == "AWS::IAM::Role"}
+        assert roles, name
+        for logical, role in roles.items():
+            path = role["Properties"].get("Path")
+            assert path in ("/demo/", {"Fn::Sub": "/${AppName}/"}), (name, logical, path)

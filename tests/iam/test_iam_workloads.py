@@ -85,7 +85,7 @@ def test_the_deploy_role_may_create_the_tls_role_attach_its_policy_and_pass_it_t
         workloads_templates):
     documents = role_documents(workloads_templates["bootstrap.yaml"], DEPLOY_ROLE)
     allows = [s for d in documents for s in permissions.statements(d) if s["Effect"] == "Allow"]
-    app_roles = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/shop-*"}
+    app_roles = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/shop/*"}
     for action in ("iam:CreateRole", "iam:AttachRolePolicy"):
         (statement,) = [s for s in allows if action in s["Action"]]
         assert statement["Resource"] == [app_roles]  # shop-cluster-ServiceConnectTlsRole-...
