@@ -10,12 +10,18 @@ when some service has neither `build` nor `image`, and each distinct `build` dir
 once (built from that directory), however many services share it. A service with `image`
 is not built: the deployer takes its reference from topology.yaml.
 
-Where they go: ONE ECR repository, the pipeline stack's `<app>/service`, with a tag per
-image: the default app under the commit (as before this step existed), a build directory
-under "<directory slug>-<commit>" (apps/orders -> apps-orders-3f2c...). One repository
-keeps the pipeline template independent of the topology (adding a service changes no
-stack but its own), and the execution roles pull from that repository only. Tags are
-immutable: an image already pushed for this commit (a retried run) is not built again.
+Where they go: ONE ECR repository, the pipeline stack's `<app>/service-<id>`, with a tag
+per image that follows its content, not the commit: "app-<digest>" for the default app,
+"<directory slug>-<digest>" for a build directory (apps/orders -> apps-orders-5be1...),
+where the digest covers exactly what `docker build` sends: the Dockerfile and every file
+of the context that the Dockerfile's .dockerignore keeps (matched by the docker SDK's own
+`exclude_paths`, the reference implementation of .dockerignore). So a merge that changes
+no build context pushes nothing and changes no ImageUri, and the deployer leaves those
+services alone; the commit goes into the image's `org.opencontainers.image.revision`
+label. Tags are immutable: an image already in the repository under its tag is not built
+again. One repository keeps the pipeline template independent of the topology (adding a
+service changes no stack but its own), and the execution roles pull from that repository
+only.
 
 Only `docker`, `aws` and `hadolint` are run, found on PATH, each with an argv list (no
 shell); a test puts fakes there that record their argv.
@@ -23,6 +29,7 @@ shell); a test puts fakes there that record their argv.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -31,12 +38,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from docker.utils.build import exclude_paths
+
 from generator import topology as topology_module
 from generator.topology import Topology, TopologyError, build_slug
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DOCKERFILE = PROJECT_ROOT / "service" / "Dockerfile"
 IMAGES_FILE = "images.json"
+# Hex digits of the content digest in a tag: 96 bits, and a tag stays far inside ECR's
+# 128 characters ([a-zA-Z0-9-_.]).
+DIGEST_CHARS = 24
 
 
 class BuildError(Exception):
@@ -54,23 +66,62 @@ class Image:
         return f"{repository_uri}:{self.tag}"
 
 
-def images(topology: Topology, commit: str) -> list[Image]:
+def images(topology: Topology) -> list[Image]:
     """The distinct images to build, in topology order: the default app first."""
     result: list[Image] = []
     if topology.runs_default_app:
-        result.append(Image(DEFAULT_DOCKERFILE, PROJECT_ROOT, commit,
+        result.append(Image(DEFAULT_DOCKERFILE, PROJECT_ROOT,
+                            f"app-{context_digest(DEFAULT_DOCKERFILE, PROJECT_ROOT)}",
                             [s.name for s in topology.services if s.runs_default_app]))
     for directory in topology.build_directories:
         context = topology.root / directory
-        result.append(Image(context / "Dockerfile", context,
-                            f"{build_slug(directory)}-{commit}",
+        dockerfile = context / "Dockerfile"
+        result.append(Image(dockerfile, context,
+                            f"{build_slug(directory)}-{context_digest(dockerfile, context)}",
                             [s.name for s in topology.services if s.build == directory]))
     return result
 
 
+def ignore_patterns(dockerfile: Path, context: Path) -> list[str]:
+    """BuildKit's choice: <Dockerfile>.dockerignore beside the Dockerfile wins over the
+    context's .dockerignore (https://docs.docker.com/build/concepts/context/#dockerignore-files)."""
+    for candidate in (dockerfile.with_name(dockerfile.name + ".dockerignore"),
+                      context / ".dockerignore"):
+        if candidate.is_file():
+            lines = candidate.read_text(encoding="utf-8").splitlines()
+            return [line.strip() for line in lines
+                    if line.strip() and not line.lstrip().startswith("#")]
+    return []
+
+
+def context_files(dockerfile: Path, context: Path) -> list[str]:
+    """The context's files `docker build` sends (relative POSIX paths, sorted)."""
+    kept = exclude_paths(str(context), ignore_patterns(dockerfile, context),
+                         dockerfile=os.path.relpath(dockerfile, context))
+    return sorted(path for path in kept
+                  if (context / path).is_file() or (context / path).is_symlink())
+
+
+def context_digest(dockerfile: Path, context: Path) -> str:
+    """sha256 over the Dockerfile and every sent file's path, executable bit and content
+    (a symlink's target instead): the same context gives the same digest on any machine."""
+    digest = hashlib.sha256()
+    digest.update(b"dockerfile\0" + os.path.relpath(dockerfile, context).encode() + b"\0")
+    digest.update(hashlib.sha256(dockerfile.read_bytes()).digest())
+    for relative in context_files(dockerfile, context):
+        path = context / relative
+        if path.is_symlink():
+            kind, content = b"l", os.readlink(path).encode()
+        else:
+            kind = b"x" if os.access(path, os.X_OK) else b"f"
+            content = path.read_bytes()
+        digest.update(relative.encode() + b"\0" + kind + hashlib.sha256(content).digest())
+    return digest.hexdigest()[:DIGEST_CHARS]
+
+
 def dockerfiles(topology: Topology) -> list[Path]:
     """Every Dockerfile the topology builds; the default app's always (`make test` lints it)."""
-    found = [DEFAULT_DOCKERFILE] + [image.dockerfile for image in images(topology, "x")]
+    found = [DEFAULT_DOCKERFILE] + [image.dockerfile for image in images(topology)]
     return list(dict.fromkeys(found))
 
 
@@ -107,7 +158,7 @@ def lint(topology: Topology) -> int:
 def build(topology: Topology, repository_uri: str, commit: str, images_file: Path) -> int:
     docker, aws = _tool("docker"), _tool("aws")
     registry, _, repository = repository_uri.partition("/")
-    planned = images(topology, commit)
+    planned = images(topology)
     if planned:
         password = _run([aws, "ecr", "get-login-password"], capture=True).stdout
         _run([docker, "login", "--username", "AWS", "--password-stdin", registry],
@@ -118,9 +169,11 @@ def build(topology: Topology, repository_uri: str, commit: str, images_file: Pat
         pushed = _run([aws, "ecr", "describe-images", "--repository-name", repository,
                        "--image-ids", f"imageTag={image.tag}"], capture=True, check=False)
         if pushed.returncode == 0:
-            print(f"{uri}: already pushed (tags are immutable); not built again")
+            print(f"{uri}: already pushed (same content; tags are immutable); not built "
+                  "again")
         else:
             _run([docker, "build", "--file", str(image.dockerfile), "--tag", uri,
+                  "--label", f"org.opencontainers.image.revision={commit}",
                   str(image.context)])
             _run([docker, "push", uri])
         for service in image.services:
@@ -143,8 +196,8 @@ def parser() -> argparse.ArgumentParser:
                               help="<account>.dkr.ecr.<region>.amazonaws.com/<app>/service")
     build_parser.add_argument("--commit",
                               default=os.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION"),
-                              help="the commit the tags end with (default: "
-                                   "CODEBUILD_RESOLVED_SOURCE_VERSION)")
+                              help="the commit recorded in the image's revision label "
+                                   "(default: CODEBUILD_RESOLVED_SOURCE_VERSION)")
     build_parser.add_argument("--images-file", default=IMAGES_FILE, type=Path)
     return top
 
@@ -160,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(<registry>/<repository>)")
         if not args.commit or len(args.commit) > 40 or not all(
                 c.isalnum() or c in "._-" for c in args.commit):
-            raise BuildError(f"{args.commit!r} cannot be an image tag suffix (letters, digits, "
-                             "'.', '_', '-'; at most 40)")
+            raise BuildError(f"{args.commit!r} is not a commit (letters, digits, '.', '_', "
+                             "'-'; at most 40)")
         return build(topology, args.repository_uri, args.commit, args.images_file)
     except (TopologyError, BuildError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -40,8 +40,9 @@ DOCKERFILE = "FROM public.ecr.aws/docker/library/python:3.12-slim\nUSER 65534\n"
 
 
 def images_for(commit: str) -> dict[str, str]:
-    """What pipeline/build_images.py writes for MIXED at `commit`."""
-    return {"web": f"{REPOSITORY}:{commit}", "orders": f"{REPOSITORY}:apps-orders-{commit}"}
+    """What pipeline/build_images.py writes for MIXED, `commit` standing for the content
+    digest of each image's build context (a different one, a different content)."""
+    return {"web": f"{REPOSITORY}:app-{commit}", "orders": f"{REPOSITORY}:apps-orders-{commit}"}
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_each_service_runs_its_own_image_and_verify_passes(mixed, run, boto):
     code, out, err = run(first_deploy(mixed, write_images(mixed, "c1")))
     assert code == 0, out + err
 
-    assert parameters(boto, "shop-web")["ImageUri"] == f"{REPOSITORY}:c1"
+    assert parameters(boto, "shop-web")["ImageUri"] == f"{REPOSITORY}:app-c1"
     assert parameters(boto, "shop-orders")["ImageUri"] == f"{REPOSITORY}:apps-orders-c1"
     assert parameters(boto, "shop-search")["ImageUri"] == NGINX
     web = parameters(boto, "shop-web")
@@ -121,7 +122,7 @@ def test_a_new_build_changes_the_built_images_only(mixed, run, boto):
     code, out, _ = run(mixed.deploy_argv("--images", write_images(mixed, "c2")))
 
     assert code == 0, out
-    assert parameters(boto, "shop-web")["ImageUri"] == f"{REPOSITORY}:c2"
+    assert parameters(boto, "shop-web")["ImageUri"] == f"{REPOSITORY}:app-c2"
     assert parameters(boto, "shop-orders")["ImageUri"] == f"{REPOSITORY}:apps-orders-c2"
     assert parameters(boto, "shop-search")["ImageUri"] == NGINX
 

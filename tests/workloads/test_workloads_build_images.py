@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,24 +70,32 @@ def build_args(project: Path) -> list:
             "--commit", COMMIT, "--images-file", project.parent / "images.json"]
 
 
+def tag_of(uri: str) -> str:
+    return uri.rsplit(":", 1)[1]
+
+
 def test_builds_exactly_the_distinct_images_and_writes_the_map(project, fakes):
     result, calls = run_step(fakes, *build_args(project), cwd=project.parent)
 
     assert result.returncode == 0, result.stderr
     builds = [c for c in calls if c[:2] == ["docker", "build"]]
     root = project.parent
-    default = f"{REPOSITORY}:{COMMIT}"
-    orders = f"{REPOSITORY}:apps-orders-{COMMIT}"
-    reports = f"{REPOSITORY}:apps-reports-{COMMIT}"
+    images = json.loads((root / "images.json").read_text())
+    default, orders, reports = images["web"], images["orders"], images["reports"]
+    # Tags by content: <slug>-<24 hex digits>, valid ECR tags ([a-zA-Z0-9-_.], <= 128).
+    assert re.fullmatch(r"app-[0-9a-f]{24}", tag_of(default))
+    assert re.fullmatch(r"apps-orders-[0-9a-f]{24}", tag_of(orders))
+    assert re.fullmatch(r"apps-reports-[0-9a-f]{24}", tag_of(reports))
+    label = f"org.opencontainers.image.revision={COMMIT}"
     # The default app (web, admin) from the repository root; apps/orders once, although
     # orders and audit both name it; apps/reports; nothing for search and ledger (image:).
     assert builds == [
         ["docker", "build", "--file", str(REPO / "service" / "Dockerfile"), "--tag", default,
-         str(REPO)],
+         "--label", label, str(REPO)],
         ["docker", "build", "--file", str(root / "apps/orders/Dockerfile"), "--tag", orders,
-         str(root / "apps/orders")],
+         "--label", label, str(root / "apps/orders")],
         ["docker", "build", "--file", str(root / "apps/reports/Dockerfile"), "--tag", reports,
-         str(root / "apps/reports")],
+         "--label", label, str(root / "apps/reports")],
     ]
     assert [c for c in calls if c[:2] == ["docker", "push"]] == [
         ["docker", "push", default], ["docker", "push", orders], ["docker", "push", reports]]
@@ -94,22 +103,83 @@ def test_builds_exactly_the_distinct_images_and_writes_the_map(project, fakes):
     logins = [i for i, c in enumerate(calls) if c[:2] == ["docker", "login"]]
     assert len(logins) == 1 and calls[logins[0]][-1] == REPOSITORY.split("/")[0]
     assert logins[0] < calls.index(builds[0])
-    images = json.loads((root / "images.json").read_text())
     assert images == {"web": default, "admin": default, "orders": orders, "audit": orders,
                       "reports": reports}
+    assert all(uri.startswith(f"{REPOSITORY}:") for uri in images.values())
     assert NGINX not in images.values() and LEDGER not in images.values()
 
 
-def test_an_image_already_pushed_for_the_commit_is_not_built_again(project, fakes):
-    env = {**fakes, "FAKE_PUSHED": f"apps-orders-{COMMIT}"}
+def test_an_image_already_pushed_is_not_built_again(project, fakes):
+    first, _ = run_step(fakes, *build_args(project), cwd=project.parent)
+    assert first.returncode == 0, first.stderr
+    before = json.loads((project.parent / "images.json").read_text())
+    env = {**fakes, "FAKE_PUSHED": tag_of(before["orders"])}
     result, calls = run_step(env, *build_args(project), cwd=project.parent)
 
     assert result.returncode == 0, result.stderr
     built = [c[5] for c in calls if c[:2] == ["docker", "build"]]
-    assert built == [f"{REPOSITORY}:{COMMIT}", f"{REPOSITORY}:apps-reports-{COMMIT}"]
+    assert built == [before["web"], before["reports"]]
     assert "already pushed" in result.stdout
-    images = json.loads((project.parent / "images.json").read_text())
-    assert images["orders"] == f"{REPOSITORY}:apps-orders-{COMMIT}"
+    assert json.loads((project.parent / "images.json").read_text()) == before
+
+
+def test_a_merge_that_changes_no_build_context_builds_and_changes_nothing(project, fakes):
+    """Issue 18, item 1: another commit, the same contexts: the same images.json byte for
+    byte (so no ImageUri changes and the deployer leaves the services alone), and, with
+    those tags in the repository, no docker build or push at all."""
+    root = project.parent
+    first, _ = run_step(fakes, *build_args(project), cwd=root)
+    assert first.returncode == 0, first.stderr
+    before = (root / "images.json").read_bytes()
+    tags = " ".join(tag_of(uri) for uri in json.loads(before).values())
+    (root / "README.md").write_text("a change outside every build context\n")
+    args = build_args(project)
+    args[args.index(COMMIT)] = "0" * 40
+
+    result, calls = run_step({**fakes, "FAKE_PUSHED": tags}, *args, cwd=root)
+
+    assert result.returncode == 0, result.stderr
+    assert (root / "images.json").read_bytes() == before
+    assert not [c for c in calls if c[0] == "docker" and c[1] in ("build", "push")]
+
+
+def test_a_change_in_one_build_directory_changes_only_its_services(project, fakes):
+    root = project.parent
+    assert run_step(fakes, *build_args(project), cwd=root)[0].returncode == 0
+    before = json.loads((root / "images.json").read_text())
+    (root / "apps/orders/extra.txt").write_text("new file\n")
+    assert run_step(fakes, *build_args(project), cwd=root)[0].returncode == 0
+    after = json.loads((root / "images.json").read_text())
+    changed = sorted(name for name in before if before[name] != after[name])
+    assert changed == ["audit", "orders"]  # both run apps/orders
+
+
+def test_a_dockerignored_file_changes_nothing(project, fakes):
+    root = project.parent
+    (root / "apps/orders/.dockerignore").write_text("*.log\nnotes/\n")
+    assert run_step(fakes, *build_args(project), cwd=root)[0].returncode == 0
+    before = json.loads((root / "images.json").read_text())
+    (root / "apps/orders/debug.log").write_text("ignored\n")
+    (root / "apps/orders/notes").mkdir()
+    (root / "apps/orders/notes/todo.md").write_text("ignored too\n")
+    assert run_step(fakes, *build_args(project), cwd=root)[0].returncode == 0
+    assert json.loads((root / "images.json").read_text()) == before
+    (root / "apps/orders/Dockerfile").write_text(
+        (root / "apps/orders/Dockerfile").read_text() + "# a comment changes the digest\n")
+    assert run_step(fakes, *build_args(project), cwd=root)[0].returncode == 0
+    assert json.loads((root / "images.json").read_text())["orders"] != before["orders"]
+
+
+def test_the_default_apps_context_is_the_service_package_only():
+    """service/Dockerfile.dockerignore keeps the repository root's context to service/,
+    so a change to generator/, tests/ or the README leaves the default app's tag alone."""
+    from pipeline import build_images
+
+    files = build_images.context_files(build_images.DEFAULT_DOCKERFILE,
+                                       build_images.PROJECT_ROOT)
+    assert files and all(path.startswith("service/") for path in files)
+    assert "service/app.py" in files and "service/requirements.txt" in files
+    assert not [path for path in files if "__pycache__" in path or path.endswith(".pyc")]
 
 
 def test_a_topology_without_the_default_app_does_not_build_it(tmp_path, fakes):
@@ -120,8 +190,9 @@ def test_a_topology_without_the_default_app_does_not_build_it(tmp_path, fakes):
     assert result.returncode == 0, result.stderr
     assert [c[3] for c in calls if c[:2] == ["docker", "build"]] == [
         str(tmp_path / "apps/orders/Dockerfile")]
-    assert json.loads((tmp_path / "images.json").read_text()) == {
-        "a": f"{REPOSITORY}:apps-orders-{COMMIT}"}
+    images = json.loads((tmp_path / "images.json").read_text())
+    assert list(images) == ["a"] and re.fullmatch(
+        rf"{re.escape(REPOSITORY)}:apps-orders-[0-9a-f]{{24}}", images["a"])
 
 
 def test_a_failed_build_is_one_line_and_exit_1_with_nothing_pushed(project, fakes):
