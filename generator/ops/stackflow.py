@@ -3,9 +3,20 @@
 The flow is CloudFormation's own: CreateChangeSet (CREATE or UPDATE) -> wait -> describe
 -> ExecuteChangeSet -> poll DescribeStackEvents and DescribeStacks until the stack settles.
 An empty change set is "no changes": it is deleted and counts as success.
+
+Before that, a stack that already has this run's template, parameter values, tags and role
+gets no change set at all (`unchanged`): one GetTemplate (TemplateStage Original: the
+template as it was sent) and the DescribeStacks the caller already made, instead of a
+change set that CloudFormation takes seconds to find empty. Values passed as
+UsePreviousValue cannot differ, so they are not compared; a value that does differ, a
+console edit of a topology-owned parameter included, means a change set as before. The
+comparison needs nothing stored on the stack: a digest kept as a stack tag would be
+propagated to every taggable resource, and a tag change on a task definition registers a
+new revision, which redeploys the service.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +39,10 @@ NO_CHANGES_REASONS = ("didn't contain changes", "No updates are to be performed"
 CHANGE_SET_PENDING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
 CANCELLED_REASONS = ("Resource creation cancelled", "Resource update cancelled")
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+
+# Stack states in which an identical template and identical values mean nothing to do: the
+# last operation completed as asked (a rolled-back update left other values in place).
+SETTLED_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
 
 # A stack whose first create failed holds nothing worth keeping and can only be deleted
 # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/troubleshooting.html#troubleshooting-errors-update-rollback-failed
@@ -82,6 +97,7 @@ class StackOutcome:
     result: str  # "created", "updated", "deleted", "no changes", "previewed", "declined", "failed"
     changes: tuple[Change, ...] = ()
     failure: str = ""  # "<resource>: <reason>", the first thing that failed
+    skipped: bool = False  # "no changes" found without a change set (StackDeployer.unchanged)
 
     @property
     def ok(self) -> bool:
@@ -184,6 +200,10 @@ class StackDeployer:
         except StackBlocked as blocked:
             self.reporter.line(name, str(blocked))
             return StackOutcome(name, "failed", failure=str(blocked))
+        if self.unchanged(request, stack):
+            self.reporter.line(name, "no changes (the deployed template, parameters and tags "
+                                     "are this run's: no change set)")
+            return StackOutcome(name, "no changes", skipped=True)
         kind = change_set_type(stack)
         try:
             change_set = self._create_change_set(request, kind)
@@ -217,6 +237,38 @@ class StackDeployer:
             self.reporter.line(name, "not executed; change set deleted")
             return StackOutcome(name, "declined", changes)
         return self._execute(name, described, kind, changes)
+
+    def unchanged(self, request: StackRequest, stack: dict | None) -> bool:
+        """True when `stack` already is what `request` asks for: settled, the same role,
+        tags and template, and every value the request gives (not UsePreviousValue)
+        already the stack's."""
+        if stack is None or stack.get("StackStatus") not in SETTLED_STATES:
+            return False
+        if self.role_arn and stack.get("RoleARN") not in (None, self.role_arn):
+            return False
+        if self.role_arn and stack.get("RoleARN") is None:
+            return False
+        tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
+        if tags != dict(request.tags):
+            return False
+        live = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+        for key, value in request.parameters.items():
+            if value is PREVIOUS:
+                if key not in live:
+                    return False
+            elif live.get(key) != str(value):
+                return False
+        if set(live) - set(request.parameters):
+            return False  # a parameter would fall back to its Default
+        deployed = self.cfn.get_template(StackName=stack["StackId"],
+                                         TemplateStage="Original")["TemplateBody"]
+        if isinstance(deployed, str):
+            return deployed == request.template_body
+        # botocore hands back a JSON template parsed (its TemplateBody customization).
+        try:
+            return deployed == json.loads(request.template_body)
+        except ValueError:
+            return False
 
     def delete(self, stack_name: str, stack: dict) -> StackOutcome:
         """Delete a stack and stream its events until it is gone."""
