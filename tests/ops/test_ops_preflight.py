@@ -126,7 +126,9 @@ def tls_project(project_factory, boto, **ca):
 
 def test_a_deploy_reads_every_input_before_its_first_write(project_factory, boto, run, calls):
     """The preflight's reads (bootstrap stack, each stack the run deploys, the CA) all
-    come before the first write; then the deploy succeeds."""
+    come before the first write; then the deploy succeeds. The stacks the run deploys are
+    read with one paged DescribeStacks of the account (no StackName), not one call each
+    (issue 18)."""
     tls = tls_project(project_factory, boto)
     ca = tls.topology.service_connect_tls.private_ca_arn
 
@@ -134,11 +136,14 @@ def test_a_deploy_reads_every_input_before_its_first_write(project_factory, boto
 
     assert (code, err) == (0, ""), out + err
     first_write = calls.index(writes(calls)[0])
-    needed = [("DescribeStacks", name) for name in (
-        "shop-bootstrap", "shop-cluster", "shop-api-network", "shop-web-network",
-        "shop-api", "shop-web")] + [("DescribeCertificateAuthority", ca), ("ListTags", ca)]
+    needed = [("DescribeStacks", "shop-bootstrap"), ("DescribeStacks", ""),
+              ("DescribeCertificateAuthority", ca), ("ListTags", ca)]
     for read in needed:
         assert read in calls[:first_write], (read, calls[:first_write + 1])
+    per_stack = [c for c in calls[:first_write] if c[0] == "DescribeStacks"
+                 and c[1] in ("shop-api-network", "shop-web-network", "shop-api-ingress",
+                              "shop-web-ingress", "shop-api", "shop-web")]
+    assert per_stack == []
     assert parameters(boto, "shop-web")["ServiceConnectTlsCaArn"] == ca
 
 
