@@ -233,10 +233,20 @@ def _repository(which: str) -> dict:
 
 
 def immutable_tags_are_never_pushed_twice(which: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from generator import topology as topology_module
+    from tests.conformance.kit import TOPOLOGIES
+    from tests.workloads.workloads_kit import write_project
+
     assert _repository(which)["ImageTagMutability"] == "IMMUTABLE"
-    topology = parsed(which)
-    first = [image.tag for image in build_images.images(topology)]
-    second = [image.tag for image in build_images.images(topology)]
+    with tempfile.TemporaryDirectory() as directory:
+        # Tags follow the build contexts' content, so the build directories must exist.
+        path = write_project(Path(directory), TOPOLOGIES[which])
+        topology = topology_module.load(path)
+        first = [image.tag for image in build_images.images(topology)]
+        second = [image.tag for image in build_images.images(topology)]
     assert first and len(first) == len(set(first))  # one push per tag within a run
     # A tag names one content (its digest), and the build step pushes a tag only when the
     # repository does not have it (tests/workloads/test_workloads_build_images.py), so a
