@@ -210,7 +210,10 @@ def test_scalable_targets_of_other_apps_are_out_of_reach_through_ecs(deploy_stat
     "You also need to make sure that end users have permissions for the target service";
     https://docs.aws.amazon.com/AmazonECS/latest/developerguide/auto-scaling-IAM.html).
     UpdateService is scoped to this app's cluster, so a foreign ECS service cannot be
-    registered or rescaled."""
+    registered or rescaled, provided the validation names the registered service, as the
+    documented Aurora example does with the registered cluster
+    (https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_permission_validation.html);
+    unverified on AWS for ECS."""
     own = _arn("ecs", f"service/{CLUSTER}/web")
     other = _arn("ecs", f"service/{OTHER}-cluster/web")
     assert decide(deploy_statements, action, own, {}) == "allow"
