@@ -28,7 +28,7 @@ import json
 import pytest
 
 from generator import render
-from generator.awsfacts import schemas
+from generator.awsfacts import permissions, schemas
 from generator.stacks import bootstrap, deployscope
 from test_iam_first_runs import ACCOUNT, APP, REGION, _matches, _resolve
 
@@ -362,3 +362,16 @@ def test_the_deploy_policies_stay_within_the_managed_policy_quota(generated):
             bootstrap.size_values(topology))
         print(label, len(documents), "managed policies")
         assert len(documents) <= bootstrap.quotas.MANAGED_POLICIES_PER_ROLE.limit
+
+
+def test_every_stack_holding_a_tag_scoped_type_carries_the_app_tag(generated):
+    """The tag scopes rest on the stack tag app=<app> reaching the resources: every stack
+    the deployer (and SAM) creates from a template with a tag-scoped type carries it
+    (samconfig.stacks mirrors the deployer's tags, generator.params.tags)."""
+    from generator import samconfig
+
+    for label, (topology, templates) in generated.items():
+        for entry in samconfig.stacks(topology):
+            types = permissions.resource_types(templates[entry["template"]])
+            if types & set(TAG_SCOPED_TYPES):
+                assert entry["tags"].get("app") == topology.app, (label, entry["name"])
