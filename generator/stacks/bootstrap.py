@@ -32,6 +32,7 @@ from troposphere import (
 
 from generator import names
 from generator.awsfacts import operations, permissions, quotas
+from generator.stacks import deployscope
 from generator.stacks.cluster import TLS_MANAGED_POLICY_ACTIONS
 from generator.topology import Topology
 
@@ -234,6 +235,7 @@ def _route53_statements(topology: Topology, actions: list[str]) -> list[Statemen
 def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     """The deploy role's Allow statements: one or a few per service prefix."""
     scopes = _scopes(topology)
+    write_scopes = deployscope.scopes(topology)
     result = []
     for prefix, prefix_actions in _by_prefix(actions).items():
         sid = "".join(part.capitalize() for part in prefix.split("-"))
@@ -258,6 +260,9 @@ def allow_statements(topology: Topology, actions: set[str]) -> list[Statement]:
                                                      "codepipeline.amazonaws.com"))))
         elif prefix == "route53":
             result += _route53_statements(topology, prefix_actions)
+        elif prefix in write_scopes:
+            # Generated ids: scoped by tag, or a documented "*" (generator.stacks.deployscope).
+            result += deployscope.statements(topology, prefix, prefix_actions)
         elif prefix in scopes:
             types, arns = scopes[prefix]
             scoped = [n for n in prefix_actions if permissions.action_resource_types(n) & types]
