@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 from awacs.aws import (
     Action, Allow, Bool, Condition, Deny, PolicyDocument, Principal, Statement,
-    ForAllValuesStringLike, StringEquals, StringLike,
+    ForAllValuesStringLike, Null, StringEquals, StringLike,
 )
 from awacs.aws import Principal as AwsPrincipal
 from awacs.sts import AssumeRole
@@ -138,18 +138,22 @@ def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
     app = topology.app
     cluster = topology.cluster_stack_name
     return {
-        # CloudFormation names buckets <stack name>-<logical id>-<suffix>, lowercased.
+        # CloudFormation names buckets <stack name>-<logical id>-<suffix>, lowercased; of
+        # the stacks the deploy role runs, only the pipeline stack (<app>-pipeline) has
+        # buckets, projects and a pipeline: <app>-pipeline-* keeps another app whose name
+        # extends this one's (<app>-prod-pipeline-...) out (issue 15, path 9).
         "s3": (frozenset({"bucket", "object"}),
-               [Sub("arn:${AWS::Partition}:s3:::%s-*" % app),
-                Sub("arn:${AWS::Partition}:s3:::%s-*/*" % app)]),
+               [Sub("arn:${AWS::Partition}:s3:::%s-pipeline-*" % app),
+                Sub("arn:${AWS::Partition}:s3:::%s-pipeline-*/*" % app)]),
         # pipeline.stack names the repository <app>/service-<stack id piece>.
         "ecr": (frozenset({"repository"}), [_arn("ecr", f"repository/{app}/*")]),
         # Projects and report groups are named ${AWS::StackName}-...
         "codebuild": (frozenset({"project", "report-group"}),
-                      [_arn("codebuild", f"project/{app}-*"),
-                       _arn("codebuild", f"report-group/{app}-*")]),
+                      [_arn("codebuild", f"project/{app}-pipeline-*"),
+                       _arn("codebuild", f"report-group/{app}-pipeline-*")]),
         # A generated pipeline name starts with the stack name; a stage ARN adds /<stage>.
-        "codepipeline": (frozenset({"pipeline", "stage"}), [_arn("codepipeline", f"{app}-*")]),
+        "codepipeline": (frozenset({"pipeline", "stage"}),
+                         [_arn("codepipeline", f"{app}-pipeline-*")]),
         # The cluster is named as its stack (cluster.py), services live under it, task
         # definition families are <cluster stack>-<service> (service.py); ARN formats from
         # the Service Authorization Reference (ecs: cluster, service, service-deployment,
@@ -223,9 +227,14 @@ def _route53_statements(topology: Topology, actions: list[str]) -> list[Statemen
         result.append(Statement(
             Sid="Route53RecordsOfTheAppsNamespace", Effect=Allow, Action=_actions(change),
             Resource=["*"],
-            Condition=Condition(ForAllValuesStringLike(
-                "route53:ChangeResourceRecordSetsNormalizedRecordNames",
-                [topology.namespace.lower(), f"*.{topology.namespace.lower()}"]))))
+            # ForAllValues also holds for a request without the key; a Null condition set
+            # to false makes the key required (IAM's multivalued context key examples,
+            # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition_examples-multi-valued-context-keys.html).
+            Condition=Condition([
+                ForAllValuesStringLike(
+                    "route53:ChangeResourceRecordSetsNormalizedRecordNames",
+                    [topology.namespace.lower(), f"*.{topology.namespace.lower()}"]),
+                Null("route53:ChangeResourceRecordSetsNormalizedRecordNames", "false")])))
     if rest:
         result.append(Statement(Sid="Route53", Effect=Allow, Action=_actions(rest),
                                 Resource=["*"]))
@@ -550,11 +559,14 @@ def boundary_statements(topology: Topology) -> list[Statement]:
                           "secret:ecs-sc!*")],
         ),
         Statement(
+            # Only CAs tagged AmazonECSManaged=true, as AWS's managed policy itself
+            # (service-connect-tls.html): not any CA of the account (issue 15, path 6).
             Sid="ServiceConnectTlsCertificates",
             Effect=Allow,
             Action=[Action(*a.split(":", 1)) for a in TLS_MANAGED_POLICY_ACTIONS
                     if a.startswith("acm-pca:")],
             Resource=["*"],
+            Condition=Condition(StringEquals("aws:ResourceTag/AmazonECSManaged", "true")),
         ),
         Statement(
             # The pipeline and its deploy step hand stack operations to CloudFormation,

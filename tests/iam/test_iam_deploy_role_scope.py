@@ -75,9 +75,10 @@ RECORDS = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
     (["www.example.com"], False),  # a public zone's record
     (["web.shop.local", "api.billing.local"], False),  # one foreign name spoils the batch
     (["shop.local.evil.com"], False),
+    (None, False),  # no record names in the request: ForAllValues alone would hold
 ])
 def test_route53_records_of_the_apps_namespace_only(deploy_statements, names, allowed):
     zone = "arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ"
     result = decide(deploy_statements, "route53:ChangeResourceRecordSets", zone,
-                    {RECORDS: names})
+                    {} if names is None else {RECORDS: names})
     assert (result == "allow") is allowed

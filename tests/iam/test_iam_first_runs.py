@@ -77,9 +77,14 @@ def _applies(statement: dict, action: str, resource: str, context: dict) -> bool
     if not any(_matches(_resolve(r), resource) for r in _listed(statement["Resource"])):
         return False
     for operator, keys in statement.get("Condition", {}).items():
-        assert operator in ("StringEquals", "StringLike", "ForAllValues:StringLike"), operator
+        assert operator in ("StringEquals", "StringLike", "ForAllValues:StringLike",
+                            "Null"), operator
         for key, wanted in keys.items():
             given = context.get(key)
+            if operator == "Null":
+                if (given is None) != (str(wanted).lower() == "true"):
+                    return False
+                continue
             if operator == "ForAllValues:StringLike":
                 # Every value of a multivalued key must match (a missing key matches
                 # vacuously, which is why such a key must always be present: it is for
