@@ -1167,27 +1167,27 @@ class _DeployerModel:
         in topology order, or "none"; Callees: "<port>:<name>" of each service its own
         PeerUrls name, in their order, or "1:none"; as the deployer passes them
         (generator.params)."""
-        own = self.files.params.get(service, {}).get("Parameters", {})
-        port, discovery = own.get("ContainerPort", ""), own.get("DiscoveryName", service)
-        callers = []
-        for caller in self.deployment.services:
-            urls = self.files.params.get(caller, {}).get("Parameters", {}).get("PeerUrls", "")
-            for url in filter(None, urls.split(",")):
-                url = url.split("=", 1)[1] if "=" in url.split("://", 1)[0] else url
-                if re.fullmatch(rf"https?://{re.escape(discovery)}\.[^:/]+:{port}/?", url):
-                    callers.append(caller)
-                    break
-        callees = []
-        urls = own.get("PeerUrls", "")
-        for url in filter(None, urls.split(",")):
-            url = url.split("=", 1)[1] if "=" in url.split("://", 1)[0] else url
-            for other in self.deployment.services:
-                theirs = self.files.params.get(other, {}).get("Parameters", {})
-                pattern = (rf"https?://{re.escape(theirs.get('DiscoveryName', other))}\.[^:/]+:"
-                           rf"{theirs.get('ContainerPort', '')}/?")
-                if re.fullmatch(pattern, url):
-                    callees.append(f"{theirs.get('ContainerPort', '')}:{other}")
-                    break
+        def parameters(name: str) -> dict:
+            return self.files.params.get(name, {}).get("Parameters", {})
+
+        def urls(name: str) -> list[str]:
+            """PeerUrls without their optional name= prefixes, in order."""
+            return [url.split("=", 1)[1] if "=" in url.split("://", 1)[0] else url
+                    for url in parameters(name).get("PeerUrls", "").split(",") if url]
+
+        def alias_of(url: str, callee: str) -> bool:
+            theirs = parameters(callee)
+            return re.fullmatch(rf"https?://{re.escape(theirs.get('DiscoveryName', callee))}"
+                                rf"\.[^:/]+:{theirs.get('ContainerPort', '')}/?", url) is not None
+
+        services = self.deployment.services
+        port = parameters(service).get("ContainerPort", "")
+        callers = [caller for caller in services
+                   if any(alias_of(url, service) for url in urls(caller))]
+        callees = [f"{parameters(callee).get('ContainerPort', '')}:{callee}"
+                   for url in urls(service)
+                   for callee in [next((c for c in services if alias_of(url, c)), None)]
+                   if callee is not None]
         return {"ContainerPort": port, "Callers": ",".join(callers) or "none",
                 "Callees": ",".join(callees) or "1:none"}
 

@@ -146,8 +146,6 @@ def service_parameters(template: files.Template, params_file: files.ParamsFile,
                 values[name] = str(live_desired_count)
             elif name in live:
                 values[name] = PREVIOUS
-            elif name in live:
-                values[name] = PREVIOUS
             elif name in initial:
                 values[name] = initial[name]
         elif name in params.CARRIED_PARAMETERS:
@@ -507,22 +505,24 @@ class Deployment:
 
     def _network_request(self, name: str) -> tuple[StackRequest, dict | None]:
         service = self.topology.service(name)
-        stack_name = self.topology.network_stack_name(service)
-        request = StackRequest(
-            stack_name,
-            parameters=params.network_parameters(self.topology, service),
-            tags=params.tags(self.topology, service, params.KIND_NETWORK),
-            **self._template(self.network_template))
-        return request, current_stack(self.cfn, stack_name)
+        return self._derived_request(self.topology.network_stack_name(service),
+                                     params.network_parameters(self.topology, service),
+                                     params.tags(self.topology, service, params.KIND_NETWORK),
+                                     self.network_template)
 
     def _ingress_request(self, name: str) -> tuple[StackRequest, dict | None]:
         service = self.topology.service(name)
-        stack_name = self.topology.ingress_stack_name(service)
-        request = StackRequest(
-            stack_name,
-            parameters=params.ingress_parameters(self.topology, service),
-            tags=params.tags(self.topology, service, params.KIND_INGRESS),
-            **self._template(self.ingress_template))
+        return self._derived_request(self.topology.ingress_stack_name(service),
+                                     params.ingress_parameters(self.topology, service),
+                                     params.tags(self.topology, service, params.KIND_INGRESS),
+                                     self.ingress_template)
+
+    def _derived_request(self, stack_name: str, parameters: Mapping[str, str],
+                         tags: Mapping[str, str], template: files.Template
+                         ) -> tuple[StackRequest, dict | None]:
+        """A stack whose parameters all come from topology.yaml (no params file)."""
+        request = StackRequest(stack_name, parameters=parameters, tags=tags,
+                               **self._template(template))
         return request, current_stack(self.cfn, stack_name)
 
     def _service_request(self, name: str, deploy_values: Mapping[str, str]

@@ -244,9 +244,7 @@ class StackDeployer:
         already the stack's."""
         if stack is None or stack.get("StackStatus") not in SETTLED_STATES:
             return False
-        if self.role_arn and stack.get("RoleARN") not in (None, self.role_arn):
-            return False
-        if self.role_arn and stack.get("RoleARN") is None:
+        if self.role_arn and stack.get("RoleARN") != self.role_arn:
             return False
         tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
         if tags != dict(request.tags):

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from generator import render
-from generator import topology as topology_module
-from generator.stacks import bootstrap
-from test_iam_first_runs import ACCOUNT, APP, REGION, TOPOLOGY, decide
+from test_iam_first_runs import (  # noqa: F401 (fixtures)
+    ACCOUNT, APP, REGION, decide, deploy_statements, topology,
+)
 
 ECS = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
 LOGS = f"arn:aws:logs:{REGION}:{ACCOUNT}"
@@ -42,20 +41,6 @@ PATHS = [
     ("logs:AssociateKmsKey", f"{LOGS}:log-group:/ecs/{APP}-cluster/web",
      f"{LOGS}:log-group:/ecs/{APP}-prod-cluster/web"),
 ]
-
-
-@pytest.fixture(scope="module")
-def topology():
-    return topology_module.parse(TOPOLOGY, "topology.yaml")
-
-
-@pytest.fixture(scope="module")
-def deploy_statements(topology) -> list[dict]:
-    template = render.bootstrap_template(topology).to_dict()
-    return [statement for resource in template["Resources"].values()
-            if resource["Type"] == "AWS::IAM::ManagedPolicy"
-            and {"Ref": bootstrap.DEPLOY_ROLE} in resource["Properties"].get("Roles", [])
-            for statement in resource["Properties"]["PolicyDocument"]["Statement"]]
 
 
 @pytest.mark.parametrize("action, own, other", PATHS, ids=[f"{p[0]}-{p[2].split(':', 5)[5]}"

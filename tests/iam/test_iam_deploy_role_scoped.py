@@ -30,7 +30,9 @@ import pytest
 from generator import render
 from generator.awsfacts import permissions, schemas
 from generator.stacks import bootstrap, deployscope
-from test_iam_first_runs import ACCOUNT, APP, REGION, _matches, _resolve
+from test_iam_first_runs import (  # noqa: F401 (fixtures)
+    ACCOUNT, APP, REGION, _matches, _resolve, deploy_statements, topology,
+)
 
 OTHER = "billing"
 NAMESPACE = "shop.local"  # test_iam_first_runs.TOPOLOGY
@@ -85,25 +87,8 @@ def decide(statements: list[dict], action: str, resource: str, context: dict) ->
     return "allow" if applying else "implicit deny"
 
 
-@pytest.fixture(scope="module")
-def topology():
-    from test_iam_first_runs import TOPOLOGY
-    from generator import topology as topology_module
-
-    return topology_module.parse(TOPOLOGY, "topology.yaml")
-
-
 def _deployed(topology) -> dict[str, dict]:
     return {name: build(topology).to_dict() for name, build in render._stacks().items()}
-
-
-@pytest.fixture(scope="module")
-def deploy_statements(topology) -> list[dict]:
-    template = render.bootstrap_template(topology).to_dict()
-    return [statement for resource in template["Resources"].values()
-            if resource["Type"] == "AWS::IAM::ManagedPolicy"
-            and {"Ref": bootstrap.DEPLOY_ROLE} in resource["Properties"].get("Roles", [])
-            for statement in resource["Properties"]["PolicyDocument"]["Statement"]]
 
 
 def _tags(app: str | None, kind: str = "ResourceTag") -> dict:

@@ -23,6 +23,7 @@ import pytest
 from generator.stacks import bootstrap
 from generator.stacks.cluster import TLS_MANAGED_POLICY_ACTIONS
 from templates_iam import role_documents
+from test_iam_first_runs import _listed, _matches
 
 ACCOUNT, REGION, APP = "123456789012", "eu-west-1", "shop"
 OTHER_ACCOUNT = "210987654321"
@@ -101,15 +102,6 @@ def _statements(documents: list, stack: str) -> list[dict]:
             else:
                 found.append(statement)
     return [{**s, "_stack": stack} for s in found]
-
-
-def _matches(pattern: str, value: str, case_sensitive: bool = True) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, 0 if case_sensitive else re.IGNORECASE) is not None
-
-
-def _listed(value) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 def _applies(statement: dict, action: str, resource: str, context: dict) -> bool:
