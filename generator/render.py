@@ -14,7 +14,7 @@ from typing import Callable
 import cfn_flip
 from troposphere import Template
 
-from generator import params
+from generator import fingerprint, params
 from generator.stacks import bootstrap, cluster, ingress, network, service
 from generator.topology import Topology
 
@@ -46,10 +46,17 @@ def template_bytes(template: Template) -> bytes:
 
 
 def _yaml_bytes(document: dict) -> bytes:
-    # Exactly what Template.to_yaml() emits (its JSON, then cfn-flip), from a dict built once.
+    # What Template.to_yaml() emits (its JSON, then cfn-flip), from a dict built once, with
+    # the template's fingerprint at the end of its Description (generator.fingerprint).
+    if "Description" in document:
+        document = {**document,
+                    "Description": fingerprint.with_placeholder(document["Description"])}
     text = json.dumps(document, indent=1, sort_keys=True, separators=(",", ": "))
     long_form = _has_lone_for_each(document)
-    return (HEADER + cfn_flip.to_yaml(text, clean_up=False, long_form=long_form)).encode("utf-8")
+    body = HEADER + cfn_flip.to_yaml(text, clean_up=False, long_form=long_form)
+    if "Description" in document:
+        body = fingerprint.stamp(body)
+    return body.encode("utf-8")
 
 
 def _has_lone_for_each(node) -> bool:

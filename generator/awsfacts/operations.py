@@ -16,8 +16,7 @@ from typing import Iterable
 # `python -m generator deploy` (generator/ops/deploy.py, stackflow.py): change sets on the
 # app's stacks, their events while waiting, deleting an empty REVIEW_IN_PROGRESS stack or
 # a pruned one, the cluster stack's parameters and outputs (DescribeStacks), the live
-# desiredCount of each ECS service, the deployed template of a stack that may be unchanged,
-# and templates above 51,200 bytes uploaded to the
+# desiredCount of each ECS service, and templates above 51,200 bytes uploaded to the
 # bootstrap stack's TemplateBucket.
 DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     "cloudformation.DescribeStacks",
@@ -28,8 +27,6 @@ DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     "cloudformation.DeleteStack",
     "cloudformation.DescribeStackEvents",
     "cloudformation.DescribeStackResource",
-    # Comparing a stack's deployed template with this run's, to skip unchanged stacks.
-    "cloudformation.GetTemplate",
     "ecs.DescribeServices",
     "s3.PutObject",
     "s3.HeadObject",

@@ -5,24 +5,21 @@ The flow is CloudFormation's own: CreateChangeSet (CREATE or UPDATE) -> wait -> 
 An empty change set is "no changes": it is deleted and counts as success.
 
 Before that, a stack that already has this run's template, parameter values, tags and role
-gets no change set at all (`unchanged`): one GetTemplate (TemplateStage Original: the
-template as it was sent) and the DescribeStacks the caller already made, instead of a
-change set that CloudFormation takes seconds to find empty. Values passed as
+gets no change set at all (`unchanged`), decided from the DescribeStacks the caller already
+made, with no further call: the template by the fingerprint in its Description
+(`generator.fingerprint`), the parameters by their real values. Values passed as
 UsePreviousValue cannot differ, so they are not compared; a value that does differ, a
-console edit of a topology-owned parameter included, means a change set as before. The
-comparison needs nothing stored on the stack: a digest kept as a stack tag would be
-propagated to every taggable resource, and a tag change on a task definition registers a
-new revision, which redeploys the service.
+console edit of a topology-owned parameter included, means a change set as before.
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
+from generator import fingerprint
 from generator.ops.aws import error_code, error_message
 from generator.ops.report import Reporter
 
@@ -258,15 +255,10 @@ class StackDeployer:
                 return False
         if set(live) - set(request.parameters):
             return False  # a parameter would fall back to its Default
-        deployed = self.cfn.get_template(StackName=stack["StackId"],
-                                         TemplateStage="Original")["TemplateBody"]
-        if isinstance(deployed, str):
-            return deployed == request.template_body
-        # botocore hands back a JSON template parsed (its TemplateBody customization).
-        try:
-            return deployed == json.loads(request.template_body)
-        except ValueError:
-            return False
+        # The template: the fingerprint the stack's Description states (DescribeStacks) is
+        # the one this body has (generator.fingerprint); a body without one never matches.
+        wanted = fingerprint.of_body(request.template_body)
+        return wanted is not None and fingerprint.of_description(stack.get("Description")) == wanted
 
     def delete(self, stack_name: str, stack: dict) -> StackOutcome:
         """Delete a stack and stream its events until it is gone."""

@@ -76,7 +76,7 @@ def test_the_verify_code_calls_only_declared_operations(repo_root):
     # stackflow.py also holds the deploy's change-set calls; verify uses current_stack only.
     called -= {"cloudformation." + n for n in ("CreateChangeSet", "DeleteChangeSet",
                                                "DeleteStack", "DescribeChangeSet",
-                                               "ExecuteChangeSet", "GetTemplate")}
+                                               "ExecuteChangeSet")}
     assert called <= operations.VERIFY_OPERATIONS, called - operations.VERIFY_OPERATIONS
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import render, topology as topology_module
+from generator import fingerprint, render, topology as topology_module
 from generator.ops.files import _TolerantLoader
 
 REGION = "us-east-1"
@@ -71,8 +71,9 @@ def _start_moto(log: Path) -> tuple[subprocess.Popen, str]:
     # moto reports every ECS service as fully running; Service Connect is not modelled.
     env = {**os.environ, "MOTO_ECS_SERVICE_RUNNING": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+        [sys.executable, "-m", "tests.ops.moto_launcher", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
+        cwd=Path(__file__).resolve().parents[2])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -221,19 +222,23 @@ def make_project(tmp_path: Path, boto, topology_text: str,
     real_service = _parameters(templates / "service.yaml")
     real_network = _parameters(templates / "network.yaml")
     real_ingress = _parameters(templates / "ingress.yaml")
-    (templates / "cluster.yaml").write_text(
-        json.dumps(cluster_template(topology, real_cluster), indent=2), encoding="utf-8")
-    (templates / "network.yaml").write_text(
-        json.dumps(network_template(real_network), indent=2), encoding="utf-8")
-    (templates / "service.yaml").write_text(
-        json.dumps(service_template(real_service), indent=2), encoding="utf-8")
-    (templates / "ingress.yaml").write_text(
-        json.dumps(ingress_template(real_ingress), indent=2), encoding="utf-8")
+    for name, stand_in in (("cluster.yaml", cluster_template(topology, real_cluster)),
+                           ("network.yaml", network_template(real_network)),
+                           ("service.yaml", service_template(real_service)),
+                           ("ingress.yaml", ingress_template(real_ingress))):
+        (templates / name).write_text(fingerprinted(stand_in), encoding="utf-8")
     ec2 = boto("ec2")
     vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets(
         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]][:2]
     return Project(tmp_path, topology_path, templates, topology, vpc_id, ",".join(subnets))
+
+
+def fingerprinted(stand_in: dict) -> str:
+    """A stand-in's JSON body with a fingerprint in its Description, as the real templates
+    have (generator.fingerprint), so the deployer can find a stack made from it unchanged."""
+    described = {"Description": fingerprint.with_placeholder("stand-in"), **stand_in}
+    return fingerprint.stamp(json.dumps(described, indent=2))
 
 
 def _parameters(path: Path) -> dict:
