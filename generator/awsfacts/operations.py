@@ -27,6 +27,8 @@ DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     "cloudformation.DeleteStack",
     "cloudformation.DescribeStackEvents",
     "cloudformation.DescribeStackResource",
+    # Which stacks are still running, in one paged call (generator.ops.scheduler).
+    "cloudformation.ListStacks",
     "ecs.DescribeServices",
     "s3.PutObject",
     "s3.HeadObject",
@@ -40,9 +42,12 @@ DEPLOY_TLS_OPERATIONS: frozenset[str] = frozenset({
     "acm-pca.ListTags",
 })
 
-# Of those, the ones called without a stack name (prune, phase 1 and 5: every stack with
-# the app's tags), which IAM authorizes against "*" only.
-DEPLOY_UNNAMED_OPERATIONS: frozenset[str] = frozenset({"cloudformation.DescribeStacks"})
+# Of those, the ones called without a stack name (the preflight's listing of every stack
+# with the app's tags; the scheduler's ListStacks of the stacks in progress), which IAM
+# authorizes against "*" only (ListStacks has no resource type in the Service
+# Authorization Reference).
+DEPLOY_UNNAMED_OPERATIONS: frozenset[str] = frozenset({"cloudformation.DescribeStacks",
+                                                       "cloudformation.ListStacks"})
 
 # `python -m generator verify` (generator/ops/inspect.py `gather`).
 VERIFY_OPERATIONS: frozenset[str] = frozenset({

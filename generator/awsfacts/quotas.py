@@ -45,3 +45,16 @@ ROLE_INLINE_POLICY_CHARS = Quota("inline policy characters per role (aggregate)"
 MANAGED_POLICY_CHARS = Quota("managed policy characters", 6_144, IAM_QUOTAS)
 MANAGED_POLICIES_PER_ROLE = Quota("managed policies attached to a role", 10, IAM_QUOTAS,
                                   adjustable=True)
+
+# Per-request limits of the APIs the deployer calls.
+ECS_DESCRIBE_SERVICES_API = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServices.html"
+# "You may specify up to 10 services to describe in a single operation."
+SERVICES_PER_DESCRIBE_SERVICES = Quota("services per DescribeServices call", 10,
+                                       ECS_DESCRIBE_SERVICES_API)
+
+# An assumption, not a quota: AWS publishes no request rate for the CloudFormation API;
+# past it, calls fail with Throttling "Rate exceeded"
+# (https://repost.aws/knowledge-center/cloudformation-rate-exceeded-error, which advises
+# backing off; aws-sam-cli#2671 reports it from parallel deploys). The deployer paces its
+# own CloudFormation calls to this rate and leaves the rest to botocore's retries.
+CLOUDFORMATION_CALLS_PER_SECOND_ASSUMED = 5.0

@@ -52,8 +52,13 @@ def register(commands, with_topology) -> None:
                         help="cluster PublicSubnetIds, comma-separated, at least two in "
                              "different Availability Zones, when a service is public "
                              "(first deploy)")
-    deploy.add_argument("--max-parallel", type=_positive_int, default=8, metavar="N",
-                        help="stacks of one wave deployed at once (default: 8)")
+    deploy.add_argument("--max-parallel", type=_positive_int, default=None, metavar="N",
+                        help="stacks in flight at once; each starts as soon as the "
+                             "services it calls are done (default: 32)")
+    deploy.add_argument("--calls-per-second", type=_non_negative_float, default=None,
+                        metavar="R",
+                        help="pace CloudFormation calls to at most R a second; 0 does not "
+                             "pace (default: 5, an assumed rate: AWS publishes none)")
     deploy.add_argument("--timeout", type=_positive_int, default=60, metavar="MINUTES",
                         help="stop waiting for a stack after this long and fail the run; "
                              "CloudFormation carries on (default: 60)")
@@ -117,6 +122,16 @@ def _with_aws(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _with_templates(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--templates", default=DEFAULT_TEMPLATES, metavar="DIR",
                      help=f"generated templates and params/ (default: {DEFAULT_TEMPLATES})")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a number, 0 or more")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -253,7 +268,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         cluster_values={names.VPC_ID: args.vpc_id, names.PRIVATE_SUBNETS: args.subnets,
                         names.PUBLIC_SUBNETS: args.public_subnets},
         poll_seconds=args.poll_seconds,
-        max_parallel=args.max_parallel,
+        **({"max_parallel": args.max_parallel} if args.max_parallel else {}),
+        **({"calls_per_second": args.calls_per_second}
+           if args.calls_per_second is not None else {}),
         dry_run=args.dry_run,
         timeout_seconds=args.timeout * 60,
         role_arn=args.role_arn,

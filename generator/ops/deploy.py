@@ -43,7 +43,7 @@ callers lose reach to it for the time the ingress stack takes to create, once.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -52,6 +52,7 @@ from generator import names, params, plan as plan_module, rollout
 from generator.awsfacts import quotas
 from generator.ops import files, preflight
 from generator.ops.report import Reporter, table
+from generator.ops.scheduler import Job, Pacer, Scheduler
 from generator.ops.stackflow import (
     PREVIOUS, StackDeployer, StackOutcome, StackRequest, change_set_type, current_stack,
     previous_parameters, recreated, stack_outputs,
@@ -78,6 +79,11 @@ SERVICE_HINTS = {IMAGE_PARAMETER: "--images FILE (the build's service -> image m
                                   "--image URI"}
 
 
+# Stacks in flight at once: chosen with `python -m benchmarks deploy` (README, "Deploy
+# time"): more only adds waiting for the paced CloudFormation calls.
+DEFAULT_MAX_PARALLEL = 32
+
+
 class DeployInputError(Exception):
     """Something the operator must pass or fix before anything is deployed."""
 
@@ -90,7 +96,9 @@ class DeployOptions:
     images: Mapping[str, str] = field(default_factory=dict)  # service -> image (the build's)
     cluster_values: Mapping[str, str] = field(default_factory=dict)  # from CLUSTER_FLAGS
     poll_seconds: float = 5.0
-    max_parallel: int = 8
+    max_parallel: int = DEFAULT_MAX_PARALLEL  # stacks in flight at once
+    # CloudFormation calls a second, at most (the scheduler's Pacer); 0: unpaced.
+    calls_per_second: float = quotas.CLOUDFORMATION_CALLS_PER_SECOND_ASSUMED
     dry_run: bool = False  # show every change set, execute none
     timeout_seconds: float | None = None  # per stack; None waits as long as it takes
     role_arn: str | None = None  # default: the bootstrap stack's deploy role, if any
@@ -188,8 +196,13 @@ class Deployment:
     in the order above."""
 
     def __init__(self, cfn, topology: Topology, options: DeployOptions, reporter: Reporter,
-                 ecs=None, s3=None, acmpca=None):
+                 ecs=None, s3=None, acmpca=None, sleep=time.sleep, clock=time.monotonic):
         self.cfn = cfn
+        self.sleep = sleep
+        self.clock = clock
+        self.pacer = Pacer(options.calls_per_second, sleep, clock)
+        self.pacer.attach(cfn)
+        self._desired_counts: dict[str, int | None] = {}
         self.ecs = ecs
         self.s3 = s3
         self.acmpca = acmpca  # read only when topology.yaml has service_connect_tls
@@ -220,8 +233,14 @@ class Deployment:
                                 or self.bootstrap.get(names.TEMPLATE_BUCKET_EXPORT))
         role_arn = self.options.role_arn or self.bootstrap.get(names.DEPLOY_ROLE_EXPORT)
         self.deployer = StackDeployer(self.cfn, self.reporter, self.options.poll_seconds,
+                                      sleep=self.sleep, clock=self.clock,
                                       timeout_seconds=self.options.timeout_seconds,
                                       role_arn=role_arn)
+        self.scheduler = Scheduler(self.cfn, self.deployer, self.reporter,
+                                   max_parallel=self.options.max_parallel,
+                                   poll_seconds=self.options.poll_seconds,
+                                   sleep=self.sleep, clock=self.clock,
+                                   prefetch=self._prefetch_desired_counts)
         self.params_files = preflight.read_params(directory, self.selected, problems)
         inputs = self.stack_inputs()
         self.before = {stack.stack_name: stack.current for stack in inputs}
@@ -294,11 +313,27 @@ class Deployment:
         a 300-service app has 901 stacks to read."""
         wanted = set(stack_names)
         found: dict[str, dict | None] = {name: None for name in stack_names}
+        # Every stack of the app, read by the same listing: the removed services' stacks
+        # (prune) and the service stacks still using Service Connect TLS come from it.
+        self.app_stacks: dict[str, dict] = {}
         for page in self.cfn.get_paginator("describe_stacks").paginate():
             for stack in page.get("Stacks", []):
-                if stack["StackName"] in wanted and stack["StackStatus"] != "DELETE_COMPLETE":
+                if stack["StackStatus"] == "DELETE_COMPLETE":
+                    continue
+                if stack["StackName"] in wanted:
                     found[stack["StackName"]] = stack
+                tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
+                if (tags.get("app") == self.topology.app
+                        and tags.get("managed-by") == params.MANAGED_BY):
+                    self.app_stacks[stack["StackName"]] = stack
         return found
+
+    def _stack(self, name: str) -> dict | None:
+        """The stack as this run last saw it: when it settled after this run changed it,
+        else as the preflight's listing read it; no call."""
+        if name in self.scheduler.settled:
+            return self.scheduler.settled[name]
+        return self.before.get(name, self.app_stacks.get(name))
 
     def _selected_services(self) -> tuple[str, ...]:
         known = [service.name for service in self.topology.services]
@@ -326,7 +361,7 @@ class Deployment:
         first = {**removed.get(params.KIND_SERVICE, {}), **removed.get(params.KIND_INGRESS, {})}
         if first:
             self.reporter.say("== removed services: " + ", ".join(sorted(first)))
-            if not self._delete_in_parallel(first):
+            if not self._delete_all(first):
                 return False
         if not self._deploy_cluster():
             return False
@@ -334,44 +369,65 @@ class Deployment:
         new = [name for name in self.selected if name not in existing]
         if new:
             self.reporter.say("== network stacks (task security groups)")
-            if not self._deploy_in_parallel([self._network_request(n) for n in new]):
+            if not self._deploy_all([(self._network_request, n) for n in new]):
                 return False
         moving = self._rules_in_service_stack()
         if set(self.selected) - moving:
             self.reporter.say("== ingress stacks (the rules admitting each service's callers)")
-        if not self._deploy_in_parallel([self._ingress_request(n) for n in self.selected
-                                         if n not in moving]):
+        if not self._deploy_all([(self._ingress_request, n) for n in self.selected
+                                 if n not in moving]):
             return False
         if existing:
             # After the ingress stacks: an update that narrows a group's outbound rules
             # (the allow-all rule of earlier versions) comes once the rules to the callees
             # exist, so running tasks never lose a callee.
             self.reporter.say("== network stacks that exist (their groups' outbound rules)")
-            if not self._deploy_in_parallel([self._network_request(n) for n in existing]):
+            if not self._deploy_all([(self._network_request, n) for n in existing]):
                 return False
-        deploy_values = self._deploy_values()
-        for index, wave in enumerate(self.plan.waves):
-            members = [name for name in wave if name in self.selected]
-            if not members:
-                continue
-            self.reporter.say(f"== wave {index + 1}: {', '.join(members)}"
-                              + ("  (in parallel)" if len(members) > 1 else ""))
-            requests = [self._service_request(n, deploy_values) for n in members]
-            if not self._deploy_in_parallel(requests):
-                return False
-            late = [name for name in members if name in moving]
-            if late:
-                self.reporter.say("== ingress stacks of " + ", ".join(late) + ": their caller "
-                                  "rules left the service stack just now")
-                if not self._deploy_in_parallel([self._ingress_request(n) for n in late]):
-                    return False
-            if not self._redeploy_callers(index):
-                return False
+        self.reporter.say("== service stacks: each as soon as the services it calls are done")
+        if not self._schedule(self._service_jobs(self._deploy_values(), moving)):
+            return False
         if removed.get(params.KIND_NETWORK):
             self.reporter.say("== network stacks of removed services")
-            if not self._delete_in_parallel(removed[params.KIND_NETWORK]):
+            if not self._delete_all(removed[params.KIND_NETWORK]):
                 return False
         return self._retire_tls_role()
+
+    def _service_jobs(self, deploy_values: Mapping[str, str], moving: set[str]) -> list[Job]:
+        """One job per service stack, started when the stacks of the services it calls
+        (outside its own cycle) are done, with their follow-ups: the ingress stack of a
+        service whose caller rules leave its service stack (`moving`), and the redeploy
+        the rollout rule names once its whole cycle is deployed."""
+        selected = set(self.selected)
+        cycle_of = {name: cycle for cycle in self.plan.cycles for name in cycle}
+        keys_of: dict[str, list[str]] = {}
+        redeploys = {}
+        for index, wave in enumerate(self.plan.waves):
+            for redeploy in rollout.after_wave(self.topology, self.plan, index):
+                redeploys[redeploy.service] = redeploy
+            for name in wave:
+                if name in selected:
+                    keys_of[name] = [f"service:{name}"] + (
+                        [f"ingress:{name}"] if name in moving else [])
+        jobs = []
+        for name in (n for wave in self.plan.waves for n in wave if n in selected):
+            cycle = cycle_of.get(name, (name,))
+            after = [key for callee in self.topology.service(name).calls
+                     if callee not in cycle and callee in selected
+                     for key in keys_of[callee] + (
+                         [f"redeploy:{callee}"] if callee in redeploys else [])]
+            jobs.append(Job(f"service:{name}", self._service_start(name, deploy_values),
+                            tuple(after)))
+            if name in moving:
+                jobs.append(Job(f"ingress:{name}", self._late_ingress_start(name),
+                                (f"service:{name}",)))
+        for name, redeploy in redeploys.items():
+            if name in selected:
+                after = [key for member in cycle_of.get(name, (name,)) if member in selected
+                         for key in keys_of[member]]
+                jobs.append(Job(f"redeploy:{name}", self._redeploy_start(redeploy),
+                                tuple(after)))
+        return jobs
 
     # --- what exists -------------------------------------------------------------------
 
@@ -379,17 +435,11 @@ class Deployment:
         """kind -> {stack name: stack} of this app's stacks whose service is gone."""
         present = {service.name for service in self.topology.services}
         removed: dict[str, dict[str, dict]] = {}
-        paginator = self.cfn.get_paginator("describe_stacks")
-        for page in paginator.paginate():
-            for stack in page.get("Stacks", []):
-                tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
-                if (tags.get("app") != self.topology.app
-                        or tags.get("managed-by") != params.MANAGED_BY
-                        or tags.get("kind") not in (params.KIND_SERVICE, params.KIND_INGRESS,
-                                                    params.KIND_NETWORK)
-                        or tags.get("service") in present
-                        or stack["StackStatus"] == "DELETE_COMPLETE"):
-                    continue
+        for stack in self.app_stacks.values():
+            tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
+            if (tags.get("kind") in (params.KIND_SERVICE, params.KIND_INGRESS,
+                                     params.KIND_NETWORK)
+                    and tags.get("service") not in present):
                 removed.setdefault(tags["kind"], {})[stack["StackName"]] = stack
         return removed
 
@@ -409,7 +459,7 @@ class Deployment:
 
     def _deploy_values(self) -> dict[str, str]:
         """Subnets from the cluster stack as it now is, and the permissions boundary."""
-        stack = current_stack(self.cfn, self.topology.cluster_stack_name)
+        stack = self._stack(self.topology.cluster_stack_name)
         cluster = previous_parameters(stack)
         cluster_outputs = stack_outputs(stack)
         return {
@@ -428,14 +478,39 @@ class Deployment:
         return service.image or self.options.images.get(name) or self.options.image
 
     def _live_desired_count(self, service_name: str) -> int | None:
+        """The ECS service's desiredCount now: read for the jobs about to start, in
+        batches (`_prefetch_desired_counts`), each value used once."""
         if self.ecs is None:
             return None
-        answer = self.ecs.describe_services(cluster=self.topology.cluster_stack_name,
-                                            services=[service_name])
-        for service in answer.get("services", []):
-            if service.get("status") == "ACTIVE":
-                return int(service["desiredCount"])
-        return None
+        if service_name not in self._desired_counts:
+            self._read_desired_counts([service_name])
+        return self._desired_counts.pop(service_name)
+
+    def _prefetch_desired_counts(self, jobs) -> None:
+        """Before service jobs start: their services' desiredCount, 10 a call
+        (quotas.SERVICES_PER_DESCRIBE_SERVICES), only for stacks that exist."""
+        if self.ecs is None:
+            return
+        wanted = []
+        for job in jobs:
+            kind, _, name = job.key.partition(":")
+            if (kind in ("service", "redeploy") and name not in self._desired_counts
+                    and change_set_type(self._stack(self.topology.stack_name(
+                        self.topology.service(name)))) == "UPDATE"):
+                wanted.append(name)
+        self._read_desired_counts(sorted(set(wanted)))
+
+    def _read_desired_counts(self, service_names: Sequence[str]) -> None:
+        batch = quotas.SERVICES_PER_DESCRIBE_SERVICES.limit
+        for start in range(0, len(service_names), batch):
+            chunk = list(service_names[start:start + batch])
+            answer = self.ecs.describe_services(cluster=self.topology.cluster_stack_name,
+                                                services=chunk)
+            counts = {service["serviceName"]: int(service["desiredCount"])
+                      for service in answer.get("services", [])
+                      if service.get("status") == "ACTIVE"}
+            for name in chunk:
+                self._desired_counts[name] = counts.get(name)
 
     # --- templates ---------------------------------------------------------------------
 
@@ -455,7 +530,7 @@ class Deployment:
     def _deploy_cluster(self) -> bool:
         name = self.topology.cluster_stack_name
         self.reporter.say(f"== cluster: {name}")
-        stack = current_stack(self.cfn, name)
+        stack = self._stack(name)
         request = StackRequest(
             name,
             parameters=cluster_parameters(self.cluster_template, stack,
@@ -465,8 +540,8 @@ class Deployment:
             tags={"app": self.topology.app, "kind": "cluster",
                   "managed-by": params.MANAGED_BY},
             **self._template(self.cluster_template))
-        return self._record([self.deployer.deploy(request, stack,
-                                                  preview=self.options.dry_run)])
+        return self._schedule([Job(name, lambda: self.deployer.flow(
+            request, stack, preview=self.options.dry_run))])
 
     # --- the Service Connect TLS role: removed only after the services stop using it ---
 
@@ -480,21 +555,18 @@ class Deployment:
         until their own update, running tasks still get certificates through the role."""
         if self.topology.service_connect_tls:
             return "true"
-        for page in self.cfn.get_paginator("describe_stacks").paginate():
-            for stack in page.get("Stacks", []):
-                tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
-                if (tags.get("app") == self.topology.app
-                        and tags.get("managed-by") == params.MANAGED_BY
-                        and tags.get("kind") == params.KIND_SERVICE
-                        and stack["StackStatus"] != "DELETE_COMPLETE"
-                        and previous_parameters(stack).get(names.TLS_CA_PARAMETER)):
-                    return "true"
+        for name in self.app_stacks:
+            stack = self._stack(name)
+            tags = {t["Key"]: t["Value"] for t in (stack or {}).get("Tags", [])}
+            if (tags.get("kind") == params.KIND_SERVICE
+                    and previous_parameters(stack).get(names.TLS_CA_PARAMETER)):
+                return "true"
         return "false"
 
     def _retire_tls_role(self) -> bool:
         """After the service waves: one more cluster update when the cluster stack still
         keeps the TLS role that no service stack uses any more."""
-        stack = current_stack(self.cfn, self.topology.cluster_stack_name)
+        stack = self._stack(self.topology.cluster_stack_name)
         if (names.TLS_ROLE_WANTED_PARAMETER not in self.cluster_template.parameters
                 or previous_parameters(stack).get(names.TLS_ROLE_WANTED_PARAMETER) != "true"
                 or self._tls_role_wanted() == "true"):
@@ -523,13 +595,13 @@ class Deployment:
         """A stack whose parameters all come from topology.yaml (no params file)."""
         request = StackRequest(stack_name, parameters=parameters, tags=tags,
                                **self._template(template))
-        return request, current_stack(self.cfn, stack_name)
+        return request, self._stack(stack_name)
 
     def _service_request(self, name: str, deploy_values: Mapping[str, str]
                          ) -> tuple[StackRequest, dict | None]:
         service = self.topology.service(name)
         stack_name = self.topology.stack_name(service)
-        stack = current_stack(self.cfn, stack_name)
+        stack = self._stack(stack_name)
         params_file = self.params_files[name]
         live_count = (self._live_desired_count(name)
                       if change_set_type(stack) == "UPDATE" else None)
@@ -542,26 +614,44 @@ class Deployment:
                                **self._template(self.service_template))
         return request, stack
 
-    def _redeploy_callers(self, wave: int) -> bool:
+    def _service_start(self, name: str, deploy_values: Mapping[str, str]):
+        def start():
+            request, stack = self._service_request(name, deploy_values)
+            return self.deployer.flow(request, stack, preview=self.options.dry_run)
+        return start
+
+    def _derived_start(self, build, name: str):
+        def start():
+            request, stack = build(name)
+            return self.deployer.flow(request, stack, preview=self.options.dry_run)
+        return start
+
+    def _late_ingress_start(self, name: str):
+        def start():
+            request, stack = self._ingress_request(name)
+            self.reporter.line(request.stack_name, "now, not before: their caller rules left "
+                                                   "the service stack just now")
+            return self.deployer.flow(request, stack, preview=self.options.dry_run)
+        return start
+
+    def _redeploy_start(self, redeploy: rollout.Redeploy):
         """The rollout rule's follow-up: a new nonce only where it differs from the stack's."""
-        requests = []
-        for redeploy in rollout.after_wave(self.topology, self.plan, wave):
-            if redeploy.service not in self.selected:
-                continue
-            stack_name = self.topology.stack_name(self.topology.service(redeploy.service))
-            stack = current_stack(self.cfn, stack_name)
+        def start():
+            service = self.topology.service(redeploy.service)
+            stack_name = self.topology.stack_name(service)
+            stack = self._stack(stack_name)
             if stack is None or change_set_type(stack) == "CREATE":
-                continue  # a service not deployed in this run and never before
-            current = previous_parameters(stack).get(NONCE_PARAMETER)
-            if not rollout.needs_redeploy(current, redeploy):
-                continue
+                return None  # a service not deployed in this run and never before
+            if not rollout.needs_redeploy(previous_parameters(stack).get(NONCE_PARAMETER),
+                                          redeploy):
+                return None
             callees = ", ".join(rollout.same_wave_callees(self.topology, self.plan,
                                                           redeploy.service))
             verb = "would force" if self.options.dry_run else "forcing"
             self.reporter.line(stack_name, f"{verb} a new deployment: the endpoints it calls "
-                                           f"in its own wave ({callees}) changed")
+                                           f"in its own cycle ({callees}) changed")
             if self.options.dry_run:
-                continue
+                return None
             # The template goes with it, as with every update: a stack may still carry an
             # earlier version's AWS::LanguageExtensions transform, under which AWS says to
             # "provide the template instead of using UsePreviousTemplate to ensure new
@@ -573,16 +663,15 @@ class Deployment:
             live_count = self._live_desired_count(redeploy.service)
             if live_count is not None:
                 values["DesiredCount"] = str(live_count)
-            service = self.topology.service(redeploy.service)
-            requests.append((StackRequest(stack_name, parameters=values,
-                                          tags=params.tags(self.topology, service),
-                                          **self._template(self.service_template)), stack))
-        return self._in_parallel([(self._redeploy, (request, stack), {})
-                                  for request, stack in requests])
+            request = StackRequest(stack_name, parameters=values,
+                                   tags=params.tags(self.topology, service),
+                                   **self._template(self.service_template))
+            return self._redeploy(request, stack)
+        return start
 
-    def _redeploy(self, request: StackRequest, stack: dict) -> StackOutcome:
+    def _redeploy(self, request: StackRequest, stack: dict):
         """A new nonce that changes nothing forced no deployment: that is not a success."""
-        outcome = self.deployer.deploy(request, stack)
+        outcome = yield from self.deployer.flow(request, stack)
         if outcome.result != "no changes":
             return outcome
         failure = (f"the new {NONCE_PARAMETER} changed nothing, so no new deployment was "
@@ -590,28 +679,22 @@ class Deployment:
         self.reporter.line(request.stack_name, failure)
         return StackOutcome(request.stack_name, "failed", failure=failure)
 
-    def _deploy_in_parallel(self, requests: Sequence[tuple[StackRequest, dict | None]]) -> bool:
-        return self._in_parallel([
-            (self.deployer.deploy, (request, stack), {"preview": self.options.dry_run})
-            for request, stack in requests])
+    def _deploy_all(self, requests) -> bool:
+        """(request builder, service) pairs, all at once; each built at its start."""
+        return self._schedule([Job(f"{build.__name__}:{name}", self._derived_start(build, name))
+                               for build, name in requests])
 
-    def _delete_in_parallel(self, stacks: Mapping[str, dict]) -> bool:
+    def _delete_all(self, stacks: Mapping[str, dict]) -> bool:
         if self.options.dry_run:
             for name in sorted(stacks):
                 self.reporter.line(name, "dry run: would be deleted (its service was removed)")
             return True
-        return self._in_parallel([(self.deployer.delete, (name, stack), {})
-                                  for name, stack in sorted(stacks.items())])
+        return self._schedule([
+            Job(name, lambda name=name, stack=stack: self.deployer.delete_flow(name, stack))
+            for name, stack in sorted(stacks.items())])
 
-    def _in_parallel(self, calls) -> bool:
-        if not calls:
-            return True
-        workers = max(1, min(len(calls), self.options.max_parallel))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy") as pool:
-            futures = [pool.submit(function, *args, **kwargs)
-                       for function, args, kwargs in calls]
-            # Results in submission order; .result() re-raises a thread's exception here.
-            return self._record([future.result() for future in futures])
+    def _schedule(self, jobs: Sequence[Job]) -> bool:
+        return self._record(self.scheduler.run(jobs))
 
     def _record(self, outcomes: list[StackOutcome]) -> bool:
         self.outcomes.extend(outcomes)

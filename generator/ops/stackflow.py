@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import Callable, Generator, Mapping
 
 from generator import fingerprint
 from generator.ops.aws import error_code, error_message
@@ -56,6 +56,22 @@ BLOCKED_STATES = {
     "DELETE_FAILED": (
         "a delete failed: delete it again from the console or the CLI, then deploy"),
 }
+
+
+@dataclass(frozen=True)
+class AwaitChangeSet:
+    """A flow waits for its change set to be ready; it is sent DescribeChangeSet's answer."""
+    change_set: str
+
+
+@dataclass(frozen=True)
+class AwaitStack:
+    """A flow waits for its stack to settle; it is sent the stack's status: settled, or
+    still *_IN_PROGRESS once `deadline` (on the deployer's clock) passed."""
+    name: str
+    stack_id: str
+    events: "EventStream"
+    deadline: float | None = None
 
 
 class StackBlocked(Exception):
@@ -99,6 +115,10 @@ class StackOutcome:
     @property
     def ok(self) -> bool:
         return self.result not in ("failed", "declined")
+
+
+# A stack's steps as a generator (StackDeployer.flow): yields waits, returns the outcome.
+Flow = Generator["AwaitChangeSet | AwaitStack", object, "StackOutcome"]
 
 
 def current_stack(cfn, stack_name: str) -> dict | None:
@@ -177,7 +197,16 @@ class StackDeployer:
 
         `confirm`, if given, sees the change set's changes and says whether to execute it.
         `preview` shows the changes and then deletes the change set, changing nothing.
+        Waits here, polling this one stack; `generator.ops.scheduler` runs many `flow`s at
+        once instead.
         """
+        return self.drive(self.flow(request, stack, confirm, preview))
+
+    def flow(self, request: StackRequest, stack: dict | None,
+             confirm: Callable[[tuple[Change, ...]], bool] | None = None,
+             preview: bool = False) -> Flow:
+        """`deploy`'s steps as a generator: it yields each wait (AwaitChangeSet,
+        AwaitStack), is sent what the wait ended with, and returns the StackOutcome."""
         name = request.stack_name
         if recreated(stack) and preview:
             # A change set cannot be made for it (CloudFormation refuses an UPDATE of a
@@ -188,7 +217,7 @@ class StackDeployer:
         if recreated(stack):
             self.reporter.line(name, f"{stack['StackStatus']}: its first create failed, so "
                                      "it holds nothing; deleting it to create it again")
-            deleted = self.delete(name, stack)
+            deleted = yield from self.delete_flow(name, stack)
             if not deleted.ok:
                 return deleted
             stack = None
@@ -211,7 +240,7 @@ class StackDeployer:
                 self.reporter.line(name, "no changes")
                 return StackOutcome(name, "no changes")
             raise
-        described = self._wait_for_change_set(change_set)
+        described = yield AwaitChangeSet(change_set)
         if described["Status"] == "FAILED":
             reason = " ".join(described.get("StatusReason", "").split())
             if _no_changes(reason):
@@ -233,7 +262,7 @@ class StackDeployer:
             self.cfn.delete_change_set(ChangeSetName=described["ChangeSetId"])
             self.reporter.line(name, "not executed; change set deleted")
             return StackOutcome(name, "declined", changes)
-        return self._execute(name, described, kind, changes)
+        return (yield from self._execute(name, described, kind, changes))
 
     def unchanged(self, request: StackRequest, stack: dict | None) -> bool:
         """True when `stack` already is what `request` asks for: settled, the same role,
@@ -262,6 +291,9 @@ class StackDeployer:
 
     def delete(self, stack_name: str, stack: dict) -> StackOutcome:
         """Delete a stack and stream its events until it is gone."""
+        return self.drive(self.delete_flow(stack_name, stack))
+
+    def delete_flow(self, stack_name: str, stack: dict) -> Flow:
         stack_id = stack["StackId"]
         events = EventStream(self.cfn, stack_id)
         events.skip_existing()
@@ -269,7 +301,7 @@ class StackDeployer:
         if self.role_arn:
             arguments["RoleARN"] = self.role_arn
         self.cfn.delete_stack(**arguments)
-        status = self._stream_until_settled(stack_name, stack_id, events)
+        status = yield AwaitStack(stack_name, stack_id, events, self._deadline())
         if status == "DELETE_COMPLETE":
             self.reporter.line(stack_name, "DELETE_COMPLETE (deleted)")
             return StackOutcome(stack_name, "deleted")
@@ -305,9 +337,25 @@ class StackDeployer:
             # must not leave it behind.
             self.cfn.delete_stack(StackName=described["StackId"])
 
+    def drive(self, flow: Flow) -> StackOutcome:
+        """Run one flow to its end, waiting on each of its waits here."""
+        answer = None
+        while True:
+            try:
+                wait = flow.send(answer)
+            except StopIteration as finished:
+                return finished.value
+            if isinstance(wait, AwaitChangeSet):
+                answer = self._wait_for_change_set(wait.change_set)
+            else:
+                answer = self._stream_until_settled(wait)
+
+    def _deadline(self) -> float | None:
+        return None if self.timeout_seconds is None else self.clock() + self.timeout_seconds
+
     def _wait_for_change_set(self, change_set: str) -> dict:
         while True:
-            described = _describe_change_set(self.cfn, change_set)
+            described = describe_change_set(self.cfn, change_set)
             if described["Status"] not in CHANGE_SET_PENDING:
                 return described
             self.sleep(self.poll_seconds)
@@ -325,7 +373,7 @@ class StackDeployer:
             reason = error_message(err)
             self.reporter.line(name, f"execute failed: {reason}")
             return StackOutcome(name, "failed", changes, failure=f"execute: {reason}")
-        status = self._stream_until_settled(name, stack_id, events)
+        status = yield AwaitStack(name, stack_id, events, self._deadline())
         if status.endswith("_IN_PROGRESS"):
             # Only this command stops waiting; CloudFormation carries on with the stack.
             waited = f"still {status} after {self.timeout_seconds:g} s"
@@ -340,21 +388,20 @@ class StackDeployer:
         self.reporter.line(name, f"{status}: first failure: {failure}")
         return StackOutcome(name, "failed", changes, failure=failure)
 
-    def _stream_until_settled(self, name: str, stack_id: str, events: EventStream) -> str:
+    def _stream_until_settled(self, wait: AwaitStack) -> str:
         """The stack's settled status, or its *_IN_PROGRESS status once the timeout passed."""
-        deadline = None if self.timeout_seconds is None else self.clock() + self.timeout_seconds
         while True:
-            self._report(name, events.read_new())
-            status = _status(self.cfn, stack_id)
+            self.report(wait.name, wait.events.read_new())
+            status = _status(self.cfn, wait.stack_id)
             if not status.endswith("_IN_PROGRESS"):
                 # Events written just before the status settled.
-                self._report(name, events.read_new())
+                self.report(wait.name, wait.events.read_new())
                 return status
-            if deadline is not None and self.clock() >= deadline:
+            if wait.deadline is not None and self.clock() >= wait.deadline:
                 return status
             self.sleep(self.poll_seconds)
 
-    def _report(self, name: str, new_events: list[dict]) -> None:
+    def report(self, name: str, new_events: list[dict]) -> None:
         for event in new_events:
             self.reporter.event(name, event)
 
@@ -433,7 +480,7 @@ def _reason(event: dict) -> str:
     return " ".join(str(event.get("ResourceStatusReason", "")).split())
 
 
-def _describe_change_set(cfn, change_set: str) -> dict:
+def describe_change_set(cfn, change_set: str) -> dict:
     """DescribeChangeSet with every page of Changes folded into the first."""
     described = cfn.describe_change_set(ChangeSetName=change_set)
     token = described.get("NextToken")

@@ -3,7 +3,6 @@ change, the console-update rule, a failing stack, the order and the parallel wav
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 
@@ -171,38 +170,38 @@ def test_a_failed_stack_stops_the_later_waves(project, run, boto):
                    "stacks were not deployed\n")
     results = stack_results(out)
     assert results["shop-store"] == "failed" and results["shop-cache"] == "created"
-    assert "shop-server" not in results and "== wave 2" not in out
+    # server calls store, so it never started (client, in a cycle with server only,
+    # waits for no other service and may have run).
+    assert "shop-server" not in results
 
 
-def test_cluster_first_then_waves_in_order_and_each_wave_in_parallel(project, boto):
-    """ExecuteChangeSet calls, observed on the client: store and cache must both be inside
-    the call at once (a barrier that a sequential deploy would time out on)."""
+def test_cluster_first_then_callees_before_callers_and_independent_stacks_at_once(
+        project, boto):
+    """The calls as the client made them: store and cache are both executing before
+    either is seen settled (in flight at once), and callers start after their callees."""
     cfn = boto("cloudformation")
-    executed: list[str] = []
-    first_wave = threading.Barrier(2, timeout=10)
+    calls: list[tuple[str, str]] = []
     stack_of_change_set = {}
 
-    def remember(params, **_):
-        stack_of_change_set[params["ChangeSetName"]] = params["StackName"]
+    def record(params, model, **_):
+        name = params.get("StackName") or ""
+        if model.name == "CreateChangeSet":
+            stack_of_change_set[params["ChangeSetName"]] = name
+        if model.name == "ExecuteChangeSet":
+            # deploy executes by change set ARN: arn:...:changeSet/<name>/<uuid>
+            name = next(s for cs, s in stack_of_change_set.items()
+                        if f"changeSet/{cs}/" in params["ChangeSetName"])
+        calls.append((model.name, name.split("/")[1] if name.startswith("arn:") else name))
 
-    def on_execute(params, **_):
-        # deploy executes by change set ARN: arn:...:changeSet/<name>/<uuid>
-        stack = next(s for cs, s in stack_of_change_set.items()
-                     if f"changeSet/{cs}/" in params["ChangeSetName"])
-        if stack in ("shop-store", "shop-cache"):
-            first_wave.wait()  # raises BrokenBarrierError unless both are running at once
-        executed.append(stack)
-
-    cfn.meta.events.register("provide-client-params.cloudformation.CreateChangeSet", remember)
-    cfn.meta.events.register("provide-client-params.cloudformation.ExecuteChangeSet",
-                             on_execute)
+    cfn.meta.events.register("provide-client-params.cloudformation.*", record)
     options = DeployOptions(project.templates, image=project.image, poll_seconds=0.01,
                             cluster_values={"VpcId": project.vpc_id,
                                             "PrivateSubnetIds": project.subnets},
-                            permissions_boundary=BOUNDARY)
+                            permissions_boundary=BOUNDARY, calls_per_second=0)
     deployment = Deployment(cfn, project.topology, options, Reporter(open("/dev/null", "w")))
 
     assert deployment.run()
+    executed = [stack for operation, stack in calls if operation == "ExecuteChangeSet"]
     assert executed[0] == "shop-cluster"
     services = ("store", "cache", "server", "client")
     # Every task security group before any ingress stack admits a caller's group, and
@@ -212,6 +211,17 @@ def test_cluster_first_then_waves_in_order_and_each_wave_in_parallel(project, bo
     assert set(executed[9:11]) == {"shop-store", "shop-cache"}
     assert set(executed[11:13]) == {"shop-server", "shop-client"}
     assert set(executed[13:]) == {"shop-server", "shop-client"}  # the nonce follow-up
+    started = {stack: calls.index(("ExecuteChangeSet", stack))
+               for stack in ("shop-store", "shop-cache")}
+    settled = {stack: next(i for i in range(start, len(calls))
+                           if calls[i] == ("DescribeStacks", stack))
+               for stack, start in started.items()}
+    assert max(started["shop-store"], started["shop-cache"]) < min(
+        settled["shop-store"], settled["shop-cache"])
+    # server calls store: it starts only once store settled.
+    first_server = next(i for i, call in enumerate(calls)
+                        if call == ("CreateChangeSet", "shop-server"))
+    assert first_server > settled["shop-store"]
 
 
 @pytest.mark.parametrize("argv, message", [

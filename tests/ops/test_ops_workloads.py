@@ -95,18 +95,19 @@ def test_the_tls_role_comes_from_the_cluster_stacks_outputs(mixed, tls_role_arn)
     from generator import names
     from generator.ops.deploy import Deployment, DeployOptions
 
-    class Cfn:  # DescribeStacks as AWS answers it for the deployed cluster stack
-        def describe_stacks(self, StackName):
-            if StackName != "shop-cluster":
-                raise AssertionError(StackName)
-            return {"Stacks": [{"StackName": StackName, "StackStatus": "UPDATE_COMPLETE",
-                                "Parameters": [{"ParameterKey": "PrivateSubnetIds",
-                                                "ParameterValue": "subnet-0a,subnet-0b"}],
-                                "Outputs": [{"OutputKey": names.TLS_ROLE_OUTPUT,
-                                             "OutputValue": tls_role_arn}]}]}
+    from generator.ops.scheduler import Scheduler
+
+    # The cluster stack as DescribeStacks answers it once deployed: what the run saw when
+    # the stack settled (no call is made here: the client is None).
+    cluster = {"StackName": "shop-cluster", "StackStatus": "UPDATE_COMPLETE",
+               "Parameters": [{"ParameterKey": "PrivateSubnetIds",
+                               "ParameterValue": "subnet-0a,subnet-0b"}],
+               "Outputs": [{"OutputKey": names.TLS_ROLE_OUTPUT, "OutputValue": tls_role_arn}]}
 
     deployment = Deployment.__new__(Deployment)
-    deployment.cfn, deployment.topology = Cfn(), mixed.topology
+    deployment.cfn, deployment.topology = None, mixed.topology
+    deployment.before, deployment.app_stacks = {}, {}
+    deployment.scheduler = Scheduler(None, None, None, settled={"shop-cluster": cluster})
     deployment.options = DeployOptions(templates_dir=mixed.templates,
                                        permissions_boundary="arn:aws:iam::1:policy/b")
     deployment.bootstrap = {}

@@ -1,0 +1,228 @@
+"""Many stack operations at once, each started as soon as what it depends on is done.
+
+`deploy` hands the scheduler jobs: a stack to deploy or delete, and the jobs it must wait
+for (its callees' stacks, for a service). A job starts the moment its dependencies are
+done and a slot is free (`max_parallel` stacks in flight), not when a whole wave
+finishes, so a first deploy takes as long as the call graph's longest chain rather than
+rounds of the pool.
+
+Waiting costs a few calls per poll, whatever the number of stacks in flight:
+- one ListStacks filtered on the in-progress statuses (paged; summaries only) tells which
+  of the waiting stacks are still running
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ListStacks.html);
+- only a stack that left that list is described, once, and its events read, once;
+- a change set is described until it is ready (no batch call exists for those).
+All of it runs on one thread: the calls are paced (`Pacer`) to the CloudFormation rate in
+`generator.awsfacts.quotas`, and a throttled call is retried by botocore.
+
+After the first failure no job starts; those in flight are waited for, so the run ends
+with every stack it touched settled and named.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from generator.ops.aws import error_code, error_message
+from generator.ops.report import Reporter
+from generator.ops.stackflow import (
+    AwaitChangeSet, AwaitStack, Flow, StackDeployer, StackOutcome, describe_change_set,
+)
+
+IN_PROGRESS_STATUSES = (
+    "CREATE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", "DELETE_IN_PROGRESS", "UPDATE_IN_PROGRESS",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS",
+    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "IMPORT_IN_PROGRESS",
+    "IMPORT_ROLLBACK_IN_PROGRESS",
+)
+# A line naming what is still running, at most this often (seconds on the clock).
+HEARTBEAT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """`start` runs at the job's turn: it returns the stack's flow, or its outcome when no
+    wait is needed (nothing to do, or decided at once), or None for "nothing to do"."""
+    key: str
+    start: Callable[[], "Flow | StackOutcome | None"]
+    after: tuple[str, ...] = ()
+
+
+class Pacer:
+    """At most `per_second` calls a second, on the given clock: a call waits for its
+    slot. One thread only, so no lock."""
+
+    def __init__(self, per_second: float, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.sleep = sleep
+        self.clock = clock
+        self.next_slot = float("-inf")
+        self.calls = 0
+
+    def wait(self, **_) -> None:
+        now = self.clock()
+        if now < self.next_slot:
+            self.sleep(self.next_slot - now)
+            now = self.next_slot
+        self.next_slot = now + self.interval
+        self.calls += 1
+
+    def attach(self, client) -> None:
+        """Pace every call `client` makes (botocore's before-call event)."""
+        service = client.meta.service_model.service_name
+        client.meta.events.register(f"before-call.{service}", self.wait)
+
+
+@dataclass
+class _Running:
+    job: Job
+    flow: Flow
+    wait: object
+
+
+@dataclass
+class Scheduler:
+    cfn: object
+    deployer: StackDeployer
+    reporter: Reporter
+    max_parallel: int = 8
+    poll_seconds: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    # Called with the jobs about to start, before the first of them starts: reads what
+    # they need in batches (deploy: each service's running desiredCount).
+    prefetch: Callable[[Sequence[Job]], None] = lambda jobs: None
+    # Stacks described when they settled: name -> the stack (None once deleted).
+    settled: dict = field(default_factory=dict)
+
+    def run(self, jobs: Iterable[Job]) -> list[StackOutcome]:
+        pending = {job.key: job for job in jobs}
+        unknown = {dep for job in pending.values() for dep in job.after} - set(pending)
+        if unknown:
+            raise ValueError(f"jobs wait for unknown jobs: {', '.join(sorted(unknown))}")
+        done: set[str] = set()
+        running: list[_Running] = []
+        outcomes: list[StackOutcome] = []
+        failed = False
+        last_heartbeat = self.clock()
+        while True:
+            if not failed:
+                failed = self._start_ready(pending, done, running, outcomes)
+            if not running:
+                break
+            self.sleep(self.poll_seconds)
+            for item, answer in self._poll(running):
+                outcome = self._advance(item, answer)
+                if outcome is not None:
+                    running.remove(item)
+                    outcomes.append(outcome)
+                    if outcome.ok:
+                        done.add(item.job.key)
+                    else:
+                        failed = True
+            if running and self.clock() - last_heartbeat >= HEARTBEAT_SECONDS:
+                last_heartbeat = self.clock()
+                names = sorted(item.wait.name for item in running
+                               if isinstance(item.wait, AwaitStack))
+                if names:
+                    self.reporter.say(f"   still running ({len(names)}): "
+                                      + ", ".join(names[:8]) + (" ..." if len(names) > 8 else ""))
+        if pending and not failed:
+            raise RuntimeError("jobs that can never start: " + ", ".join(sorted(pending)))
+        return outcomes
+
+    # --- starting ------------------------------------------------------------------------
+
+    def _start_ready(self, pending: dict, done: set, running: list,
+                     outcomes: list) -> bool:
+        """Start every job whose dependencies are done, while slots are free; a job that
+        finishes at once may free others in the same pass. True once a job failed."""
+        while True:
+            ready = [job for job in pending.values() if all(dep in done for dep in job.after)]
+            free = self.max_parallel - len(running)
+            if not ready or free <= 0:
+                return False
+            self.prefetch(ready)
+            progressed = False
+            for job in ready:
+                if len(running) >= self.max_parallel:
+                    break
+                del pending[job.key]
+                started = job.start()
+                if started is None or isinstance(started, StackOutcome):
+                    if started is not None:
+                        outcomes.append(started)
+                        if not started.ok:
+                            return True
+                    done.add(job.key)
+                    progressed = True
+                    continue
+                item = _Running(job, started, None)
+                outcome = self._advance(item, None)
+                if outcome is None:
+                    running.append(item)
+                else:
+                    outcomes.append(outcome)
+                    if not outcome.ok:
+                        return True
+                    done.add(job.key)
+                    progressed = True
+            if not progressed:
+                return False
+
+    @staticmethod
+    def _advance(item: _Running, answer) -> StackOutcome | None:
+        """Send the flow its answer; its next wait is kept, its outcome returned."""
+        try:
+            item.wait = item.flow.send(answer)
+        except StopIteration as finished:
+            return finished.value
+        return None
+
+    # --- waiting ---------------------------------------------------------------------------
+
+    def _poll(self, running: list[_Running]) -> list[tuple[_Running, object]]:
+        """The waits that ended since the last poll, each with what its flow is sent."""
+        answers = []
+        for item in running:
+            if isinstance(item.wait, AwaitChangeSet):
+                described = describe_change_set(self.cfn, item.wait.change_set)
+                if described["Status"] not in ("CREATE_PENDING", "CREATE_IN_PROGRESS"):
+                    answers.append((item, described))
+        stacks = [item for item in running if isinstance(item.wait, AwaitStack)]
+        if stacks:
+            busy = self._in_progress()
+            for item in stacks:
+                wait = item.wait
+                timed_out = wait.deadline is not None and self.clock() >= wait.deadline
+                if wait.stack_id in busy and not timed_out:
+                    continue
+                status = self._settle(wait)
+                if status.endswith("_IN_PROGRESS") and not timed_out:
+                    continue  # the listing was a moment behind
+                answers.append((item, status))
+        return answers
+
+    def _in_progress(self) -> set[str]:
+        ids = set()
+        paginator = self.cfn.get_paginator("list_stacks")
+        for page in paginator.paginate(StackStatusFilter=list(IN_PROGRESS_STATUSES)):
+            ids.update(summary["StackId"] for summary in page.get("StackSummaries", []))
+        return ids
+
+    def _settle(self, wait: AwaitStack) -> str:
+        """The stack's status now, described once; its new events reported."""
+        try:
+            stack = self.cfn.describe_stacks(StackName=wait.stack_id)["Stacks"][0]
+        except Exception as err:
+            if error_code(err) == "ValidationError" and "does not exist" in error_message(err):
+                self.settled[wait.name] = None
+                return "DELETE_COMPLETE"
+            raise
+        status = stack["StackStatus"]
+        if not status.endswith("_IN_PROGRESS"):
+            self.settled[wait.name] = None if status == "DELETE_COMPLETE" else stack
+            self.deployer.report(wait.name, wait.events.read_new())
+        return status
