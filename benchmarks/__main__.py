@@ -1,10 +1,11 @@
-"""`python -m benchmarks [generator|service ...]`: run the named suites (default: all)."""
+"""`python -m benchmarks [generator|service|deploy ...]`: run the named suites (default: all)."""
 import importlib
 import sys
 
 SUITES = {
     "generator": "benchmarks.generator_bench",
     "service": "benchmarks.service_bench",
+    "deploy": "benchmarks.deploy_bench",
 }
 
 

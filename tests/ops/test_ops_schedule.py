@@ -1,0 +1,172 @@
+"""Issue 18, item 3: stacks start when what they depend on is done, waits cost a few
+calls whatever the number in flight, calls are paced, and throttling is recovered from.
+
+Timing comes from the deploy benchmark's latency model (benchmarks/deploy_model.py) on a
+virtual clock: the real deployer against the real moto server, with stacks that take time.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from benchmarks import deploy_model
+from generator.ops.deploy import Deployment, DeployOptions
+from generator.ops.report import Reporter
+from generator.ops.scheduler import Pacer
+from tests.ops.conftest import BOUNDARY, IMAGE, make_project
+from tests.ops.test_ops_deploy import stack_results
+
+# a and b first; c calls a only, d calls b only: with b slow, c need not wait for b.
+DIAMOND = """\
+app: shop
+namespace: shop.local
+services:
+  a: {port: 8080}
+  b: {port: 8080}
+  c: {port: 8080, calls: [a]}
+  d: {port: 8080, calls: [b]}
+"""
+
+
+def _deploy(project, boto, model, **options) -> tuple[bool, Deployment]:
+    cfn, ecs = boto("cloudformation"), boto("ecs")
+    model.attach(cfn)
+    model.attach(ecs)
+    options = {"image": IMAGE, "poll_seconds": 15, "permissions_boundary": BOUNDARY,
+               "cluster_values": {"VpcId": project.vpc_id,
+                                  "PrivateSubnetIds": project.subnets}, **options}
+    deployment = Deployment(cfn, project.topology,
+                            DeployOptions(project.templates, **options),
+                            Reporter(open(os.devnull, "w")), ecs=ecs,
+                            sleep=model.clock.sleep, clock=model.clock)
+    return deployment.run(), deployment
+
+
+def test_a_caller_starts_when_its_callees_are_done_not_when_a_wave_is(tmp_path, boto):
+    project = make_project(tmp_path, boto, DIAMOND)
+    model = deploy_model.Model(service_seconds=120,
+                               stack_seconds={"shop-b": 600})
+
+    ok, _ = _deploy(project, boto, model)
+
+    assert ok
+    started = {name: time for time, name in model.executed}
+    ends = model.ends
+    # c started once a was done, while b was still running; d waited for b.
+    assert ends["shop-a"] <= started["shop-c"] < ends["shop-b"]
+    assert started["shop-d"] >= ends["shop-b"]
+
+
+def test_waiting_on_many_stacks_costs_one_listing_a_poll_not_a_call_per_stack(tmp_path,
+                                                                            boto):
+    project = make_project(tmp_path, boto, DIAMOND)
+    model = deploy_model.Model(service_seconds=600)
+
+    ok, _ = _deploy(project, boto, model)
+
+    assert ok
+    executed = model.calls["ExecuteChangeSet"]
+    # A stack is described once, when it has settled (plus the bootstrap stack, and the
+    # listing's page); polls in between are ListStacks calls.
+    assert model.calls["DescribeStacks"] <= executed + 2, model.calls
+    polls = model.calls["ListStacks"]
+    assert polls >= 600 / 15  # the 10-minute service stacks were waited for
+    assert model.calls["DescribeStackEvents"] <= 3 * executed
+
+
+def test_cloudformation_calls_are_paced_to_the_rate():
+    clock = deploy_model.VirtualClock()
+    pacer = Pacer(5.0, clock.sleep, clock)
+    stamps = []
+    for _ in range(11):
+        pacer.wait()
+        stamps.append(clock.now)
+    assert stamps[-1] - stamps[0] == pytest.approx(2.0)
+    assert min(b - a for a, b in zip(stamps, stamps[1:])) == pytest.approx(0.2)
+    unpaced = Pacer(0, clock.sleep, clock)
+    before = clock.now
+    for _ in range(100):
+        unpaced.wait()
+    assert clock.now == before
+
+
+def test_a_paced_deploy_is_never_throttled_in_the_model_and_an_unpaced_one_is(tmp_path,
+                                                                           boto):
+    """The model counts a call that finds CloudFormation's (assumed) rate spent."""
+    project = make_project(tmp_path, boto, DIAMOND)
+    paced = deploy_model.Model(service_seconds=60)
+    assert _deploy(project, boto, paced)[0]
+    assert paced.throttled == 0 and paced.calls["CreateChangeSet"] >= 13
+
+    (tmp_path / "unpaced").mkdir()
+    other = make_project(tmp_path / "unpaced", boto, DIAMOND.replace("app: shop",
+                                                                     "app: shop2"))
+    unpaced = deploy_model.Model(service_seconds=60)
+    assert _deploy(other, boto, unpaced, calls_per_second=0)[0]
+    assert unpaced.throttled > 0
+
+
+THROTTLED = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+             b"<Message>Rate exceeded</Message></Error><RequestId>r</RequestId>"
+             b"</ErrorResponse>")
+
+
+class _Raw:
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
+
+
+def test_throttled_calls_are_retried_and_the_run_succeeds(project, run, monkeypatch):
+    """Every fifth CloudFormation call is answered Throttling once (as AWS answers past
+    its rate): botocore's standard retries recover, and the deploy succeeds."""
+    import botocore.awsrequest
+    import botocore.client
+
+    counter = {"calls": 0, "throttled": 0}
+    real_init = botocore.client.BaseClient.__init__
+
+    def throttle_some(request, **_):
+        counter["calls"] += 1
+        if counter["calls"] % 5 == 0:
+            counter["throttled"] += 1
+            return botocore.awsrequest.AWSResponse(request.url, 400, {}, _Raw(THROTTLED))
+        return None
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        if self.meta.service_model.service_name == "cloudformation":
+            self.meta.events.register("before-send.cloudformation", throttle_some)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "__init__", init)
+
+    code, out, err = run(project.first_deploy_argv())
+
+    assert (code, err) == (0, ""), out
+    assert counter["throttled"] >= 10
+    assert set(stack_results(out).values()) == {"created", "updated"}  # updated: redeploys
+
+
+def test_one_services_new_image_updates_that_stack_only(project, run, boto, tmp_path):
+    """A merge that changed one service's build: its stack alone gets a change set; the
+    rollout rule names no redeploy (no endpoint changed), so no caller restarts."""
+    assert run(project.first_deploy_argv())[0] == 0
+    images = tmp_path / "images.json"
+    images.write_text(json.dumps({"store": IMAGE, "cache": IMAGE, "client": IMAGE,
+                                  "server": IMAGE.replace("abc123", "def456")}))
+    cfn = boto("cloudformation")
+
+    code, out, _ = run(project.deploy_argv("--images", str(images)))
+
+    assert code == 0, out
+    results = stack_results(out)
+    assert {name for name, result in results.items() if result != "no changes"} == {
+        "shop-server"}, results
+    assert "forcing a new deployment" not in out
+    server = {p["ParameterKey"]: p.get("ParameterValue") for p in cfn.describe_stacks(
+        StackName="shop-server")["Stacks"][0]["Parameters"]}
+    assert server["ImageUri"].endswith(":def456")
