@@ -58,8 +58,8 @@ class AwsProblem(Exception):
 class Aws:
     """A boto3 session plus the settings every client shares.
 
-    boto3 sessions are not thread-safe but clients are, so all clients are made here in
-    the calling thread and then shared by the deploy threads.
+    Every client of a command is made from this one session, with the same retries and
+    endpoint.
     """
 
     session: Any

@@ -14,8 +14,9 @@ The pipeline's Deploy stage runs this same command, so there is one deployer. Or
    to its callees), in parallel: a new caller is admitted before its tasks start;
 4b. the network stacks that exist, in parallel: a narrower outbound rule set (the
    allow-all rule of earlier versions goes) only once the rules to the callees exist;
-5. the service stacks, wave by wave as `generator.plan` orders them (callees first), each
-   wave's stacks in parallel, then the redeploys `generator.rollout` asks for;
+5. the service stacks, callees first (`generator.plan`): each starts as soon as the stacks
+   of the services it calls (outside its own cycle) are done, not when a whole wave is;
+   a cycle's redeploys (`generator.rollout`) follow once all its members are deployed;
 6. prune, phase 2: the network stacks of removed services, now that no ingress rule
    imports their groups (CloudFormation refuses to delete an export in use:
    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html);
@@ -29,9 +30,15 @@ the permissions boundary and deploy role from the bootstrap stack. The network a
 ingress stacks' parameters are all derived from topology.yaml. Templates over
 CloudFormation's 51,200-byte inline limit go through the bootstrap stack's bucket.
 
+Every step runs its stacks through `generator.ops.scheduler` (many in flight, polled
+together, calls paced); a stack that already is what the run asks for gets no change set
+(`StackDeployer.unchanged`). Stacks are read once, by the preflight's listing, and again
+only when this run changed them.
+
 Over 400 lines because each stack kind's parameters are built here twice over: for the
-preflight (`stack_inputs`: what the deployer gives each stack) and at the stack's turn; kept
-in one module so the two cannot drift apart.
+preflight (`stack_inputs`: what the deployer gives each stack) and at the stack's turn, and
+the service stacks' jobs and their dependencies are built beside them; kept in one module
+so the two cannot drift apart.
 
 Moving a service's caller rules out of its service stack (where earlier versions kept
 them, under the AWS::LanguageExtensions transform) into its ingress stack: the same rule

@@ -1,11 +1,7 @@
-"""Output for people: one line per stack event, prefixed by the stack, and plain tables.
-
-Deploy threads share one Reporter; a lock keeps each line whole.
-"""
+"""Output for people: one line per stack event, prefixed by the stack, and plain tables."""
 from __future__ import annotations
 
 import sys
-import threading
 from datetime import datetime
 from typing import Iterable, Sequence, TextIO
 
@@ -14,23 +10,19 @@ class Reporter:
     def __init__(self, out: TextIO | None = None, name_width: int = 0):
         self.out = out or sys.stdout
         self.name_width = name_width
-        self._lock = threading.Lock()
         # Stack name -> timestamp of the first event of the operation, for "elapsed".
         self._started: dict[str, datetime] = {}
 
     def line(self, stack: str, text: str) -> None:
-        with self._lock:
-            print(f"{stack:<{self.name_width}}  {text}", file=self.out, flush=True)
+        print(f"{stack:<{self.name_width}}  {text}", file=self.out, flush=True)
 
     def say(self, text: str = "") -> None:
-        with self._lock:
-            print(text, file=self.out, flush=True)
+        print(text, file=self.out, flush=True)
 
     def event(self, stack: str, event: dict) -> None:
         """`stack  +12s  Service  CREATE_IN_PROGRESS  reason`."""
         stamp = event.get("Timestamp")
-        with self._lock:
-            started = self._started.setdefault(stack, stamp) if stamp else None
+        started = self._started.setdefault(stack, stamp) if stamp else None
         elapsed = f"+{int((stamp - started).total_seconds()):>3}s" if started else "    ?"
         reason = " ".join(str(event.get("ResourceStatusReason") or "").split())
         text = f"{elapsed}  {event.get('LogicalResourceId', '?'):<28} " \

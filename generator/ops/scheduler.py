@@ -15,6 +15,10 @@ Waiting costs a few calls per poll, whatever the number of stacks in flight:
 All of it runs on one thread: the calls are paced (`Pacer`) to the CloudFormation rate in
 `generator.awsfacts.quotas`, and a throttled call is retried by botocore.
 
+When more jobs are ready than slots are free, the one with the longest chain of jobs
+waiting behind it starts first (critical-path list scheduling), so the call graph's
+deepest path is never queued behind leaves.
+
 After the first failure no job starts; those in flight are waited for, so the run ends
 with every stack it touched settled and named.
 """
@@ -102,6 +106,7 @@ class Scheduler:
         unknown = {dep for job in pending.values() for dep in job.after} - set(pending)
         if unknown:
             raise ValueError(f"jobs wait for unknown jobs: {', '.join(sorted(unknown))}")
+        pending = _longest_chain_first(pending)
         done: set[str] = set()
         running: list[_Running] = []
         outcomes: list[StackOutcome] = []
@@ -226,3 +231,40 @@ class Scheduler:
             self.settled[wait.name] = None if status == "DELETE_COMPLETE" else stack
             self.deployer.report(wait.name, wait.events.read_new())
         return status
+
+
+def _longest_chain_first(jobs: dict[str, Job]) -> dict[str, Job]:
+    """The jobs reordered, longest chain of dependents first (ties: given order)."""
+    dependents: dict[str, list[str]] = {key: [] for key in jobs}
+    for job in jobs.values():
+        for dep in job.after:
+            dependents[dep].append(job.key)
+    height: dict[str, int] = {}
+    for key in reversed(_topological(jobs)):
+        height[key] = 1 + max((height[d] for d in dependents[key]), default=0)
+    order = {key: index for index, key in enumerate(jobs)}
+    return {key: jobs[key] for key in sorted(jobs, key=lambda k: (-height[k], order[k]))}
+
+
+def _topological(jobs: dict[str, Job]) -> list[str]:
+    """Keys with every job after the jobs it waits for; a cycle is an error."""
+    ordered: list[str] = []
+    state: dict[str, int] = {}
+    for root in jobs:
+        stack = [(root, iter(jobs[root].after))]
+        if state.get(root):
+            continue
+        state[root] = 1
+        while stack:
+            key, deps = stack[-1]
+            dep = next(deps, None)
+            if dep is None:
+                stack.pop()
+                state[key] = 2
+                ordered.append(key)
+            elif state.get(dep) == 1:
+                raise ValueError(f"jobs wait for each other: {key} and {dep}")
+            elif not state.get(dep):
+                state[dep] = 1
+                stack.append((dep, iter(jobs[dep].after)))
+    return ordered

@@ -172,8 +172,8 @@ def stack_outputs(stack: dict | None) -> dict[str, str]:
 
 
 class StackDeployer:
-    """Runs the flow for one stack at a time; safe to share between threads (boto3 clients
-    are thread-safe, and the deployer keeps no per-stack state)."""
+    """Runs the flow of one stack (`deploy`, waiting here), or hands it out as a generator
+    (`flow`) for `generator.ops.scheduler` to run beside others; keeps no per-stack state."""
 
     def __init__(self, cfn, reporter: Reporter, poll_seconds: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep,

@@ -170,3 +170,25 @@ def test_one_services_new_image_updates_that_stack_only(project, run, boto, tmp_
     server = {p["ParameterKey"]: p.get("ParameterValue") for p in cfn.describe_stacks(
         StackName="shop-server")["Stacks"][0]["Parameters"]}
     assert server["ImageUri"].endswith(":def456")
+
+
+def test_with_one_slot_the_longest_chain_starts_first(tmp_path, boto):
+    """b1 and b2 come first in topology.yaml, but a has c waiting behind it."""
+    project = make_project(tmp_path, boto, """\
+app: shop
+namespace: shop.local
+services:
+  b1: {port: 8080}
+  b2: {port: 8080}
+  a: {port: 8080}
+  c: {port: 8080, calls: [a]}
+""")
+    model = deploy_model.Model(service_seconds=60)
+
+    ok, _ = _deploy(project, boto, model, max_parallel=1)
+
+    assert ok
+    services = [name for _, name in model.executed
+                if name in ("shop-a", "shop-b1", "shop-b2", "shop-c")]
+    assert services[0] == "shop-a", services
+    assert services.index("shop-c") > services.index("shop-a")
