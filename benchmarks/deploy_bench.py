@@ -12,7 +12,8 @@ For each topology (the tests/ops one, and the layered one at DEPLOY_BENCH_SIZES,
 Each run prints its change sets, CloudFormation calls, all AWS calls, the calls the model
 counted as throttled, and the modelled time (benchmarks/deploy_model.py says where each
 duration comes from). The first deploy is also run at other --max-parallel values
-(DEPLOY_BENCH_PARALLEL, default "8 16 32 64"): the default is chosen from that sweep.
+(DEPLOY_BENCH_PARALLEL, default "8 16 32 64"): the default is chosen from that sweep
+(DEPLOY_BENCH_SWEEP_ONLY=1 runs the sweep alone).
 The lower bound is the call graph's: the cluster, network and ingress phases, then one
 service stack per wave of callees-before-callers (`generator.plan`).
 """
@@ -80,15 +81,17 @@ def _leaf(topology) -> str:
     return next(s.name for s in topology.services if s.name not in called)
 
 
-def lower_bound(topology, service_seconds: float) -> float:
-    """The call graph's critical path on a first deploy: the cluster, network and ingress
+def lower_bound(topology, service_seconds: float, first: bool = True) -> float:
+    """The call graph's critical path. A first deploy: the cluster, network and ingress
     phases, then the longest chain of services each started once its callees are done, a
-    cycle taking two service stack updates (the rollout rule's redeploy)."""
+    cycle taking two service stack operations (the rollout rule's redeploy). An update of
+    every service stack (`first=False`): that chain alone, without redeploys (no endpoint
+    changed)."""
     from generator import plan as plan_module, rollout
 
     change_set = deploy_model.CHANGE_SET_SECONDS
     phases = sum(deploy_model.STACK_SECONDS[(kind, "create")] + change_set
-                 for kind in ("cluster", "network", "ingress"))
+                 for kind in ("cluster", "network", "ingress")) if first else 0.0
     plan = plan_module.build(topology)
     redeployed = {redeploy.service for wave in rollout.schedule(topology, plan)
                   for redeploy in wave}
@@ -101,7 +104,7 @@ def lower_bound(topology, service_seconds: float) -> float:
             start = max((finish[callee] for member in cycle
                          for callee in topology.service(member).calls
                          if callee not in cycle), default=0.0)
-            finish[name] = start + step * (2 if redeployed & set(cycle) else 1)
+            finish[name] = start + step * (2 if first and redeployed & set(cycle) else 1)
     return phases + max(finish.values(), default=0.0)
 
 
@@ -139,8 +142,9 @@ def measure(url: str, root: Path, label: str, text: str, max_parallel: int,
             "cfn_calls": cfn_calls, "calls": sum(model.calls.values()),
             "throttled": model.throttled,
             "minutes": (model.clock.now - started) / 60,
-            "bound": lower_bound(project.topology, service_seconds) / 60
-            if name == "first deploy" else None,
+            "bound": lower_bound(project.topology, service_seconds,
+                                 first=name == "first deploy") / 60
+            if name in ("first deploy", "every image") else None,
             "wall": time.perf_counter() - wall,
         })
     return rows
@@ -187,7 +191,8 @@ def main() -> int:
         os.environ["AWS_ENDPOINT_URL"] = url
         try:
             print(HEADER)
-            for label, text in topologies:
+            for label, text in ([] if os.environ.get("DEPLOY_BENCH_SWEEP_ONLY")
+                                else topologies):
                 for row in measure(url, root, label, text, DEFAULT_MAX_PARALLEL,
                                    service_seconds):
                     print(_row(row), flush=True)

@@ -372,27 +372,9 @@ class Deployment:
                 return False
         if not self._deploy_cluster():
             return False
-        existing = self._existing_networks()
-        new = [name for name in self.selected if name not in existing]
-        if new:
-            self.reporter.say("== network stacks (task security groups)")
-            if not self._deploy_all([(self._network_request, n) for n in new]):
-                return False
-        moving = self._rules_in_service_stack()
-        if set(self.selected) - moving:
-            self.reporter.say("== ingress stacks (the rules admitting each service's callers)")
-        if not self._deploy_all([(self._ingress_request, n) for n in self.selected
-                                 if n not in moving]):
-            return False
-        if existing:
-            # After the ingress stacks: an update that narrows a group's outbound rules
-            # (the allow-all rule of earlier versions) comes once the rules to the callees
-            # exist, so running tasks never lose a callee.
-            self.reporter.say("== network stacks that exist (their groups' outbound rules)")
-            if not self._deploy_all([(self._network_request, n) for n in existing]):
-                return False
-        self.reporter.say("== service stacks: each as soon as the services it calls are done")
-        if not self._schedule(self._service_jobs(self._deploy_values(), moving)):
+        self.reporter.say("== network, ingress and service stacks: each as soon as the "
+                          "stacks it needs are done")
+        if not self._schedule(self._stack_jobs(self._deploy_values())):
             return False
         if removed.get(params.KIND_NETWORK):
             self.reporter.say("== network stacks of removed services")
@@ -400,11 +382,56 @@ class Deployment:
                 return False
         return self._retire_tls_role()
 
-    def _service_jobs(self, deploy_values: Mapping[str, str], moving: set[str]) -> list[Job]:
+    def _stack_jobs(self, deploy_values: Mapping[str, str]) -> list[Job]:
+        """Every network, ingress and service stack of the run as one graph of jobs:
+
+        - a new network stack (task security group) waits for nothing;
+        - an ingress stack waits for the new groups it names (its service's, its callers'
+          and its callees'): a caller's group exists before a callee admits it;
+        - a network stack that exists waits for its service's ingress stack: a narrower
+          outbound rule set (the allow-all rule of earlier versions goes) only once the
+          rules to the callees exist, so running tasks never lose a callee;
+        - a service stack waits for its network and ingress stacks, its callees' ingress
+          stacks (it is admitted before its tasks start), and `_service_jobs`' order.
+        A service whose caller rules still live in its service stack (`moving`) gets its
+        ingress stack after its service stack, and its network stack after that."""
+        existing = set(self._existing_networks())
+        moving = self._rules_in_service_stack()
+        selected = set(self.selected)
+        callers: dict[str, set[str]] = {name: set() for name in self.selected}
+        for service in self.topology.services:
+            for callee in service.calls:
+                if callee in callers:
+                    callers[callee].add(service.name)
+
+        def new_network(name: str) -> list[str]:
+            return [f"network:{name}"] if name in selected and name not in existing else []
+
+        jobs = []
+        for name in self.selected:
+            service = self.topology.service(name)
+            groups = sorted({name, *service.calls, *callers[name]})
+            ingress_after = [key for group in groups for key in new_network(group)]
+            network = self._derived_start(self._network_request, name)
+            jobs.append(Job(f"network:{name}", network,
+                            (f"ingress:{name}",) if name in existing else ()))
+            if name in moving:
+                jobs.append(Job(f"ingress:{name}", self._late_ingress_start(name),
+                                (f"service:{name}", *ingress_after)))
+            else:
+                jobs.append(Job(f"ingress:{name}", self._derived_start(
+                    self._ingress_request, name), tuple(ingress_after)))
+        needs = {name: ([] if name in moving else [f"network:{name}", f"ingress:{name}"])
+                 + [f"ingress:{callee}" for callee in self.topology.service(name).calls
+                    if callee in selected and callee not in moving]
+                 for name in self.selected}
+        return jobs + self._service_jobs(deploy_values, moving, needs)
+
+    def _service_jobs(self, deploy_values: Mapping[str, str], moving: set[str],
+                      needs: Mapping[str, list[str]]) -> list[Job]:
         """One job per service stack, started when the stacks of the services it calls
-        (outside its own cycle) are done, with their follow-ups: the ingress stack of a
-        service whose caller rules leave its service stack (`moving`), and the redeploy
-        the rollout rule names once its whole cycle is deployed."""
+        (outside its own cycle) are done and its `needs` are, with their follow-ups: the
+        redeploy the rollout rule names once its whole cycle is deployed."""
         selected = set(self.selected)
         cycle_of = {name: cycle for cycle in self.plan.cycles for name in cycle}
         keys_of: dict[str, list[str]] = {}
@@ -424,10 +451,7 @@ class Deployment:
                      for key in keys_of[callee] + (
                          [f"redeploy:{callee}"] if callee in redeploys else [])]
             jobs.append(Job(f"service:{name}", self._service_start(name, deploy_values),
-                            tuple(after)))
-            if name in moving:
-                jobs.append(Job(f"ingress:{name}", self._late_ingress_start(name),
-                                (f"service:{name}",)))
+                            tuple(dict.fromkeys(needs[name] + after))))
         for name, redeploy in redeploys.items():
             if name in selected:
                 after = [key for member in cycle_of.get(name, (name,)) if member in selected
@@ -685,11 +709,6 @@ class Deployment:
                    "forced; its tasks may still hold the old endpoints")
         self.reporter.line(request.stack_name, failure)
         return StackOutcome(request.stack_name, "failed", failure=failure)
-
-    def _deploy_all(self, requests) -> bool:
-        """(request builder, service) pairs, all at once; each built at its start."""
-        return self._schedule([Job(f"{build.__name__}:{name}", self._derived_start(build, name))
-                               for build, name in requests])
 
     def _delete_all(self, stacks: Mapping[str, dict]) -> bool:
         if self.options.dry_run:

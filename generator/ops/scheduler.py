@@ -11,7 +11,8 @@ Waiting costs a few calls per poll, whatever the number of stacks in flight:
   of the waiting stacks are still running
   (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ListStacks.html);
 - only a stack that left that list is described, once, and its events read, once;
-- a change set is described until it is ready (no batch call exists for those).
+- a change set is described until it is ready (no batch call exists for those), every
+  CHANGE_SET_POLL_SECONDS rather than every stack poll.
 All of it runs on one thread: the calls are paced (`Pacer`) to the CloudFormation rate in
 `generator.awsfacts.quotas`, and a throttled call is retried by botocore.
 
@@ -40,6 +41,8 @@ IN_PROGRESS_STATUSES = (
     "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "IMPORT_IN_PROGRESS",
     "IMPORT_ROLLBACK_IN_PROGRESS",
 )
+# How often a change set is described while CloudFormation makes it (it takes seconds).
+CHANGE_SET_POLL_SECONDS = 5.0
 # A line naming what is still running, at most this often (seconds on the clock).
 HEARTBEAT_SECONDS = 60.0
 
@@ -84,6 +87,7 @@ class _Running:
     job: Job
     flow: Flow
     wait: object
+    due: float = 0.0  # a change set wait: when to describe it next
 
 
 @dataclass
@@ -112,12 +116,13 @@ class Scheduler:
         outcomes: list[StackOutcome] = []
         failed = False
         last_heartbeat = self.clock()
+        self._next_stack_poll = self.clock() + self.poll_seconds
         while True:
             if not failed:
                 failed = self._start_ready(pending, done, running, outcomes)
             if not running:
                 break
-            self.sleep(self.poll_seconds)
+            self._sleep_until_due(running)
             for item, answer in self._poll(running):
                 outcome = self._advance(item, answer)
                 if outcome is not None:
@@ -177,27 +182,45 @@ class Scheduler:
             if not progressed:
                 return False
 
-    @staticmethod
-    def _advance(item: _Running, answer) -> StackOutcome | None:
+    def _advance(self, item: _Running, answer) -> StackOutcome | None:
         """Send the flow its answer; its next wait is kept, its outcome returned."""
         try:
             item.wait = item.flow.send(answer)
         except StopIteration as finished:
             return finished.value
+        item.due = self.clock() + (self.change_set_poll_seconds
+                                   if isinstance(item.wait, AwaitChangeSet) else 0.0)
         return None
+
+    @property
+    def change_set_poll_seconds(self) -> float:
+        # A change set is ready within seconds; waiting a whole stack poll for it would
+        # hold a slot for nothing.
+        return min(self.poll_seconds, CHANGE_SET_POLL_SECONDS)
+
+    def _sleep_until_due(self, running: list[_Running]) -> None:
+        """Until the first change set is due, or the stacks' next poll."""
+        due = [item.due for item in running if isinstance(item.wait, AwaitChangeSet)]
+        if any(isinstance(item.wait, AwaitStack) for item in running):
+            due.append(self._next_stack_poll)
+        self.sleep(max(0.0, min(due) - self.clock()))
 
     # --- waiting ---------------------------------------------------------------------------
 
     def _poll(self, running: list[_Running]) -> list[tuple[_Running, object]]:
         """The waits that ended since the last poll, each with what its flow is sent."""
         answers = []
+        now = self.clock()
         for item in running:
-            if isinstance(item.wait, AwaitChangeSet):
+            if isinstance(item.wait, AwaitChangeSet) and item.due <= now:
                 described = describe_change_set(self.cfn, item.wait.change_set)
                 if described["Status"] not in ("CREATE_PENDING", "CREATE_IN_PROGRESS"):
                     answers.append((item, described))
+                else:
+                    item.due = self.clock() + self.change_set_poll_seconds
         stacks = [item for item in running if isinstance(item.wait, AwaitStack)]
-        if stacks:
+        if stacks and now >= self._next_stack_poll:
+            self._next_stack_poll = now + self.poll_seconds
             busy = self._in_progress()
             for item in stacks:
                 wait = item.wait

@@ -54,7 +54,9 @@ def test_a_caller_starts_when_its_callees_are_done_not_when_a_wave_is(tmp_path, 
     assert ok
     started = {name: time for time, name in model.executed}
     ends = model.ends
-    # c started once a was done, while b was still running; d waited for b.
+    # a and b were in flight at once; c started once a was done, while b was still
+    # running; d waited for b.
+    assert started["shop-b"] < ends["shop-a"] and started["shop-a"] < ends["shop-b"]
     assert ends["shop-a"] <= started["shop-c"] < ends["shop-b"]
     assert started["shop-d"] >= ends["shop-b"]
 
@@ -192,3 +194,22 @@ services:
                 if name in ("shop-a", "shop-b1", "shop-b2", "shop-c")]
     assert services[0] == "shop-a", services
     assert services.index("shop-c") > services.index("shop-a")
+
+
+def test_the_deploy_benchmark_measures_what_the_readme_quotes(moto, tmp_path):
+    """`python -m benchmarks deploy` on the tests/ops topology: its four runs, as the
+    README's table reads them, and a first deploy no shorter than the call graph allows."""
+    from benchmarks import deploy_bench
+    from tests.ops.conftest import TOPOLOGY
+
+    rows = {row["run"].split(" (")[0]: row for row in deploy_bench.measure(
+        moto, tmp_path, "tests-ops", TOPOLOGY, 32, 270.0)}
+
+    assert all(row["ok"] and row["throttled"] == 0 for row in rows.values()), rows
+    first, noop = rows["first deploy"], rows["no-op"]
+    leaf, every = rows["one leaf's image"], rows["every image"]
+    assert first["change_sets"] == 1 + 3 * 4 + 2  # cluster, 3 per service, 2 redeploys
+    assert first["minutes"] >= first["bound"] > 0
+    assert (noop["change_sets"], noop["executed"]) == (0, 0) and noop["minutes"] < 1
+    assert (leaf["change_sets"], leaf["executed"]) == (1, 1) and leaf["minutes"] < 6
+    assert every["executed"] == 4 and every["minutes"] >= every["bound"]

@@ -93,7 +93,7 @@ def test_turning_tls_off_removes_the_role_after_the_services(project_factory, ru
     last_wanted, last_users = updates[1]
     assert last_wanted == "false"
     assert {last_users["shop-web"], last_users["shop-store"]} == {""}
-    assert out.index("== service stacks") < out.index("== cluster again")
+    assert out.index("== network, ingress and service stacks") < out.index("== cluster again")
     cluster = _stack(boto, off.topology.cluster_stack_name)
     assert _parameters(cluster)[names.TLS_ROLE_WANTED_PARAMETER] == "false"
 
