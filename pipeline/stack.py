@@ -5,8 +5,8 @@ Stages: Source (a push to the branch, through a CodeConnections connection) -> B
 image built and pushed by pipeline/build_images.py) ->
 UpdatePipeline (this template onto its own stack, so pipeline changes land by merge) ->
 Approval (only when RequireApproval is "true") -> Deploy (one CodeBuild action running
-`python -m generator deploy`: prune removed services, the cluster, the network stacks,
-the services wave by wave) -> Verify.
+`python -m generator deploy`: prune removed services, the cluster, then the network,
+ingress and service stacks, each as soon as what it needs is done) -> Verify.
 
 The template does not depend on the services: it is the same for 2 services or 300, so a
 topology change never changes the pipeline, never changes its parameters, and never
@@ -308,7 +308,7 @@ def deploy_project(topology: Topology) -> codebuild.Project:
         "python -m generator deploy: prune removed services, then the cluster, the network "
         "stacks and every service, callees first",
         iam.DEPLOY_STEP_ROLE, DEPLOY_BUILDSPEC, iam.DEPLOY_LOG_GROUP, variables,
-        # A wave waits for ECS to stabilise; many waves take a while.
+        # A first deploy of 300 services is modelled at about 90 minutes (README, "Deploy").
         timeout_minutes=480)
 
 

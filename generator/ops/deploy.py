@@ -8,19 +8,23 @@ The pipeline's Deploy stage runs this same command, so there is one deployer. Or
    are deleted first, before anything they depend on changes (found by their tags, not
    their names);
 2. the cluster stack;
-3. the network stacks (task security groups) that do not exist yet, in parallel: callers'
-   groups exist before any callee's ingress stack admits them;
-4. every service's ingress stack (the rules admitting its callers, and its outbound rules
-   to its callees), in parallel: a new caller is admitted before its tasks start;
-4b. the network stacks that exist, in parallel: a narrower outbound rule set (the
-   allow-all rule of earlier versions goes) only once the rules to the callees exist;
-5. the service stacks, callees first (`generator.plan`): each starts as soon as the stacks
-   of the services it calls (outside its own cycle) are done, not when a whole wave is;
-   a cycle's redeploys (`generator.rollout`) follow once all its members are deployed;
-6. prune, phase 2: the network stacks of removed services, now that no ingress rule
+3. every network, ingress and service stack, as one graph of jobs (`_stack_jobs`), each
+   started as soon as what it needs is done, not when a phase is:
+   - a network stack (task security group) that does not exist yet: nothing;
+   - an ingress stack (the rules admitting its service's callers, and its outbound rules
+     to its callees): the new groups it names, so a caller's group exists before a
+     callee admits it;
+   - a network stack that exists: its service's ingress stack, so a narrower outbound
+     rule set (the allow-all rule of earlier versions goes) comes once the rules to the
+     callees exist;
+   - a service stack: its network and ingress stacks, its callees' ingress stacks (a new
+     caller is admitted before its tasks start), and the service stacks of the services it
+     calls outside its own cycle (`generator.plan`: callees first); a cycle's redeploys
+     (`generator.rollout`) once all its members are deployed;
+4. prune, phase 2: the network stacks of removed services, now that no ingress rule
    imports their groups (CloudFormation refuses to delete an export in use:
    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html);
-7. the cluster stack once more, only when Service Connect TLS was turned off: its
+5. the cluster stack once more, only when Service Connect TLS was turned off: its
    infrastructure role goes after the last service stack stopped using it.
 
 Parameters follow the console-update rule (`generator.params`): topology-owned values from
