@@ -213,3 +213,38 @@ def test_the_deploy_benchmark_measures_what_the_readme_quotes(moto, tmp_path):
     assert (noop["change_sets"], noop["executed"]) == (0, 0) and noop["minutes"] < 1
     assert (leaf["change_sets"], leaf["executed"]) == (1, 1) and leaf["minutes"] < 6
     assert every["executed"] == 4 and every["minutes"] >= every["bound"]
+
+
+def test_a_changed_endpoint_updates_its_stacks_and_the_redeploys_the_rule_names(tmp_path,
+                                                                              boto, run):
+    """server's port changes: its service and ingress stacks, client's ingress stack (its
+    outbound rule to server's port) and service stack (its PeerUrls), and client's
+    redeploy (it calls server inside their cycle, so its proxy must learn the new
+    endpoint once server's is there); nothing else."""
+    from generator import plan, rollout
+    from tests.ops.conftest import TOPOLOGY
+
+    project = make_project(tmp_path, boto, TOPOLOGY)
+    assert run(project.first_deploy_argv())[0] == 0
+    moved = TOPOLOGY.replace("  server:\n    port: 8080", "  server:\n    port: 8081")
+    assert moved != TOPOLOGY
+    again = make_project(tmp_path, boto, moved)  # the same directory, regenerated
+    before = {r.service: r.nonce for wave in rollout.schedule(
+        project.topology, plan.build(project.topology)) for r in wave}
+    after = {r.service: r.nonce for wave in rollout.schedule(
+        again.topology, plan.build(again.topology)) for r in wave}
+    named = {name for name in after if after[name] != before.get(name)}
+    assert named == {"client"}
+
+    code, out, _ = run(again.deploy_argv())
+
+    assert code == 0, out
+    changed = [line.split()[0] for line in out.splitlines()
+               if line.split()[1:2] and line.split()[1] in ("updated", "created")]
+    # client twice: its own update (its PeerUrls name server's port), which may run
+    # beside server's, then the redeploy once both are done.
+    assert sorted(changed) == sorted(["shop-server", "shop-server-ingress",
+                                      "shop-client-ingress", "shop-client",
+                                      "shop-client"]), out
+    assert out.index("shop-client          forcing a new deployment") > out.index(
+        "shop-server          UPDATE_COMPLETE (updated)")
