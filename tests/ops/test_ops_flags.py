@@ -12,6 +12,12 @@ from generator.cli import main
     (["deploy", "--subnets", "subnet-0a1b2c3d,sub-1"], "'sub-1' is not a subnet id"),
     (["deploy", "--vpc-id", "vpc-1"], "argument --vpc-id: 'vpc-1' is not a VPC id"),
     (["lint", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
+    (["deploy", "--calls-per-second", "-1"],
+     "argument --calls-per-second: must be a number, 0 or more"),
+    (["deploy", "--calls-per-second", "nan"],
+     "argument --calls-per-second: must be a number, 0 or more"),
+    (["deploy", "--calls-per-second", "fast"], "argument --calls-per-second: not a number"),
+    (["deploy", "--max-parallel", "0"], "argument --max-parallel: must be at least 1"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(capsys, argv, expected):
     with pytest.raises(SystemExit) as exited:
