@@ -11,7 +11,7 @@ reads them from this stack's parameters and passes them to every service stack.
 """
 from __future__ import annotations
 
-from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from awacs.aws import Action, Allow, Deny, PolicyDocument, Principal, Statement
 from awacs.sts import AssumeRole
 from troposphere import (
     Equals, Export, GetAtt, If, ImportValue, Join, Not, Output, Parameter,
@@ -166,6 +166,26 @@ def service_connect_tls_role(topology: Topology) -> iam.Role:
         ManagedPolicyArns=[Sub("arn:${AWS::Partition}:iam::aws:policy/" + TLS_MANAGED_POLICY)],
         PermissionsBoundary=ImportValue(f"{topology.bootstrap_stack_name}-"
                                         f"{names.BOUNDARY_EXPORT}"),
+        **({"Policies": [only_the_topologys_ca(topology.service_connect_tls.private_ca_arn)]}
+           if topology.service_connect_tls else {}),
+    )
+
+
+def only_the_topologys_ca(ca_arn: str) -> iam.Policy:
+    """The managed policy allows its Private CA actions on any CA (Resource "*"), and the
+    boundary any CA tagged AmazonECSManaged=true: this explicit deny (which beats both,
+    IAM's policy evaluation logic) keeps the role to topology.yaml's CA (issue 15, path 6).
+    Absent while TLS is being turned off (the role is then kept only until the services
+    stop using it, and the CA is no longer in topology.yaml)."""
+    return iam.Policy(
+        PolicyName="OnlyTheTopologysPrivateCa",
+        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
+            Sid="NoOtherPrivateCa",
+            Effect=Deny,
+            Action=[Action(*action.split(":")) for action in TLS_MANAGED_POLICY_ACTIONS
+                    if action.startswith("acm-pca:")],
+            NotResource=[ca_arn, f"{ca_arn}/*"],
+        )]),
     )
 
 

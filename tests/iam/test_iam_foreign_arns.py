@@ -108,7 +108,10 @@ def _applies(statement: dict, action: str, resource: str, context: dict) -> bool
     stack = statement["_stack"]
     if not any(_matches(a, action, case_sensitive=False) for a in _listed(statement["Action"])):
         return False
-    if not any(_matches(r, resource) for r in _resolve(statement["Resource"], stack)):
+    if "NotResource" in statement:
+        if any(_matches(r, resource) for r in _resolve(statement["NotResource"], stack)):
+            return False
+    elif not any(_matches(r, resource) for r in _resolve(statement["Resource"], stack)):
         return False
     for operator, keys in statement.get("Condition", {}).items():
         for key, wanted in keys.items():
@@ -169,9 +172,12 @@ def app_roles(generated) -> dict[str, Role]:
             if isinstance(resource, dict) and resource["Type"] == "AWS::IAM::Role":
                 result[logical_id] = Role(_statements(role_documents(template, logical_id), stack),
                                           boundary)
+    # Its AWS managed policy, as its actions on "*", and the role's own inline policies.
     tls = [{"Effect": "Allow", "Action": list(TLS_MANAGED_POLICY_ACTIONS), "Resource": "*",
             "_stack": f"{APP}-cluster"}]
     assert "ServiceConnectTlsRole" in templates["cluster.yaml"]["Resources"]
+    tls += _statements(role_documents(templates["cluster.yaml"], "ServiceConnectTlsRole"),
+                       f"{APP}-cluster")
     result["ServiceConnectTlsRole"] = Role(tls, boundary)
     return result
 
@@ -255,6 +261,9 @@ FOREIGN = [
      f"arn:aws:lambda:{P}:function:billing-charge", {}),
 ]
 
+OWN_CA = ("arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/"
+          "0f3c1d2e-1111-2222-3333-444455556666")
+
 # (role, probe id) still allowed today, with the issue's path: strict xfails. Paths 10-15
 # and the deploy role's prefix grants are item 2 (the deploy role's writes, another
 # helper's work); 6 is the Service Connect TLS role's CA grant.
@@ -262,9 +271,6 @@ OPEN = {
     # Application Auto Scaling validates alarms with nameless calls: a documented decision
     # (generator/stacks/deployscope.py UNSCOPED_WRITES).
     ("DeployRole", "alarm-of-another-team"): 15,
-    # The boundary admits CAs tagged AmazonECSManaged=true only; another team's CA so
-    # tagged is still in reach (the CA is topology.yaml's, unknown at bootstrap).
-    ("ServiceConnectTlsRole", "another-ecs-managed-ca"): 6,
 }
 
 
@@ -330,6 +336,8 @@ OWN = {
     ],
     "ServiceConnectTlsRole": [
         ("secretsmanager:CreateSecret", f"arn:aws:secretsmanager:{P}:secret:ecs-sc!abc-AbCdEf", {}),
+        # topology.yaml's CA (tests/iam/conftest.py), tagged as the TLS page requires.
+        ("acm-pca:IssueCertificate", OWN_CA, {"aws:ResourceTag/AmazonECSManaged": "true"}),
     ],
 }
 

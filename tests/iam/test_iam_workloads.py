@@ -52,10 +52,17 @@ def test_every_role_of_the_workloads_stacks_carries_the_boundary(workloads_templ
         assert role["Properties"].get("PermissionsBoundary") in expected, logical_id
 
 
-def test_the_tls_role_has_only_the_managed_policy_and_it_fits_inside_the_boundary(
-        workloads_templates):
+def test_the_tls_role_has_the_managed_policy_and_a_deny_outside_the_topologys_ca(
+        workloads_templates, workloads_topology):
     role = roles(workloads_templates["cluster.yaml"])[cluster_stack.TLS_ROLE]["Properties"]
-    assert not role.get("Policies")
+    # Issue 15, path 6: the only inline policy denies every Private CA action on any CA
+    # but topology.yaml's (and its certificates), so it allows nothing.
+    ca = workloads_topology.service_connect_tls.private_ca_arn
+    (policy,) = role["Policies"]
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["NotResource"] == [ca, f"{ca}/*"]
+    assert sorted(deny["Action"]) == sorted(a for a in cluster_stack.TLS_MANAGED_POLICY_ACTIONS
+                                            if a.startswith("acm-pca:"))
     assert role["ManagedPolicyArns"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/"
                                           + cluster_stack.TLS_MANAGED_POLICY}]
     boundary = boundary_document(workloads_templates)
