@@ -438,15 +438,30 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Sid="TasksRun",
             Effect=Allow,
             Action=[
-                # Execution role: image pull and awslogs (service stack).
+                # Execution role: image pull (service stack). Reads; the repository is
+                # topology.yaml's, which may be any (README, "Trust model").
                 *actions("ecr", "GetAuthorizationToken", "BatchCheckLayerAvailability",
                          "BatchGetImage", "GetDownloadUrlForLayer"),
-                *actions("logs", "CreateLogStream", "PutLogEvents"),
-                # Task role: ECS Exec's channel.
+                # Task role: ECS Exec's channel. These actions have no resource type in
+                # the Service Authorization Reference: "*" is the only resource they take.
                 *actions("ssmmessages", "CreateControlChannel", "CreateDataChannel",
                          "OpenControlChannel", "OpenDataChannel"),
             ],
             Resource=["*"],
+        ),
+        Statement(
+            # awslogs of the tasks (service stack: /ecs/<cluster stack>/<service>) and of
+            # the pipeline's CodeBuild steps (/aws/codebuild/<app>-pipeline-<step>): the
+            # app's own log groups only (checkov CKV_AWS_111).
+            Sid="TasksAndStepsWriteTheAppsLogs",
+            Effect=Allow,
+            Action=actions("logs", "CreateLogStream", "PutLogEvents"),
+            Resource=[
+                Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+                    f"/ecs/{topology.cluster_stack_name}/*"),
+                Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+                    f"/aws/codebuild/{app}-pipeline-*"),
+            ],
         ),
         Statement(
             # Container secrets: the app's own names only (generator.topology refuses any

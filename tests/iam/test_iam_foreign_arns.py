@@ -46,7 +46,7 @@ VALUES = {
     "TemplateBucket.Arn": f"arn:aws:s3:::{TEMPLATE_BUCKET}", "TemplateBucket": TEMPLATE_BUCKET,
     "BuildLogGroup.Arn": f"arn:aws:logs:{P}:log-group:/aws/codebuild/{APP}-pipeline-build:*",
     "VerifyLogGroup.Arn": f"arn:aws:logs:{P}:log-group:/aws/codebuild/{APP}-pipeline-verify:*",
-    "LogGroup.Arn": f"arn:aws:logs:{P}:log-group:/ecs/{APP}/web:*",
+    "LogGroup.Arn": f"arn:aws:logs:{P}:log-group:/ecs/{APP}-cluster/web:*",
     "ImageRepository.Arn": OWN_REPOSITORY,
     "LintReportGroup.Arn": f"arn:aws:codebuild:{P}:report-group/{APP}-pipeline-lint",
     "TestReportGroup.Arn": f"arn:aws:codebuild:{P}:report-group/{APP}-pipeline-tests",
@@ -257,6 +257,8 @@ FOREIGN = [
      f"arn:aws:cloudwatch:{P}:alarm:billing-5xx", {}),
     ("assume-the-org-admin-role", 0, "sts:AssumeRole",
      f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole", {}),
+    ("write-into-another-teams-logs", 0, "logs:PutLogEvents",
+     f"arn:aws:logs:{P}:log-group:/ecs/billing-cluster/api:log-stream:app/app/0a1b", {}),
     ("invoke-another-teams-function", 0, "lambda:InvokeFunction",
      f"arn:aws:lambda:{P}:function:billing-charge", {}),
 ]
@@ -329,7 +331,8 @@ OWN = {
         ("ssm:GetParameters", OWN_PARAMETER, {}),
         ("kms:Decrypt", OWN_KEY, {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}),
         ("ecr:BatchGetImage", OWN_REPOSITORY, {}),
-        ("logs:PutLogEvents", f"arn:aws:logs:{P}:log-group:/ecs/{APP}/web:log-stream:web/x", {}),
+        ("logs:PutLogEvents",
+         f"arn:aws:logs:{P}:log-group:/ecs/{APP}-cluster/web:log-stream:app/app/0a1b", {}),
     ],
     "TaskRole": [
         ("ssmmessages:OpenDataChannel", "*", {}),
