@@ -504,8 +504,10 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Action=actions("s3", "GetObject", "GetObjectVersion", "PutObject",
                            "DeleteObject", "ListBucket", "GetBucketLocation",
                            "GetBucketVersioning", "GetBucketAcl"),
-            Resource=[Sub("arn:${AWS::Partition}:s3:::%s-*" % app),
-                      Sub("arn:${AWS::Partition}:s3:::%s-*/*" % app)],
+            Resource=[Sub("arn:${AWS::Partition}:s3:::%s-%s-*" % (app, stack))
+                      for stack in ("pipeline", "bootstrap")]
+            + [Sub("arn:${AWS::Partition}:s3:::%s-%s-*/*" % (app, stack))
+               for stack in ("pipeline", "bootstrap")],
         ),
         Statement(
             # The connection is the pipeline stack's parameter, unknown here: this
@@ -520,8 +522,9 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Effect=Allow,
             Action=actions("codebuild", "StartBuild", "BatchGetBuilds", "CreateReport",
                            "UpdateReport", "BatchPutTestCases"),
-            Resource=[_arn("codebuild", f"project/{app}-*"),
-                      _arn("codebuild", f"report-group/{app}-*")],
+            # The pipeline stack's projects and report groups: <app>-pipeline-<step>.
+            Resource=[_arn("codebuild", f"project/{app}-pipeline-*"),
+                      _arn("codebuild", f"report-group/{app}-pipeline-*")],
         ),
         Statement(
             # The app's stacks; a change set of a template with a transform also needs
@@ -530,9 +533,39 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Sid="PipelineChangesTheAppsStacks",
             Effect=Allow,
             Action=actions("cloudformation", *[n for n in cloudformation if n not in unnamed]),
-            Resource=[_arn("cloudformation", f"stack/{app}-*/*"),
-                      Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:"
-                          "transform/LanguageExtensions")],
+            Resource=[_arn("cloudformation", f"stack/{app}-{stack}/*")
+                      for stack in ("cluster", "pipeline")]
+            + [Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:"
+                   "transform/LanguageExtensions")],
+        ),
+        # Every other stack of the app (<app>-<service>[-network|-ingress]): by name and by
+        # its app tag (generator.params.tags), since a name prefix alone also matches an
+        # app named <app>-<more> (issue 15, path 9). Reads by name: they change nothing,
+        # and a deleted stack's events are still read.
+        Statement(
+            Sid="PipelineReadsTheAppsStacks",
+            Effect=Allow,
+            Action=actions("cloudformation", *[n for n in cloudformation
+                                               if n not in unnamed and n.startswith("Describe")]),
+            Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
+        ),
+        Statement(
+            Sid="PipelineChangesTheAppsTaggedStacks",
+            Effect=Allow,
+            Action=actions("cloudformation", *[n for n in cloudformation
+                                               if n not in unnamed
+                                               and not n.startswith("Describe")]),
+            Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
+            Condition=Condition(StringEquals({f"aws:ResourceTag/{deployscope.APP_TAG}": app})),
+        ),
+        Statement(
+            # A new stack has no tags yet: its change set must bring the app tag.
+            Sid="PipelineCreatesTheAppsTaggedStacks",
+            Effect=Allow,
+            Action=actions("cloudformation", "CreateChangeSet", "CreateStack"),
+            Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
+            Condition=Condition([StringEquals({f"aws:RequestTag/{deployscope.APP_TAG}": app}),
+                                 Null({f"aws:ResourceTag/{deployscope.APP_TAG}": "true"})]),
         ),
         Statement(
             Sid="PipelineRuns",

@@ -20,9 +20,9 @@ PATHS = [
     ("PipelineChangesTheAppsStacks", "cloudformation:UpdateStack",
      f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{APP}-cluster/0a1b",
      f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{OTHER}-cluster/0a1b"),
-    ("PipelineChangesTheAppsStacks", "cloudformation:ExecuteChangeSet",
-     f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{APP}-web/0a1b",
-     f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{OTHER}-web/0a1b"),
+    ("PipelineChangesTheAppsStacks", "cloudformation:UpdateStack",
+     f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{APP}-pipeline/0a1b",
+     f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{APP}-prod-pipeline/0a1b"),
     ("PipelineRunsTheAppsBuilds", "codebuild:StartBuild",
      f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{APP}-pipeline-deploy",
      f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{OTHER}-pipeline-deploy"),
@@ -69,7 +69,6 @@ def test_the_boundary_reaches_this_apps_resources_only(boundary, sid, action, ow
 
 # What the pipeline's roles do, as concrete requests (pipeline.iam): still inside.
 STILL_ALLOWED = [
-    ("cloudformation:CreateChangeSet", f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{APP}-web/*"),
     ("cloudformation:CreateChangeSet", f"arn:aws:cloudformation:{REGION}:aws:transform/LanguageExtensions"),
     ("cloudformation:UpdateStack", f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{APP}-pipeline/0a1b"),
     ("cloudformation:DescribeStacks", "*"),
@@ -84,3 +83,34 @@ STILL_ALLOWED = [
 @pytest.mark.parametrize("action, resource", STILL_ALLOWED)
 def test_the_pipelines_own_requests_stay_inside(boundary, action, resource):
     assert decide(boundary, action, resource, {}) == "allow"
+
+
+SERVICE_STACK = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{APP}-web/0a1b"
+# An app whose name extends this one's: its stacks match the name prefix (issue 15, path 9).
+LONGER_APPS_STACK = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{APP}-prod-web/0a1b"
+OWN_TAG = {"aws:ResourceTag/app": APP}
+
+
+@pytest.mark.parametrize("action, resource, context, decision", [
+    # The app's service, network and ingress stacks, by their app tag.
+    ("cloudformation:ExecuteChangeSet", SERVICE_STACK, OWN_TAG, "allow"),
+    ("cloudformation:DeleteStack", SERVICE_STACK, OWN_TAG, "allow"),
+    ("cloudformation:CreateChangeSet", SERVICE_STACK,
+     {**OWN_TAG, "aws:RequestTag/app": APP}, "allow"),
+    # A new one: no tags yet, its change set brings the app's.
+    ("cloudformation:CreateChangeSet", SERVICE_STACK, {"aws:RequestTag/app": APP}, "allow"),
+    ("cloudformation:CreateChangeSet", SERVICE_STACK, {}, "deny"),
+    # Reads by name.
+    ("cloudformation:DescribeStackEvents", SERVICE_STACK, {}, "allow"),
+    # The longer-named app's stacks: refused, even with this app's tag in the request.
+    ("cloudformation:ExecuteChangeSet", LONGER_APPS_STACK,
+     {"aws:ResourceTag/app": f"{APP}-prod"}, "deny"),
+    ("cloudformation:DeleteStack", LONGER_APPS_STACK,
+     {"aws:ResourceTag/app": f"{APP}-prod"}, "deny"),
+    ("cloudformation:CreateChangeSet", LONGER_APPS_STACK,
+     {"aws:ResourceTag/app": f"{APP}-prod", "aws:RequestTag/app": APP}, "deny"),
+])
+def test_the_apps_other_stacks_are_reached_by_their_app_tag(boundary, action, resource,
+                                                            context, decision):
+    allowed = decide(boundary, action, resource, context) == "allow"
+    assert allowed == (decision == "allow"), (action, resource, context)

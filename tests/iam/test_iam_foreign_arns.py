@@ -314,7 +314,8 @@ OWN = {
         ("s3:GetObject", f"arn:aws:s3:::{ARTIFACT_BUCKET}/source.zip", {}),
     ],
     "DeployStepRole": [
-        ("cloudformation:ExecuteChangeSet", f"arn:aws:cloudformation:{P}:stack/{APP}-web/0a1b", {}),
+        ("cloudformation:ExecuteChangeSet", f"arn:aws:cloudformation:{P}:stack/{APP}-web/0a1b",
+         {"aws:ResourceTag/app": APP}),
         ("iam:PassRole", DEPLOY_ROLE_ARN, {"iam:PassedToService": "cloudformation.amazonaws.com"}),
         ("s3:PutObject", f"arn:aws:s3:::{TEMPLATE_BUCKET}/templates/service.yaml", {}),
     ],
