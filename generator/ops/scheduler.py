@@ -150,15 +150,16 @@ class Scheduler:
         """Start every job whose dependencies are done, while slots are free; a job that
         finishes at once may free others in the same pass. True once a job failed."""
         while True:
-            ready = [job for job in pending.values() if all(dep in done for dep in job.after)]
             free = self.max_parallel - len(running)
-            if not ready or free <= 0:
+            # Only as many as may start now: what `prefetch` reads is used at once, not
+            # by a job that starts an hour later.
+            ready = [job for job in pending.values()
+                     if all(dep in done for dep in job.after)][:max(free, 0)]
+            if not ready:
                 return False
             self.prefetch(ready)
             progressed = False
             for job in ready:
-                if len(running) >= self.max_parallel:
-                    break
                 del pending[job.key]
                 started = job.start()
                 if started is None or isinstance(started, StackOutcome):

@@ -248,3 +248,37 @@ def test_a_changed_endpoint_updates_its_stacks_and_the_redeploys_the_rule_names(
                                       "shop-client"]), out
     assert out.index("shop-client          forcing a new deployment") > out.index(
         "shop-server          UPDATE_COMPLETE (updated)")
+
+
+def test_a_stack_past_its_timeout_fails_the_run_and_its_callers_never_start(tmp_path, boto):
+    """--timeout bounds each stack's wait in the scheduler too: the run stops waiting
+    (CloudFormation carries on), fails, and starts nothing that needed that stack."""
+    project = make_project(tmp_path, boto, DIAMOND)
+    model = deploy_model.Model(service_seconds=60, stack_seconds={"shop-a": 3 * 3600})
+
+    ok, deployment = _deploy(project, boto, model, timeout_seconds=600)
+
+    assert not ok
+    failed = [o for o in deployment.outcomes if not o.ok]
+    assert [(o.stack_name, o.failure) for o in failed] == [
+        ("shop-a", "still CREATE_IN_PROGRESS after 600 s")]
+    started = {name for _, name in model.executed}
+    assert "shop-c" not in started  # c calls a
+    # The run gave up at the timeout, not at a's end.
+    assert model.clock.now < model.ends["shop-a"]
+
+
+def test_prefetch_reads_only_for_the_jobs_that_start_now():
+    """The running desiredCount is read just before a service stack starts, not for every
+    ready job: a job that waits for a slot gets a fresh value at its turn."""
+    from generator.ops.scheduler import Job, Scheduler
+
+    batches = []
+    started = []
+    jobs = [Job(f"service:s{i}", lambda i=i: started.append(i)) for i in range(7)]
+    scheduler = Scheduler(cfn=None, deployer=None, reporter=None, max_parallel=3,
+                          prefetch=lambda ready: batches.append([j.key for j in ready]))
+
+    assert scheduler.run(jobs) == []
+    assert sorted(started) == list(range(7))
+    assert all(len(batch) <= 3 for batch in batches) and sum(map(len, batches)) == 7
