@@ -134,3 +134,21 @@ def test_every_action_condition_key_pair_is_one_iam_evaluates(every_pair):
 ])
 def test_the_check_itself(action, key, evaluated):
     assert key_is_evaluated(action, key) is evaluated
+
+
+def test_a_misplaced_key_deep_inside_a_generated_template_is_found():
+    """The walk reaches statements nested in roles' policies and Fn::If branches: a key
+    put on the wrong action in a copy of the workloads service template is reported, and
+    nothing else is."""
+    import copy
+
+    from tests.workloads.workloads_kit import WORKLOADS_TOPOLOGY
+
+    documents = _documents(WORKLOADS_TOPOLOGY)
+    template = copy.deepcopy(documents["service.yaml"])
+    statement = next(s for s in _statements(template["Resources"]["ExecutionRole"], [])
+                     if "kms:Decrypt" in _actions(s) and s.get("Condition"))
+    statement["Condition"].setdefault("StringEquals", {})["kms:ViaServices"] = "typo"
+    unevaluated = sorted((action, key) for _, action, key in _pairs({"service.yaml": template})
+                         if not key_is_evaluated(action, key))
+    assert unevaluated == [("kms:Decrypt", "kms:ViaServices")]
