@@ -1,4 +1,4 @@
-"""One stack, created or updated through a change set, its events streamed while it runs.
+"""One stack, created or updated through a change set, its events reported as it runs.
 
 The flow is CloudFormation's own: CreateChangeSet (CREATE or UPDATE) -> wait -> describe
 -> ExecuteChangeSet -> poll DescribeStackEvents and DescribeStacks until the stack settles.
@@ -10,6 +10,11 @@ made, with no further call: the template by the fingerprint in its Description
 (`generator.fingerprint`), the parameters by their real values. Values passed as
 UsePreviousValue cannot differ, so they are not compared; a value that does differ, a
 console edit of a topology-owned parameter included, means a change set as before.
+
+Over 400 lines because it is one stack's whole life as both drivers run it (the blocking
+`deploy`, and `generator.ops.scheduler` with many stacks at once): the states a change set
+can start from, create, update, recreate after a failed first create, delete, and the
+unchanged check. The events are `generator.ops.stackevents`.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from typing import Callable, Generator, Mapping
 
 from generator import fingerprint
 from generator.ops.aws import error_code, error_message
+from generator.ops.stackevents import EventStream
 from generator.ops.report import Reporter
 
 
@@ -34,7 +40,6 @@ PREVIOUS = _UsePrevious()
 
 NO_CHANGES_REASONS = ("didn't contain changes", "No updates are to be performed")
 CHANGE_SET_PENDING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
-CANCELLED_REASONS = ("Resource creation cancelled", "Resource update cancelled")
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 
 # Stack states in which an identical template and identical values mean nothing to do: the
@@ -70,7 +75,7 @@ class AwaitStack:
     still *_IN_PROGRESS once `deadline` (on the deployer's clock) passed."""
     name: str
     stack_id: str
-    events: "EventStream"
+    events: EventStream
     deadline: float | None = None
 
 
@@ -406,61 +411,6 @@ class StackDeployer:
             self.reporter.event(name, event)
 
 
-class EventStream:
-    """The events of one stack operation, oldest first, each read once.
-
-    DescribeStackEvents pages newest first; reading stops at the newest event already seen.
-    """
-
-    def __init__(self, cfn, stack_id: str):
-        self.cfn = cfn
-        self.stack_id = stack_id
-        self.last_seen: str | None = None
-        self.seen: list[dict] = []
-
-    def skip_existing(self) -> None:
-        page = self.cfn.describe_stack_events(StackName=self.stack_id)["StackEvents"]
-        self.last_seen = page[0]["EventId"] if page else None
-
-    def read_new(self) -> list[dict]:
-        fresh: list[dict] = []
-        token = None
-        while True:
-            arguments = {"StackName": self.stack_id}
-            if token:
-                arguments["NextToken"] = token
-            response = self.cfn.describe_stack_events(**arguments)
-            for event in response["StackEvents"]:
-                if event["EventId"] == self.last_seen:
-                    return self._remember(fresh)
-                fresh.append(event)
-            token = response.get("NextToken")
-            if not token:
-                return self._remember(fresh)
-
-    def _remember(self, fresh: list[dict]) -> list[dict]:
-        if fresh:
-            self.last_seen = fresh[0]["EventId"]
-        oldest_first = list(reversed(fresh))
-        self.seen.extend(oldest_first)
-        return oldest_first
-
-    def first_failure(self) -> str | None:
-        """'<LogicalId>: <reason>' of the earliest failure, cancellations skipped.
-
-        A resource's own failure is preferred over the stack-level event it causes.
-        """
-        failures = [
-            event for event in self.seen
-            if event.get("ResourceStatus", "").endswith("_FAILED")
-            and not _reason(event).startswith(CANCELLED_REASONS)
-        ]
-        resources = [e for e in failures if e.get("LogicalResourceId") != e.get("StackName")]
-        for event in resources or failures:
-            return f"{event['LogicalResourceId']}: {_reason(event) or event['ResourceStatus']}"
-        return None
-
-
 def _status(cfn, stack_id: str) -> str:
     try:
         return cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
@@ -474,10 +424,6 @@ def _status(cfn, stack_id: str) -> str:
 
 def _no_changes(reason: str) -> bool:
     return any(marker in reason for marker in NO_CHANGES_REASONS)
-
-
-def _reason(event: dict) -> str:
-    return " ".join(str(event.get("ResourceStatusReason", "")).split())
 
 
 def describe_change_set(cfn, change_set: str) -> dict:

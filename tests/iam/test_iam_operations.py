@@ -14,8 +14,10 @@ from generator.awsfacts import operations, permissions
 from recording import BotoCallRecorder
 
 DEPLOY_MODULES = ("generator/ops/deploy.py", "generator/ops/stackflow.py",
+                  "generator/ops/stackevents.py", "generator/ops/scheduler.py",
                   "generator/ops/preflight.py")
-VERIFY_MODULES = ("generator/ops/inspect.py", "generator/ops/stackflow.py")
+VERIFY_MODULES = ("generator/ops/inspect.py", "generator/ops/stackflow.py",
+                  "generator/ops/stackevents.py")
 
 
 def _client_methods(client_name: str) -> dict[str, str]:
@@ -54,6 +56,7 @@ def _called_operations(repo_root: Path, modules, clients) -> set[str]:
     """Every `<something>.<client method>(` in the modules, as <client>.<Operation>."""
     source = "\n".join((repo_root / m).read_text() for m in modules)
     calls = set(re.findall(r"\.([a-z][a-z0-9_]*)\(", source))
+    calls |= set(re.findall(r"get_paginator\(\"([a-z0-9_]+)\"\)", source))
     found = set()
     for client in clients:
         for method, operation in _client_methods(client).items():
@@ -66,6 +69,8 @@ def test_the_deploy_code_calls_only_declared_operations(repo_root):
     called = _called_operations(repo_root, DEPLOY_MODULES,
                                 ("cloudformation", "ecs", "s3", "acm-pca"))
     assert called, "no boto3 call found: the scan is broken"
+    # Paginated calls too (the scheduler's ListStacks, the preflight's DescribeStacks).
+    assert {"cloudformation.ListStacks", "cloudformation.DescribeStacks"} <= called
     declared = operations.DEPLOY_OPERATIONS | operations.DEPLOY_TLS_OPERATIONS
     assert called <= declared, called - declared
 
