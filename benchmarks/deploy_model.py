@@ -19,7 +19,7 @@ generator.awsfacts.quotas.CLOUDFORMATION_CALLS_PER_SECOND_ASSUMED): calls are co
 token bucket of that rate, and a call that finds it empty is counted as throttled (on AWS
 it would be retried by botocore, or fail once its retry quota ran out).
 
-Durations, each with where it comes from:
+The durations are the constants below, each with where it comes from.
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ class Model:
             self.busy_until[params["StackName"]] = (now + DELETE_SECONDS, "DELETE_IN_PROGRESS")
         elif name == "DescribeStacks":
             for stack in parsed.get("Stacks", []):
-                status = self._in_progress(stack["StackId"], stack["StackName"])
+                status = self._in_progress(stack["StackId"])
                 if status:
                     stack["StackStatus"] = status
         elif name == "ListStacks":
@@ -150,9 +150,6 @@ class Model:
         self.ends[name] = self.clock.now + seconds
         self.executed.append((self.clock.now, name))
 
-    def _in_progress(self, stack_id: str, name: str) -> str | None:
-        for key in (stack_id, name):
-            end, status = self.busy_until.get(key, (0.0, ""))
-            if end > self.clock.now:
-                return status
-        return None
+    def _in_progress(self, stack_id: str) -> str | None:
+        end, status = self.busy_until.get(stack_id, (0.0, ""))
+        return status if end > self.clock.now else None

@@ -54,6 +54,7 @@ callers lose reach to it for the time the ingress stack takes to create, once.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,11 +403,6 @@ class Deployment:
         existing = set(self._existing_networks())
         moving = self._rules_in_service_stack()
         selected = set(self.selected)
-        callers: dict[str, set[str]] = {name: set() for name in self.selected}
-        for service in self.topology.services:
-            for callee in service.calls:
-                if callee in callers:
-                    callers[callee].add(service.name)
 
         def new_network(name: str) -> list[str]:
             return [f"network:{name}"] if name in selected and name not in existing else []
@@ -414,17 +410,19 @@ class Deployment:
         jobs = []
         for name in self.selected:
             service = self.topology.service(name)
-            groups = sorted({name, *service.calls, *callers[name]})
+            groups = sorted({name, *service.calls,
+                             *(caller.name for caller in self.topology.callers(service))})
             ingress_after = [key for group in groups for key in new_network(group)]
-            network = self._derived_start(self._network_request, name)
-            jobs.append(Job(f"network:{name}", network,
+            jobs.append(Job(f"network:{name}", self._start(self._network_request, name),
                             (f"ingress:{name}",) if name in existing else ()))
             if name in moving:
-                jobs.append(Job(f"ingress:{name}", self._late_ingress_start(name),
-                                (f"service:{name}", *ingress_after)))
+                jobs.append(Job(f"ingress:{name}", self._start(
+                    self._ingress_request, name, note="now, not before: their caller rules "
+                                                      "left the service stack just now"),
+                    (f"service:{name}", *ingress_after)))
             else:
-                jobs.append(Job(f"ingress:{name}", self._derived_start(
-                    self._ingress_request, name), tuple(ingress_after)))
+                jobs.append(Job(f"ingress:{name}", self._start(self._ingress_request, name),
+                                tuple(ingress_after)))
         needs = {name: ([] if name in moving else [f"network:{name}", f"ingress:{name}"])
                  + [f"ingress:{callee}" for callee in self.topology.service(name).calls
                     if callee in selected and callee not in moving]
@@ -454,8 +452,9 @@ class Deployment:
                      if callee not in cycle and callee in selected
                      for key in keys_of[callee] + (
                          [f"redeploy:{callee}"] if callee in redeploys else [])]
-            jobs.append(Job(f"service:{name}", self._service_start(name, deploy_values),
-                            tuple(dict.fromkeys(needs[name] + after))))
+            jobs.append(Job(f"service:{name}", self._start(
+                functools.partial(self._service_request, deploy_values=deploy_values), name),
+                tuple(dict.fromkeys(needs[name] + after))))
         for name, redeploy in redeploys.items():
             if name in selected:
                 after = [key for member in cycle_of.get(name, (name,)) if member in selected
@@ -649,23 +648,13 @@ class Deployment:
                                **self._template(self.service_template))
         return request, stack
 
-    def _service_start(self, name: str, deploy_values: Mapping[str, str]):
-        def start():
-            request, stack = self._service_request(name, deploy_values)
-            return self.deployer.flow(request, stack, preview=self.options.dry_run)
-        return start
-
-    def _derived_start(self, build, name: str):
+    def _start(self, build, name: str, note: str = ""):
+        """A job's start: `build(name)` at the job's turn (the stack as it is then), an
+        optional line about why now, and the stack's flow."""
         def start():
             request, stack = build(name)
-            return self.deployer.flow(request, stack, preview=self.options.dry_run)
-        return start
-
-    def _late_ingress_start(self, name: str):
-        def start():
-            request, stack = self._ingress_request(name)
-            self.reporter.line(request.stack_name, "now, not before: their caller rules left "
-                                                   "the service stack just now")
+            if note:
+                self.reporter.line(request.stack_name, note)
             return self.deployer.flow(request, stack, preview=self.options.dry_run)
         return start
 
@@ -724,9 +713,7 @@ class Deployment:
             for name, stack in sorted(stacks.items())])
 
     def _schedule(self, jobs: Sequence[Job]) -> bool:
-        return self._record(self.scheduler.run(jobs))
-
-    def _record(self, outcomes: list[StackOutcome]) -> bool:
+        outcomes = self.scheduler.run(jobs)
         self.outcomes.extend(outcomes)
         return all(outcome.ok for outcome in outcomes)
 
