@@ -91,3 +91,14 @@ def environment_parameter(variable: str) -> str:
 def secret_parameter(variable: str) -> str:
     """Parameter logical id for a container secret: DB_PASSWORD -> SecretDbPassword."""
     return "Secret" + "".join(part.capitalize() for part in variable.split("_"))
+
+
+def environment_deployer_role(project: str) -> str:
+    """The role, in an environment's account, that the pipeline account's deploy step assumes
+    to deploy there (created by that account's bootstrap stack, `bootstrap --env NAME
+    --trust <pipeline account>`). Named, so the pipeline can name it in its own policy."""
+    return f"{project}-environment-deployer"
+
+
+def environment_deployer_role_arn(project: str, account: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account}:role{role_path(project)}{environment_deployer_role(project)}"

@@ -126,15 +126,16 @@ def test_libyaml_and_pure_python_loaders_read_the_same_topology(repo_root):
     import yaml
 
     from generator import topology as module
+    from generator.topology import yamlread
     from benchmarks.topologies import layered_topology
 
     text = yaml.safe_dump(layered_topology(300), sort_keys=False)
-    fast = yaml.load(text, Loader=module._FastUniqueKeyLoader)  # noqa: S506
-    reference = yaml.load(text, Loader=module._UniqueKeyLoader)  # noqa: S506
+    fast = yaml.load(text, Loader=yamlread._FastUniqueKeyLoader)  # noqa: S506
+    reference = yaml.load(text, Loader=yamlread._UniqueKeyLoader)  # noqa: S506
     assert fast == reference
     default = (repo_root / "topology.yaml").read_text()
-    assert yaml.load(default, Loader=module._FastUniqueKeyLoader) == yaml.load(  # noqa: S506
-        default, Loader=module._UniqueKeyLoader)  # noqa: S506
+    assert yaml.load(default, Loader=yamlread._FastUniqueKeyLoader) == yaml.load(  # noqa: S506
+        default, Loader=yamlread._UniqueKeyLoader)  # noqa: S506
     assert yaml.__with_libyaml__  # the measured speed needs it; PyYAML wheels ship it
     with pytest.raises(module.TopologyError, match="duplicate key 'a'"):
         module.parse("app: x\nnamespace: x.y\nservices:\n  a: {port: 1}\n  a: {port: 2}\n")
