@@ -22,9 +22,13 @@ class UsageError(Exception):
 
 
 def _load(args: argparse.Namespace):
+    """topology.yaml; with --env (plan, sam-overrides), that environment's topology."""
     from generator import topology
 
-    return topology.load(args.topology)
+    loaded = topology.load(args.topology)
+    if not hasattr(args, "env"):
+        return loaded
+    return topology.select(loaded, args.env)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -89,7 +93,8 @@ def cmd_lint(args: argparse.Namespace, prewarmed=None) -> int:
     if not service_template.is_file():
         raise UsageError(f"{service_template}: not found; run `python -m generator generate` first")
     linted = [str(p) for p in sorted(out_dir.glob(lint.TEMPLATE_GLOB))]
-    linted += [str(p) for p in sorted((out_dir / "params").glob("*.json"))]
+    linted += [str(p) for p in sorted([*(out_dir / "params").glob("*.json"),
+                                       *(out_dir / "params").glob("*/*.json")])]
     cache_dir = None if args.no_cache else lint.DEFAULT_CACHE_DIR
     findings = lint.lint_directory(out_dir, cache_dir=cache_dir, jobs=args.jobs,
                                    prewarmed=prewarmed)
@@ -158,21 +163,39 @@ def cmd_check_upgrade(args: argparse.Namespace) -> int:
         return _guarded(_check_missing_baseline)(args)
 
     try:
-        text, failures = upgrade.check_upgrade(args.source, args.out)
+        text, failures = upgrade.check_upgrade(args.source, args.out, _upgrade_environment(args))
     except upgrade.UpgradeInputError as err:
         raise UsageError(f"check-upgrade: {err}") from None
     print(text, end="")
     return EXIT_FINDINGS if failures else EXIT_OK
 
 
+def _upgrade_environment(args: argparse.Namespace):
+    """The environment the model deploys into: --env's, read from topology.yaml (its
+    network, namespace and params/<env>/), or the model's default without environments."""
+    from generator import topology, upgrade
+
+    if args.env is None and not Path(args.topology).is_file():
+        return upgrade.Environment()  # a templates directory is all the model needs
+    loaded = topology.load(args.topology)
+    if args.env is None and not loaded.environments:
+        return upgrade.Environment()
+    selected = topology.select(loaded, args.env)
+    network = selected.environment.network
+    return upgrade.Environment(
+        vpc_id=network.vpc_id, private_subnets=",".join(network.private_subnets),
+        public_subnets=",".join(network.public_subnets), name=selected.environment.name,
+        project=selected.project_app, namespace=selected.namespace)
+
+
 def _check_missing_baseline(args: argparse.Namespace) -> int:
     from generator import topology
-    from generator.ops.aws import connect
     from generator.ops.baseline import missing_baseline
+    from generator.ops.cli import _aws
 
-    aws = connect(args.region, args.profile, args.endpoint_url or None, args.max_attempts)
-    line, ok = missing_baseline(aws.client("cloudformation"), topology.load(args.topology),
-                                args.no_baseline)
+    selected = topology.select(topology.load(args.topology), args.env)
+    aws = _aws(args, selected)
+    line, ok = missing_baseline(aws.client("cloudformation"), selected, args.no_baseline)
     print(line, file=sys.stdout if ok else sys.stderr)
     return EXIT_OK if ok else EXIT_FINDINGS
 
@@ -196,6 +219,8 @@ def parser() -> argparse.ArgumentParser:
                          help=f"topology file (default: {DEFAULT_TOPOLOGY})")
         return sub
 
+    from generator.ops.cli import _with_env
+
     generate = with_topology(commands.add_parser(
         "generate", help="write templates/ from the topology"))
     generate.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
@@ -218,6 +243,7 @@ def parser() -> argparse.ArgumentParser:
     plan = with_topology(commands.add_parser(
         "plan", help="deploy order (callees before callers) and a Mermaid diagram"))
     plan.add_argument("--format", choices=["text", "mermaid"], default="text")
+    _with_env(plan)
     plan.set_defaults(handler=cmd_plan)
 
     sam = with_topology(commands.add_parser(
@@ -226,6 +252,7 @@ def parser() -> argparse.ArgumentParser:
     sam.add_argument("stack", metavar="STACK", help="a stack name, as in samconfig.toml")
     sam.add_argument("values", nargs="*", metavar="KEY=VALUE",
                      help="deploy-time values, e.g. ImageUri=... Subnets=subnet-a,subnet-b")
+    _with_env(sam)
     sam.set_defaults(handler=cmd_sam_overrides)
 
     check = commands.add_parser(
@@ -243,6 +270,7 @@ def parser() -> argparse.ArgumentParser:
     _with_aws(check)
     check.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                        help=f"the templates to deploy (default: {DEFAULT_OUT})")
+    _with_env(check)
     check.set_defaults(handler=cmd_check_upgrade)
 
     _register_operations(commands, with_topology)

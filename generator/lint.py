@@ -61,7 +61,8 @@ def lint_directory(out_dir: Path, *, cache_dir: Path | None = None,
             return []
         parameters, rules = service_contract(service_template)
         found: list[Finding] = []
-        for params_file in sorted((out_dir / "params").glob("*.json")):
+        for params_file in sorted([*(out_dir / "params").glob("*.json"),
+                                   *(out_dir / "params").glob("*/*.json")]):
             found.extend(check_params_file(params_file, parameters, rules))
         return found
 

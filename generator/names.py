@@ -8,6 +8,8 @@ CLUSTER_ARN = "ClusterArn"
 NAMESPACE_ARN = "NamespaceArn"
 NAMESPACE_ID = "NamespaceId"
 NAMESPACE_NAME = "NamespaceName"
+# The cluster template's parameter: which namespace (each environment has its own).
+NAMESPACE_PARAMETER = "NamespaceDnsName"
 VPC_ID = "VpcId"
 PRIVATE_SUBNETS = "PrivateSubnetIds"
 PUBLIC_SUBNETS = "PublicSubnetIds"

@@ -105,9 +105,27 @@ def tags(topology: Topology, service: Service, kind: str = KIND_SERVICE) -> dict
             "managed-by": MANAGED_BY}
 
 
+def cluster_parameters(topology: Topology) -> dict[str, str]:
+    """What an environment's cluster stack is given besides the deployer's own values:
+    which deployment it is, and the network topology.yaml names for it. Without
+    environments, nothing: the template's defaults are the app, and the network is the
+    operator's (--vpc-id, --subnets)."""
+    environment = topology.environment
+    if environment is None:
+        return {}
+    values = {names.APP_PARAMETER: topology.app,
+              names.NAMESPACE_PARAMETER: topology.namespace,
+              names.VPC_ID: environment.network.vpc_id,
+              names.PRIVATE_SUBNETS: ",".join(environment.network.private_subnets)}
+    if environment.network.public_subnets:
+        values[names.PUBLIC_SUBNETS] = ",".join(environment.network.public_subnets)
+    return values
+
+
 def network_parameters(topology: Topology, service: Service) -> dict[str, str]:
     """The network stack's parameters; it has no params file, everything is derived."""
-    return {names.CLUSTER_STACK_PARAMETER: topology.cluster_stack_name,
+    return {names.APP_PARAMETER: topology.app,
+            names.CLUSTER_STACK_PARAMETER: topology.cluster_stack_name,
             "ServiceName": service.name}
 
 

@@ -23,6 +23,11 @@ class QuotaError(TopologyError):
     """A topology past an AWS quota; str() is the one-line message."""
 
 
+def _where(topology: Topology) -> str:
+    """Where an environment's services are in topology.yaml ("" without environments)."""
+    return f"environments.{topology.environment.name}." if topology.environment else ""
+
+
 def inbound_rules(topology: Topology, service) -> int:
     """Rules on a service's task security group: one per caller (or the stand-in for none),
     one for its load balancer."""
@@ -42,7 +47,8 @@ def check_security_groups(topology: Topology) -> None:
         rules = outbound_rules(topology, service)
         if rules > limit:
             raise QuotaError(
-                f"{topology.source}: services.{service.name}: {len(service.calls)} callees and "
+                f"{topology.source}: {_where(topology)}services.{service.name}: "
+                f"{len(service.calls)} callees and "
                 f"{topology.egress.platform_rules} egress rule(s) need {rules} outbound rules "
                 f"on its task security group, over the quota of {limit} "
                 f"({quotas.SECURITY_GROUP_INBOUND_RULES.source}); request a higher 'Inbound "
@@ -54,7 +60,8 @@ def check_security_groups(topology: Topology) -> None:
             callers = len(topology.callers(service))
             extra = " and its load balancer" if service.public else ""
             raise QuotaError(
-                f"{topology.source}: services.{service.name}: {callers} callers{extra} need "
+                f"{topology.source}: {_where(topology)}services.{service.name}: {callers} "
+                f"callers{extra} need "
                 f"{rules} inbound rules on its task security group, over the quota of {limit} "
                 f"({quotas.SECURITY_GROUP_INBOUND_RULES.source}); request a higher 'Inbound "
                 "or outbound rules per security group' in Service Quotas and declare it as "
@@ -131,15 +138,42 @@ STACKS_PER_SERVICE = 3
 
 
 def check_account(topology: Topology) -> None:
-    # bootstrap, pipeline and cluster, then each service's.
-    stacks = 3 + STACKS_PER_SERVICE * len(topology.services)
-    exports = 10 + len(topology.services)
-    for quota, count in ((quotas.STACKS_PER_ACCOUNT, stacks),
-                         (quotas.EXPORTS_PER_ACCOUNT, exports)):
-        if count > quota.limit:
-            raise QuotaError(f"{topology.source}: {len(topology.services)} services need "
-                             f"{count} {quota.name.split(' per ')[0]}, over the "
-                             f"{quota.limit} per account and region ({quota.source})")
+    """Stacks and exports per account and Region, security groups per VPC: environments
+    that share an account (or a VPC) share its quotas."""
+    groups: dict[tuple[str, str], list[Topology]] = {}
+    vpcs: dict[str, list[Topology]] = {}
+    for deployment in topology.deployments:
+        environment = deployment.environment
+        key = (environment.account, environment.region) if environment else ("", "")
+        groups.setdefault(key, []).append(deployment)
+        if environment:
+            vpcs.setdefault(environment.network.vpc_id, []).append(deployment)
+    for (account, region), deployments in groups.items():
+        services = sum(len(d.services) for d in deployments)
+        # bootstrap and pipeline once, then each deployment's cluster and service stacks;
+        # the bootstrap stack's exports and each cluster's (generator.stacks.cluster).
+        stacks = 2 + sum(1 + STACKS_PER_SERVICE * len(d.services) for d in deployments)
+        exports = 3 + sum(7 + len(d.services) for d in deployments)
+        for quota, count in ((quotas.STACKS_PER_ACCOUNT, stacks),
+                             (quotas.EXPORTS_PER_ACCOUNT, exports)):
+            if count > quota.limit:
+                where = (f"environments {', '.join(d.environment.name for d in deployments)} "
+                         f"(account {account}, {region}): " if account else "")
+                raise QuotaError(f"{topology.source}: {where}{services} services need "
+                                 f"{count} {quota.name.split(' per ')[0]}, over the "
+                                 f"{quota.limit} per account and region ({quota.source})")
+    for vpc, deployments in vpcs.items():
+        # Each service's task group and, when public, its load balancer's; each cluster's
+        # stand-in group for no callers.
+        groups_needed = sum(1 + len(d.services) + sum(s.public for s in d.services)
+                            for d in deployments)
+        limit = quotas.SECURITY_GROUPS_PER_VPC
+        if groups_needed > limit.limit:
+            raise QuotaError(
+                f"{topology.source}: environments "
+                f"{', '.join(d.environment.name for d in deployments)} share {vpc}: "
+                f"{groups_needed} security groups, over the {limit.limit} per VPC "
+                f"({limit.source}); give them separate VPCs or raise the quota")
 
 
 def check_ingress_parameters(topology: Topology, documents: Mapping[str, dict]) -> None:
@@ -154,7 +188,8 @@ def check_ingress_parameters(topology: Topology, documents: Mapping[str, dict]) 
             problem = paramscheck.parameter_problem(declared[key], value)
             if problem:
                 raise QuotaError(
-                    f"{topology.source}: services.{service.name}: its ingress stack's {key} "
+                    f"{topology.source}: {_where(topology)}services.{service.name}: its "
+                    f"ingress stack's {key} "
                     f"parameter: {problem}; give the service fewer callers, or callers with "
                     "shorter names")
 
@@ -213,7 +248,8 @@ def check_execution_roles(topology: Topology) -> None:
         size = execution_role_policy_chars(topology, service)
         if size > limit.limit:
             raise QuotaError(
-                f"{topology.source}: services.{service.name}.secrets: the execution role's "
+                f"{topology.source}: {_where(topology)}services.{service.name}.secrets: the "
+                "execution role's "
                 f"policies would be {size:,} characters, over IAM's {limit.limit:,} for a "
                 f"role's inline policies ({limit.source}); give the service fewer secrets "
                 "(one JSON secret can hold several values)")
@@ -222,11 +258,13 @@ def check_execution_roles(topology: Topology) -> None:
 def check(topology: Topology, files: Mapping[str, bytes], documents: Mapping[str, dict]) -> None:
     """`files` and `documents` as render.render_with_documents returns them: the bytes to
     write, and each template as the dict it was written from (nothing is parsed back)."""
-    check_security_groups(topology)
-    check_execution_roles(topology)
+    for deployment in topology.deployments:
+        check_security_groups(deployment)
+        check_execution_roles(deployment)
     check_account(topology)
     check_templates(topology, files, documents)
-    check_ingress_parameters(topology, documents)
+    for deployment in topology.deployments:
+        check_ingress_parameters(deployment, documents)
     check_params(files, documents)
 
 

@@ -88,9 +88,18 @@ def render_with_documents(topology: Topology) -> tuple[dict[str, bytes], dict[st
     deployed = {name: build(topology).to_dict() for name, build in _stacks().items()}
     documents = {"bootstrap.yaml": bootstrap.build(topology, deployed).to_dict(), **deployed}
     files = {name: _yaml_bytes(document) for name, document in documents.items()}
-    for svc in topology.services:
-        files[f"{PARAMS_DIR}/{svc.name}.json"] = json_bytes(params.configuration(topology, svc))
+    for deployment in topology.deployments:
+        for svc in deployment.services:
+            files[params_path(deployment, svc.name)] = json_bytes(
+                params.configuration(deployment, svc))
     return dict(sorted(files.items())), documents
+
+
+def params_path(topology: Topology, service: str) -> str:
+    """params/<service>.json, or params/<env>/<service>.json for an environment's."""
+    if topology.environment is None:
+        return f"{PARAMS_DIR}/{service}.json"
+    return f"{PARAMS_DIR}/{topology.environment.name}/{service}.json"
 
 
 def stale_files(out_dir: Path, files: dict[str, bytes], orphans: bool = True) -> list[str]:
@@ -108,10 +117,9 @@ def orphaned_params(out_dir: Path, files: dict[str, bytes]) -> list[str]:
     params_dir = out_dir / PARAMS_DIR
     if not params_dir.is_dir():
         return []
-    return sorted(
-        f"{PARAMS_DIR}/{path.name}" for path in params_dir.glob("*.json")
-        if f"{PARAMS_DIR}/{path.name}" not in files
-    )
+    found = [path.relative_to(out_dir).as_posix()
+             for pattern in ("*.json", "*/*.json") for path in params_dir.glob(pattern)]
+    return sorted(relative for relative in found if relative not in files)
 
 
 def write(out_dir: Path, files: dict[str, bytes], orphans: bool = True) -> list[str]:
@@ -124,6 +132,8 @@ def write(out_dir: Path, files: dict[str, bytes], orphans: bool = True) -> list[
         path = out_dir / relative
         if relative not in files:
             path.unlink()
+            if path.parent != out_dir / PARAMS_DIR and not any(path.parent.iterdir()):
+                path.parent.rmdir()  # a removed environment's params directory
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -75,7 +75,7 @@ def stacks(topology: Topology) -> list[dict]:
         "name": topology.cluster_stack_name, "template": "cluster.yaml",
         "capabilities": cluster_capabilities,
         "tags": {"app": topology.app, "kind": "cluster", "managed-by": params.MANAGED_BY},
-        "parameters": {},
+        "parameters": params.cluster_parameters(topology),
     }]
     for name in order:
         service = topology.service(name)
@@ -113,7 +113,9 @@ def deploy_time_parameters(topology: Topology, stack: str) -> tuple[str, ...]:
         if entry["name"] != stack:
             continue
         if entry["template"] == "cluster.yaml":
-            return (names.VPC_ID, names.PRIVATE_SUBNETS, names.PUBLIC_SUBNETS)
+            return tuple(name for name in (names.VPC_ID, names.PRIVATE_SUBNETS,
+                                           names.PUBLIC_SUBNETS)
+                         if name not in entry["parameters"])
         if entry["template"] in ("network.yaml", "ingress.yaml"):
             return ()
         required = [names.SUBNETS_PARAMETER, names.LOAD_BALANCER_SUBNETS_PARAMETER,
@@ -135,16 +137,25 @@ def render(topology: Topology, templates_dir: str = "templates") -> bytes:
         "the README's \"SAM users\".",
         f"version = {CONFIG_VERSION}",
     ]
-    for entry in stacks(topology):
-        template = f"{templates_dir}/{entry['template']}"
-        lines += ["", f"[{_key(entry['name'])}.deploy.parameters]",
-                  f"stack_name = {_toml(entry['name'])}",
-                  f"template_file = {_toml(template)}"]
-        if entry["capabilities"]:
-            lines.append(f"capabilities = {_toml(' '.join(entry['capabilities']))}")
-        lines.append(f"tags = {_toml(_tags(entry['tags']))}")
-        if entry["parameters"]:
-            lines.append(f"parameter_overrides = {_toml(overrides(entry['parameters']))}")
-        lines += ["", f"[{_key(entry['name'])}.validate.parameters]",
-                  f"template_file = {_toml(template)}", "lint = true"]
+    for deployment in topology.deployments:
+        region = deployment.environment.region if deployment.environment else None
+        for entry in stacks(deployment):
+            lines += _entry(entry, templates_dir, region)
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _entry(entry: dict, templates_dir: str, region: str | None) -> list[str]:
+    template = f"{templates_dir}/{entry['template']}"
+    lines = ["", f"[{_key(entry['name'])}.deploy.parameters]",
+             f"stack_name = {_toml(entry['name'])}",
+             f"template_file = {_toml(template)}"]
+    if region:
+        lines.append(f"region = {_toml(region)}")
+    if entry["capabilities"]:
+        lines.append(f"capabilities = {_toml(' '.join(entry['capabilities']))}")
+    lines.append(f"tags = {_toml(_tags(entry['tags']))}")
+    if entry["parameters"]:
+        lines.append(f"parameter_overrides = {_toml(overrides(entry['parameters']))}")
+    lines += ["", f"[{_key(entry['name'])}.validate.parameters]",
+              f"template_file = {_toml(template)}", "lint = true"]
+    return lines

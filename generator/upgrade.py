@@ -123,14 +123,22 @@ class UpgradeInputError(Exception):
 
 @dataclass(frozen=True)
 class Environment:
-    """What the operator gave the first deploy: the VPC and subnets the cluster lives in."""
+    """What the operator gave the first deploy: the VPC and subnets the cluster lives in;
+    for one of topology.yaml's environments, also its name (whose params/<name>/ are read),
+    the project's app (the shared pipeline and bootstrap stacks) and its namespace."""
     vpc_id: str = "vpc-0a1b2c3d"
     private_subnets: str = "subnet-private-a,subnet-private-b"
     public_subnets: str = "subnet-public-a,subnet-public-b"
+    name: str = ""
+    project: str = ""
+    namespace: str = ""
 
     def cluster_values(self) -> dict[str, str]:
-        return {"VpcId": self.vpc_id, "PrivateSubnetIds": self.private_subnets,
-                "PublicSubnetIds": self.public_subnets}
+        values = {"VpcId": self.vpc_id, "PrivateSubnetIds": self.private_subnets,
+                  "PublicSubnetIds": self.public_subnets}
+        if self.namespace:
+            values["NamespaceDnsName"] = self.namespace
+        return values
 
 
 # --- reading templates -------------------------------------------------------------------
@@ -172,7 +180,8 @@ class TemplatesDir:
         return self.templates.get(name)
 
 
-def read_templates_dir(path: str | Path) -> TemplatesDir:
+def read_templates_dir(path: str | Path, environment: str = "") -> TemplatesDir:
+    """`environment`: read that environment's params/<environment>/*.json."""
     directory = Path(path)
     if not directory.is_dir():
         raise UpgradeInputError(f"{directory}: not a directory")
@@ -188,7 +197,8 @@ def read_templates_dir(path: str | Path) -> TemplatesDir:
         templates[name] = TemplateFile(name, len(body),
                                        parse_template(body.decode("utf-8"), str(file)))
     params = {}
-    for file in sorted((directory / PARAMS_DIR).glob("*.json")):
+    params_dir = directory / PARAMS_DIR / environment if environment else directory / PARAMS_DIR
+    for file in sorted(params_dir.glob("*.json")):
         try:
             document = json.loads(file.read_text(encoding="utf-8"))
         except ValueError as err:
@@ -570,6 +580,11 @@ class Deployment:
     update_pipeline: dict | None  # the evaluated UpdatePipeline action configuration
     requests: tuple[StackRequest, ...]  # the deploy stage, in order (no pipeline, no prunes)
     services: tuple[str, ...]
+    project: str = ""  # topology.yaml's app when `app` is an environment's
+
+    @property
+    def bootstrap_stack(self) -> str:
+        return f"{self.project or self.app}-bootstrap"
 
 
 def _pipeline_resource(template: TemplateFile) -> dict:
@@ -671,7 +686,8 @@ def app_name(files: TemplatesDir) -> str:
 
 def read_deployment(files: TemplatesDir, environment: Environment = Environment()) -> Deployment:
     app = app_name(files)
-    pipeline_stack = f"{app}-pipeline"
+    project = environment.project or app
+    pipeline_stack = f"{project}-pipeline"
     pipeline = files.templates["pipeline.yaml"]
     actions = cloudformation_actions(pipeline, pipeline_stack, environment)
     update = next((a for a in actions if _is_self_update(a, pipeline_stack)), None)
@@ -679,8 +695,8 @@ def read_deployment(files: TemplatesDir, environment: Environment = Environment(
     services = tuple(sorted(files.params))
     if deploy_actions:
         return Deployment("OLD", app, pipeline_stack, update,
-                          tuple(_old_requests(deploy_actions, files)), services)
-    return Deployment("NEW", app, pipeline_stack, update, (), services)
+                          tuple(_old_requests(deploy_actions, files)), services, project)
+    return Deployment("NEW", app, pipeline_stack, update, (), services, project)
 
 
 def _old_requests(actions: list[dict], files: TemplatesDir) -> Iterable[StackRequest]:
@@ -1132,7 +1148,8 @@ class _DeployerModel:
             deploy_values["VpcId"] = cluster.parameters.get("VpcId", "")
             deploy_values["ServiceConnectTlsRoleArn"] = cluster.outputs.get(
                 "ServiceConnectTlsRoleArn", "")
-        boundary = account.exports().get(f"{self.app}-bootstrap-PermissionsBoundaryArn")
+        boundary = account.exports().get(
+            f"{self.deployment.bootstrap_stack}-PermissionsBoundaryArn")
         if boundary is not None:
             deploy_values["PermissionsBoundaryArn"] = boundary
         if kind == "cluster":
@@ -1303,11 +1320,11 @@ def deploy_from_scratch(files: TemplatesDir, environment: Environment = Environm
 
 def _ensure_bootstrap(account: Account, files: TemplatesDir, deployment: Deployment) -> bool:
     """The design's bootstrap stack exists before its pipeline runs; True if assumed here."""
-    stack = f"{deployment.app}-bootstrap"
+    stack = deployment.bootstrap_stack
     if deployment.mode != "NEW" or files.template("bootstrap.yaml") is not None \
             or stack in account.stacks:
         return False
-    account.stacks[stack] = assumed_bootstrap(deployment.app)
+    account.stacks[stack] = assumed_bootstrap(deployment.project or deployment.app)
     return True
 
 
@@ -1316,10 +1333,11 @@ def _all_requests(files: TemplatesDir, deployment: Deployment, environment: Envi
                   old_files: TemplatesDir | None) -> Iterable[StackRequest]:
     bootstrap = files.template("bootstrap.yaml")
     if bootstrap is not None:
-        stack = f"{deployment.app}-bootstrap"
+        stack = deployment.bootstrap_stack
         existing = account.stacks.get(stack)
         if existing is None or existing.template != bootstrap:
-            values = {n: deployment.app for n in bootstrap.parameters if n == "AppName"}
+            values = {n: deployment.project or deployment.app
+                      for n in bootstrap.parameters if n == "AppName"}
             yield StackRequest("deploy", stack, "an admin (python -m generator bootstrap), "
                                "before the pipeline runs", bootstrap, values, kind="bootstrap")
     yield _pipeline_request(files, deployment, environment,
@@ -1339,14 +1357,17 @@ def plan_upgrade(old_dir: str | Path | TemplatesDir, new_dir: str | Path | Templ
     the default is the same environment. Later operations assume the earlier ones
     succeeded, so one run shows every failure the change would meet.
     """
-    old_files = old_dir if isinstance(old_dir, TemplatesDir) else read_templates_dir(old_dir)
-    new_files = new_dir if isinstance(new_dir, TemplatesDir) else read_templates_dir(new_dir)
+    name = (new_environment or environment).name
+    old_files = (old_dir if isinstance(old_dir, TemplatesDir)
+                 else read_templates_dir(old_dir, environment.name))
+    new_files = (new_dir if isinstance(new_dir, TemplatesDir)
+                 else read_templates_dir(new_dir, name))
     old = read_deployment(old_files, environment)
     new = read_deployment(new_files, new_environment or environment)
     account = deploy_from_scratch(old_files, environment)
     report = UpgradeReport(old.mode, new.mode, [])
     if _ensure_bootstrap(account, new_files, new):
-        report.notes.append(f"{new.app}-bootstrap is assumed to exist with the exports "
+        report.notes.append(f"{new.bootstrap_stack} is assumed to exist with the exports "
                             f"{', '.join(BOOTSTRAP_EXPORTS)} (the templates directory has no "
                             "bootstrap.yaml; an admin creates it with `python -m generator "
                             "bootstrap` before the pipeline runs)")
@@ -1422,17 +1443,21 @@ def templates_at(ref: str, destination: Path, prefix: str = "templates",
     return destination
 
 
-def check_upgrade(source: str, new_dir: str | Path) -> tuple[str, int]:
+def check_upgrade(source: str, new_dir: str | Path,
+                  environment: Environment = Environment()) -> tuple[str, int]:
     """`check-upgrade --from SOURCE`: the report's text and the number of failures.
     SOURCE is a templates directory, or a git ref whose templates/ is read."""
     import tempfile
 
     new_path = Path(new_dir)
+    if environment.name and not (new_path / PARAMS_DIR / environment.name).is_dir():
+        raise UpgradeInputError(f"{new_path / PARAMS_DIR / environment.name}: not found; run "
+                                "`python -m generator generate` first")
     if Path(source).is_dir():
-        report = plan_upgrade(source, new_path)
+        report = plan_upgrade(source, new_path, environment)
     else:
         prefix = new_path.as_posix() if not new_path.is_absolute() else "templates"
         with tempfile.TemporaryDirectory(prefix="check-upgrade-") as temporary:
             old = templates_at(source, Path(temporary), prefix)
-            report = plan_upgrade(old, new_path)
+            report = plan_upgrade(old, new_path, environment)
     return format_report(report), len(report.failures)

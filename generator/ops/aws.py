@@ -209,3 +209,66 @@ def explain(err: Exception) -> AwsProblem | None:
 
 def _one_line(err: Exception) -> str:
     return " ".join(str(err).split())
+
+
+def for_environment(aws: Aws, topology, say=lambda line: None) -> Aws:
+    """The clients of an environment's account: these credentials when they are that
+    account's, else the environment deployer role there, assumed from them.
+
+    The role's credentials refresh themselves (botocore's assume-role fetcher, the one a
+    profile with role_arn uses): a session assumed from another role's (CodeBuild's) is role
+    chaining, which AWS limits to one hour
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining),
+    and a deploy of hundreds of services takes longer.
+    """
+    from generator import names
+
+    environment = topology.environment
+    if environment is None:
+        return aws
+    identity = aws.client("sts").get_caller_identity()
+    if identity["Account"] == environment.account:
+        return aws
+    partition = identity["Arn"].split(":")[1]
+    role_arn = names.environment_deployer_role_arn(topology.project_app, environment.account,
+                                                  partition)
+    session = _assumed_session(aws, role_arn, f"{topology.project_app}-{environment.name}")
+    assumed = Aws(session=session, config=aws.config, endpoint_url=aws.endpoint_url)
+    try:
+        account = assumed.client("sts").get_caller_identity()["Account"]
+    except Exception as err:
+        problem = explain(err)
+        if problem is None:
+            raise
+        raise AwsProblem(
+            f"environment {environment.name}: cannot assume {role_arn} from account "
+            f"{identity['Account']}: {problem}; bootstrap that account first: `python -m "
+            f"generator bootstrap --env {environment.name} --trust {identity['Account']}` "
+            f"with its administrator's credentials", 2) from None
+    if account != environment.account:
+        raise AwsProblem(f"environment {environment.name}: {role_arn} answered as account "
+                         f"{account}, not {environment.account}", 2)
+    say(f"environment {environment.name}: account {environment.account} as {role_arn} "
+        f"(assumed from account {identity['Account']})")
+    return assumed
+
+
+def _assumed_session(aws: Aws, role_arn: str, session_name: str):
+    import functools
+
+    import boto3
+    import botocore.session
+    from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+
+    source = aws.session
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=functools.partial(source.client, region_name=source.region_name,
+                                         endpoint_url=aws.endpoint_url, config=aws.config),
+        source_credentials=source.get_credentials(), role_arn=role_arn,
+        extra_args={"RoleSessionName": session_name[:64]})
+    core = botocore.session.Session()
+    # botocore has no public setter for a session's credentials; test_ops_environments
+    # fails if this stops taking effect (its calls would land in the source account).
+    core._credentials = DeferredRefreshableCredentials(  # noqa: SLF001
+        method="assume-role", refresh_using=fetcher.fetch_credentials)
+    return boto3.Session(botocore_session=core, region_name=source.region_name)

@@ -30,9 +30,9 @@ def register(commands, with_topology) -> None:
     _with_templates(bootstrap)
     bootstrap.set_defaults(handler=_guarded(cmd_bootstrap))
 
-    deploy = _with_aws(with_topology(commands.add_parser(
+    deploy = _with_env(_with_aws(with_topology(commands.add_parser(
         "deploy", help="deploy the cluster and service stacks in deploy order, without the "
-                       "pipeline")))
+                       "pipeline"))))
     deploy.add_argument("services", nargs="*", metavar="SERVICE",
                         help="deploy only these services (default: all); the cluster stack "
                              "always comes first")
@@ -79,21 +79,21 @@ def register(commands, with_topology) -> None:
     _with_templates(deploy)
     deploy.set_defaults(handler=_guarded(cmd_deploy))
 
-    verify = _with_aws(with_topology(commands.add_parser(
+    verify = _with_env(_with_aws(with_topology(commands.add_parser(
         "verify", help="exit 0 if every stack, ECS service and Service Connect endpoint is "
-                       "healthy; else 1 with a table of what is wrong")))
+                       "healthy; else 1 with a table of what is wrong"))))
     verify.add_argument("--wait", type=_non_negative_int, default=0, metavar="MINUTES",
                         help="check again every --poll-seconds until all is well or this "
                              "long has passed (default: 0, check once)")
     verify.set_defaults(handler=_guarded(cmd_verify))
 
-    status = _with_aws(with_topology(commands.add_parser(
-        "status", help="one row per service: stack, tasks, rollout, endpoint, last event")))
+    status = _with_env(_with_aws(with_topology(commands.add_parser(
+        "status", help="one row per service: stack, tasks, rollout, endpoint, last event"))))
     status.set_defaults(handler=_guarded(cmd_status))
 
-    logs = _with_aws(with_topology(commands.add_parser(
+    logs = _with_env(_with_aws(with_topology(commands.add_parser(
         "logs", help="a service's log lines from CloudWatch Logs (the app's, or its Service "
-                     "Connect proxy's with --proxy)")))
+                     "Connect proxy's with --proxy)"))))
     logs.add_argument("service", metavar="SERVICE", help="a service of topology.yaml")
     logs.add_argument("--since", default="10m", metavar="DURATION",
                       help="how far back to start: 30s, 10m, 2h, 1d (default: 10m)")
@@ -116,6 +116,13 @@ def _with_aws(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
                             "backoff (default: AWS_MAX_ATTEMPTS or 8)")
     group.add_argument("--poll-seconds", type=float, default=5.0, metavar="S",
                        help="seconds between polls of a stack's events (default: 5)")
+    return sub
+
+
+def _with_env(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sub.add_argument("--env", metavar="NAME",
+                     help="the environment of topology.yaml to act on (its account, region, "
+                          "network and values); required when the file has environments")
     return sub
 
 
@@ -173,15 +180,26 @@ def _fail(message: str, code: int) -> int:
 
 
 def _topology(args):
+    """topology.yaml, or the environment --env names of it (one line if they do not fit)."""
     from generator import topology
 
-    return topology.load(args.topology)
+    return topology.select(topology.load(args.topology), getattr(args, "env", None))
 
 
-def _aws(args):
-    from generator.ops.aws import connect
+def _aws(args, topology=None):
+    """Clients for the topology's account: an environment's region, and its deployer role
+    when these credentials belong to another account (generator.ops.aws.for_environment)."""
+    from generator.ops.aws import AwsProblem, connect, for_environment
 
-    return connect(args.region, args.profile, args.endpoint_url or None, args.max_attempts)
+    environment = topology.environment if topology is not None else None
+    region = args.region
+    if environment is not None:
+        if region and region != environment.region:
+            raise AwsProblem(f"--region {region}: environment {environment.name} is in "
+                             f"{environment.region} ({topology.source}); drop --region", 2)
+        region = environment.region
+    aws = connect(region, args.profile, args.endpoint_url or None, args.max_attempts)
+    return for_environment(aws, topology, say=print) if environment is not None else aws
 
 
 def _non_negative_int(text: str) -> int:
@@ -254,19 +272,24 @@ def _subnet_ids(minimum: int):
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from generator import names
+    from generator import names, params
     from generator.ops.deploy import Deployment, DeployOptions
     from generator.ops.report import Reporter
 
     topology = _topology(args)
-    aws = _aws(args)
+    aws = _aws(args, topology)
+    # An environment's network is in topology.yaml; the flags still win.
+    network = params.cluster_parameters(topology)
     options = DeployOptions(
         templates_dir=Path(args.templates),
         services=tuple(args.services),
         image=args.image,
         images=_images_file(args.images),
-        cluster_values={names.VPC_ID: args.vpc_id, names.PRIVATE_SUBNETS: args.subnets,
-                        names.PUBLIC_SUBNETS: args.public_subnets},
+        cluster_values={names.VPC_ID: args.vpc_id or network.get(names.VPC_ID),
+                        names.PRIVATE_SUBNETS: args.subnets
+                        or network.get(names.PRIVATE_SUBNETS),
+                        names.PUBLIC_SUBNETS: args.public_subnets
+                        or network.get(names.PUBLIC_SUBNETS)},
         poll_seconds=args.poll_seconds,
         **({"max_parallel": args.max_parallel} if args.max_parallel else {}),
         **({"calls_per_second": args.calls_per_second}
@@ -307,7 +330,7 @@ def _observe(args: argparse.Namespace):
     from generator.ops import inspect
 
     topology = _topology(args)
-    aws = _aws(args)
+    aws = _aws(args, topology)
     cluster, states = inspect.gather(aws.client("cloudformation"), aws.client("ecs"),
                                      aws.client("servicediscovery"), topology)
     return topology, aws, cluster, states
@@ -334,6 +357,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(f"verify: OK: {len(states)} service(s) in {topology.app} ({aws.region}): stacks "
           f"complete, running = desired, rollouts COMPLETED, every endpoint healthy in "
           f"Cloud Map namespace {topology.namespace}")
+    if topology.environment is not None and topology.environment.test_commands:
+        return _run_test_commands(topology, aws)
+    return EXIT_OK
+
+
+def _run_test_commands(topology, aws) -> int:
+    from generator.ops import testcommands
+    from generator.ops.stackflow import current_stack, stack_outputs
+
+    cfn = aws.client("cloudformation")
+    values = testcommands.variables(
+        topology, stack_outputs(current_stack(cfn, topology.cluster_stack_name)),
+        {s.name: stack_outputs(current_stack(cfn, topology.stack_name(s)))
+         for s in topology.services})
+    try:
+        testcommands.run(topology.environment.test_commands, values, sys.stdout)
+    except testcommands.TestCommandFailed as err:
+        return _fail(f"verify: environment {topology.environment.name}: {err}", EXIT_FAILED)
+    print(f"verify: environment {topology.environment.name}: "
+          f"{len(topology.environment.test_commands)} test command(s) passed")
     return EXIT_OK
 
 
@@ -362,7 +405,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         known = ", ".join(s.name for s in topology.services)
         return _fail(f"{args.service}: not a service of {topology.source} (known: {known})",
                      EXIT_BAD_INPUT)
-    aws = _aws(args)
+    aws = _aws(args, topology)
     stack_name = topology.stack_name(service)
     group = stack_outputs(current_stack(aws.client("cloudformation"), stack_name)).get(
         "LogGroupName")

@@ -69,9 +69,10 @@ from generator.ops.stackflow import (
     PREVIOUS, StackDeployer, StackOutcome, StackRequest, change_set_type, current_stack,
     previous_parameters, recreated, stack_outputs,
 )
-from generator.topology import Topology
+from generator.topology import Topology, ecr_repository_arn
 
 IMAGE_PARAMETER = "ImageUri"
+PULL_REPOSITORY_PARAMETER = "PullRepositoryArn"
 NONCE_PARAMETER = "DeploymentNonce"
 # Cluster template parameter -> the flag that gives it on a first deploy.
 CLUSTER_FLAGS = {
@@ -253,7 +254,9 @@ class Deployment:
                                    poll_seconds=self.options.poll_seconds,
                                    sleep=self.sleep, clock=self.clock,
                                    prefetch=self._prefetch_desired_counts)
-        self.params_files = preflight.read_params(directory, self.selected, problems)
+        environment = self.topology.environment
+        self.params_files = preflight.read_params(
+            directory, self.selected, problems, environment.name if environment else None)
         inputs = self.stack_inputs()
         self.before = {stack.stack_name: stack.current for stack in inputs}
         self.templates = preflight.read_templates(
@@ -511,6 +514,16 @@ class Deployment:
         service = self.topology.service(name)
         return service.image or self.options.images.get(name) or self.options.image
 
+    def _promoted_repository(self, image: str | None) -> str:
+        """An environment in another account pulls the build's image from the pipeline
+        account's repository: its execution role must be allowed that repository (the
+        service template allows its own account's pipeline repository only)."""
+        environment = self.topology.environment
+        repository = ecr_repository_arn(image or "")
+        if environment is None or not repository:
+            return ""
+        return repository if repository.split(":")[4] != environment.account else ""
+
     def _live_desired_count(self, service_name: str) -> int | None:
         """The ECS service's desiredCount now: read for the jobs about to start, in
         batches (`_prefetch_desired_counts`), each value used once."""
@@ -569,6 +582,7 @@ class Deployment:
             name,
             parameters=cluster_parameters(self.cluster_template, stack,
                                           {**self.options.cluster_values,
+                                           **self._cluster_identity(),
                                            names.TLS_ROLE_WANTED_PARAMETER:
                                                self._tls_role_wanted()}),
             tags={"app": self.topology.app, "kind": "cluster",
@@ -576,6 +590,14 @@ class Deployment:
             **self._template(self.cluster_template))
         return self._schedule([Job(name, lambda: self.deployer.flow(
             request, stack, preview=self.options.dry_run))])
+
+    def _cluster_identity(self) -> dict[str, str]:
+        """Which deployment the shared cluster template is (an environment's app and
+        namespace), for the parameters the template declares."""
+        values = {names.APP_PARAMETER: self.topology.app,
+                  names.NAMESPACE_PARAMETER: self.topology.namespace}
+        return {name: value for name, value in values.items()
+                if name in self.cluster_template.parameters}
 
     # --- the Service Connect TLS role: removed only after the services stop using it ---
 
@@ -639,10 +661,13 @@ class Deployment:
         params_file = self.params_files[name]
         live_count = (self._live_desired_count(name)
                       if change_set_type(stack) == "UPDATE" else None)
-        values = service_parameters(self.service_template, params_file, stack,
-                                    self.image_for(name),
+        image = self.image_for(name)
+        values = service_parameters(self.service_template, params_file, stack, image,
                                     params.initial_values(self.topology, service),
                                     deploy_values, live_count)
+        pull = self._promoted_repository(image)
+        if pull and not values.get(PULL_REPOSITORY_PARAMETER):
+            values[PULL_REPOSITORY_PARAMETER] = pull
         request = StackRequest(stack_name, parameters=values,
                                tags=params.tags(self.topology, service),
                                **self._template(self.service_template))

@@ -67,8 +67,10 @@ def read_template(directory: Path, name: str) -> Template:
     return Template(path, body, dict(document.get("Parameters") or {}))
 
 
-def read_params(directory: Path, service: str) -> ParamsFile:
-    path = Path(directory) / PARAMS_DIR / f"{service}.json"
+def read_params(directory: Path, service: str, environment: str | None = None) -> ParamsFile:
+    """params/<service>.json, or an environment's params/<environment>/<service>.json."""
+    params_dir = Path(directory) / PARAMS_DIR
+    path = (params_dir / environment if environment else params_dir) / f"{service}.json"
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -105,11 +105,12 @@ def read_templates(directory: Path, names: Iterable[str],
 
 
 def read_params(directory: Path, services: Iterable[str],
-                problems: list[str]) -> dict[str, files.ParamsFile]:
+                problems: list[str], environment: str | None = None
+                ) -> dict[str, files.ParamsFile]:
     found = {}
     for service in services:
         try:
-            found[service] = files.read_params(directory, service)
+            found[service] = files.read_params(directory, service, environment)
         except files.FilesProblem as err:
             problems.append(str(err))
     return found

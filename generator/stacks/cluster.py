@@ -23,6 +23,7 @@ from generator import names
 from generator.topology import Topology, network_export_name
 
 VPC = "VpcId"
+NAMESPACE = names.NAMESPACE_PARAMETER
 PRIVATE_SUBNETS = "PrivateSubnetIds"
 PUBLIC_SUBNETS = "PublicSubnetIds"
 HAS_PUBLIC_SUBNETS = "PublicSubnetsGiven"
@@ -111,13 +112,33 @@ def tls_role_wanted_parameter(topology: Topology) -> Parameter:
     )
 
 
+def app_parameter(topology: Topology) -> Parameter:
+    """Which deployment this cluster stack is: topology.yaml's app, or `<app>-<env>` of one
+    of its environments. One template serves them all; only the allowed values may be
+    chosen, so a console edit cannot point a cluster at another app's names."""
+    apps = [deployment.app for deployment in topology.deployments]
+    return Parameter(
+        names.APP_PARAMETER, Type="String", AllowedValues=apps, Default=apps[0],
+        Description="The app (or app-environment) whose stack names, tags and roles these "
+                    "resources carry.")
+
+
+def namespace_parameter(topology: Topology) -> Parameter:
+    namespaces = [deployment.namespace for deployment in topology.deployments]
+    return Parameter(
+        NAMESPACE, Type="String", AllowedValues=namespaces, Default=namespaces[0],
+        Description="The Cloud Map namespace's DNS name; callers use "
+                    "http://<discovery name>.<namespace>:<port>. Changing it replaces the "
+                    "namespace and every service's endpoint.")
+
+
 def namespace(topology: Topology) -> servicediscovery.PrivateDnsNamespace:
     return servicediscovery.PrivateDnsNamespace(
         "Namespace",
-        Name=topology.namespace,
+        Name=Ref(NAMESPACE),
         Vpc=Ref(VPC),
-        Description=f"Service Connect namespace of {topology.app}",
-        Tags=Tags(app=topology.app),
+        Description=Sub("Service Connect namespace of ${%s}" % names.APP_PARAMETER),
+        Tags=Tags(app=Ref(names.APP_PARAMETER)),
     )
 
 
@@ -130,7 +151,7 @@ def cluster(topology: Topology) -> ecs.Cluster:
         # By ARN: a name is resolved at deploy time and would also match an HTTP
         # namespace of the same name.
         ServiceConnectDefaults=ecs.ServiceConnectDefaults(Namespace=GetAtt("Namespace", "Arn")),
-        Tags=Tags(app=topology.app),
+        Tags=Tags(app=Ref(names.APP_PARAMETER)),
     )
 
 
@@ -140,11 +161,12 @@ def no_callers_security_group(topology: Topology) -> ec2.SecurityGroup:
     # admits nobody.
     return ec2.SecurityGroup(
         "NoCallersSecurityGroup",
-        GroupDescription=f"{topology.app}: attached to no task; stands in for no callers",
+        GroupDescription="Attached to no task; stands in for no callers",
         VpcId=Ref(VPC),
         SecurityGroupEgress=[ec2.SecurityGroupRule(
             IpProtocol="-1", CidrIp="127.0.0.1/32", Description="no egress")],
-        Tags=Tags(Name=f"{topology.app}-no-callers", app=topology.app),
+        Tags=Tags(Name=Sub("${%s}-no-callers" % names.APP_PARAMETER),
+                  app=Ref(names.APP_PARAMETER)),
     )
 
 
@@ -154,9 +176,9 @@ def service_connect_tls_role(topology: Topology) -> iam.Role:
     return iam.Role(
         TLS_ROLE,
         Condition=TLS_ROLE_KEPT,
-        Path=names.role_path(topology.app),
-        Description=f"{topology.app}: lets ECS issue Service Connect TLS certificates from "
-                    "the Private CA",
+        Path=Sub(names.role_path("${%s}" % names.APP_PARAMETER)),
+        Description=Sub("${%s}: lets ECS issue Service Connect TLS certificates from the "
+                        "Private CA" % names.APP_PARAMETER),
         # ECS assumes it: the trust policy of the developer guide's infrastructure role page.
         AssumeRolePolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
             Effect=Allow,
@@ -211,14 +233,15 @@ def outputs(topology: Topology) -> list[Output]:
         export(names.CLUSTER_ARN, GetAtt("Cluster", "Arn"), "ECS cluster ARN"),
         export(names.NAMESPACE_ARN, GetAtt("Namespace", "Arn"), "Cloud Map namespace ARN"),
         export(names.NAMESPACE_ID, GetAtt("Namespace", "Id"), "Cloud Map namespace id"),
-        export(names.NAMESPACE_NAME, topology.namespace, "Cloud Map namespace DNS name"),
+        export(names.NAMESPACE_NAME, Ref(NAMESPACE), "Cloud Map namespace DNS name"),
         export(names.VPC_ID, Ref(VPC), "VPC of the cluster"),
         Output(
             "NoCallersSecurityGroup",
             Description="Stands in for the task security group of a caller that does not exist",
             Value=GetAtt("NoCallersSecurityGroup", "GroupId"),
             # The name a service stack imports for its caller 'none' (see service.py).
-            Export=Export(network_export_name(topology.app, names.NO_CALLERS)),
+            Export=Export(Sub(network_export_name("${%s}" % names.APP_PARAMETER,
+                                                  names.NO_CALLERS))),
         ),
         # Not exported, so they can change: the deployer passes them to every service stack.
         Output(PRIVATE_SUBNETS, Description="Task subnets",
@@ -231,10 +254,13 @@ def outputs(topology: Topology) -> list[Output]:
 def interface(topology: Topology) -> dict:
     network = [VPC, PRIVATE_SUBNETS, PUBLIC_SUBNETS]
     labels = {VPC: "VPC", PRIVATE_SUBNETS: "Task subnets", PUBLIC_SUBNETS: "Load balancer subnets",
-              names.TLS_ROLE_WANTED_PARAMETER: "Keep the Service Connect TLS role"}
+              names.TLS_ROLE_WANTED_PARAMETER: "Keep the Service Connect TLS role",
+              names.APP_PARAMETER: "App (or app-environment)", NAMESPACE: "Namespace"}
     return {
         "AWS::CloudFormation::Interface": {
             "ParameterGroups": [
+                {"Label": {"default": "Deployment"},
+                 "Parameters": [names.APP_PARAMETER, NAMESPACE]},
                 {"Label": {"default": "Network"}, "Parameters": network},
                 {"Label": {"default": "Service Connect TLS"},
                  "Parameters": [names.TLS_ROLE_WANTED_PARAMETER]},
@@ -247,12 +273,15 @@ def interface(topology: Topology) -> dict:
 def build(topology: Topology) -> Template:
     template = Template(
         Description=(
-            f"{topology.app}: ECS cluster and Cloud Map namespace {topology.namespace} "
-            "(generated from topology.yaml; do not edit)"
+            f"{topology.project_app}: ECS cluster and Cloud Map namespace"
+            + ("" if topology.environments else f" {topology.namespace}")
+            + " (generated from topology.yaml; do not edit)"
         )
     )
     template.set_version("2010-09-09")
     template.set_metadata(interface(topology))
+    template.add_parameter(app_parameter(topology))
+    template.add_parameter(namespace_parameter(topology))
     template.add_parameter(vpc_parameter())
     template.add_parameter(private_subnets_parameter())
     template.add_parameter(public_subnets_parameter())

@@ -9,9 +9,12 @@ Like service.yaml, it is one template deployed once per service.
 """
 from __future__ import annotations
 
-from troposphere import Export, GetAtt, ImportValue, Output, Parameter, Sub, Tags, Template, ec2
+from troposphere import (
+    Export, GetAtt, ImportValue, Output, Parameter, Ref, Sub, Tags, Template, ec2,
+)
 
 from generator import egress, names
+from generator.stacks import cluster
 from generator.topology import Topology
 
 _DNS_LABEL_PATTERN = r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -62,7 +65,7 @@ def task_security_group(topology: Topology) -> ec2.SecurityGroup:
         GroupDescription=Sub("Tasks of ${ServiceName}; its service stack admits its callers"),
         VpcId=ImportValue(Sub("${%s}-%s" % (names.CLUSTER_STACK_PARAMETER, names.VPC_ID))),
         SecurityGroupEgress=platform_egress(topology),
-        Tags=Tags(Name=Sub("${ServiceName}-tasks"), app=topology.app),
+        Tags=Tags(Name=Sub("${ServiceName}-tasks"), app=Ref(names.APP_PARAMETER)),
     )
 
 
@@ -82,6 +85,7 @@ def build(topology: Topology) -> Template:
     )
     template.set_version("2010-09-09")
     template.add_parameter(parameters())
+    template.add_parameter(cluster.app_parameter(topology))
     template.add_resource(task_security_group(topology))
     template.add_output(outputs())
     return template

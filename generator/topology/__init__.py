@@ -23,6 +23,7 @@ from generator.topology.fields import (  # noqa: F401 - the package's interface
 from generator.topology.model import (  # noqa: F401 - the package's interface
     DEFAULT_HEALTH_CHECK_COMMAND, DEFAULT_SECURITY_GROUP_INBOUND_RULES, DEFAULT_TOPOLOGY,
     Environment, Network, Quotas, Scaling, Service, ServiceConnectTls, Topology, build_slug,
+    ecr_repository_arn,
     environment_app, ingress_stack_name, logical_id_part, network_export_name,
     network_stack_name, secret_name,
 )
@@ -52,6 +53,25 @@ def load(path: str | Path = DEFAULT_TOPOLOGY) -> Topology:
         reason = getattr(err, "strerror", None) or str(err)
         raise TopologyError(f"{source}: cannot read: {reason}") from None
     return parse(text, source, check_paths=True)
+
+
+def select(topology: Topology, environment: str | None) -> Topology:
+    """The topology a command acts on: `--env NAME`'s, or the file's own when it has no
+    environments. One line naming the file when the two do not fit together."""
+    names = [e.name for e in topology.environments]
+    if environment is None:
+        if names:
+            raise TopologyError(f"{topology.source}: environments: the file has environments "
+                                f"({', '.join(names)}): pass --env NAME")
+        return topology
+    if not names:
+        raise TopologyError(f"{topology.source}: --env {environment}: the file has no "
+                            "environments (add an `environments:` section, or drop --env)")
+    try:
+        return topology.in_environment(environment)
+    except KeyError:
+        raise TopologyError(f"{topology.source}: environments: no environment "
+                            f"{environment!r} (environments: {', '.join(names)})") from None
 
 
 def parse(text: str, source: str = DEFAULT_TOPOLOGY, check_paths: bool = False) -> Topology:

@@ -73,6 +73,9 @@ class EnvironmentFields(ServiceFields, QuotaFields):
             self.deployment_environment(app, namespace, name, settings, raw_services, services)
             for name, settings in value.items())
         self.check_distinct(app, environments)
+        # The one service template has a parameter per variable name across environments.
+        self.check_environment_slots(services + tuple(
+            service for environment in environments for service in environment.services))
         return environments
 
     def deployment_environment(self, app: str, namespace: str, name: Any, settings: Any,

@@ -75,14 +75,7 @@ class Service:
     @property
     def pull_repository_arn(self) -> str:
         """The private ECR repository of `image`, if it is one (else "")."""
-        match = _ECR_IMAGE.match(self.image or "")
-        if not match:
-            return ""
-        region = match["region"]
-        partition = ("aws-cn" if region.startswith("cn-")
-                     else "aws-us-gov" if region.startswith("us-gov-") else "aws")
-        return (f"arn:{partition}:ecr:{region}:{match['account']}:repository/"
-                f"{match['repository']}")
+        return ecr_repository_arn(self.image or "")
 
 
 @dataclass(frozen=True)
@@ -145,6 +138,9 @@ class Topology:
     # topology.yaml's `app`: what the bootstrap stack, the pipeline and the image
     # repository are named after, shared by every environment ("" = `app`).
     project: str = ""
+    # An environment's topology keeps every environment's services: the one template set
+    # has a parameter slot for each variable any of them sets.
+    every_service: tuple[Service, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def project_app(self) -> str:
@@ -159,7 +155,14 @@ class Topology:
         return dataclasses.replace(
             self, app=environment_app(self.app, name), namespace=environment.namespace,
             services=environment.services, quotas=environment.quotas, environments=(),
-            environment=environment, project=self.app)
+            environment=environment, project=self.app, every_service=self.template_services)
+
+    @property
+    def template_services(self) -> tuple[Service, ...]:
+        """Every service definition the shared templates serve, in every environment."""
+        if self.every_service:
+            return self.every_service
+        return self.services + tuple(s for e in self.environments for s in e.services)
 
     @property
     def deployments(self) -> tuple[Topology, ...]:
@@ -212,12 +215,12 @@ class Topology:
     @property
     def environment_names(self) -> tuple[str, ...]:
         """Every extra variable name any service sets, sorted: the service template's env slots."""
-        return tuple(sorted({name for s in self.services for name, _ in s.environment}))
+        return tuple(sorted({name for s in self.template_services for name, _ in s.environment}))
 
     @property
     def secret_names(self) -> tuple[str, ...]:
         """Every secret variable name any service has, sorted: the template's secret slots."""
-        return tuple(sorted({name for s in self.services for name, _ in s.secrets}))
+        return tuple(sorted({name for s in self.template_services for name, _ in s.secrets}))
 
     @property
     def build_directories(self) -> tuple[str, ...]:
@@ -232,6 +235,17 @@ class Topology:
     def root(self) -> Path:
         """The directory `build` paths are relative to: topology.yaml's own."""
         return Path(self.source).parent
+
+
+def ecr_repository_arn(image: str) -> str:
+    """The private ECR repository an image reference is in, if it is one (else "")."""
+    match = _ECR_IMAGE.match(image)
+    if not match:
+        return ""
+    region = match["region"]
+    partition = ("aws-cn" if region.startswith("cn-")
+                 else "aws-us-gov" if region.startswith("us-gov-") else "aws")
+    return f"arn:{partition}:ecr:{region}:{match['account']}:repository/{match['repository']}"
 
 
 def environment_app(app: str, environment: str) -> str:

@@ -48,21 +48,25 @@ def network_import(name: str) -> dict:
 
 def test_cluster_points_service_connect_at_the_namespace_by_arn(cluster_template):
     (namespace,) = resources_of_type(cluster_template, "AWS::ServiceDiscovery::PrivateDnsNamespace").values()
-    assert namespace["Properties"]["Name"] == "internal.shop"
+    # The namespace is a parameter (each environment has its own), whose only allowed
+    # value without environments is topology.yaml's.
+    assert namespace["Properties"]["Name"] == {"Ref": names.NAMESPACE_PARAMETER}
+    declared = cluster_template["Parameters"][names.NAMESPACE_PARAMETER]
+    assert declared["AllowedValues"] == [declared["Default"]] == ["internal.shop"]
     assert namespace["Properties"]["Vpc"] == {"Ref": "VpcId"}
     (ecs_cluster,) = resources_of_type(cluster_template, "AWS::ECS::Cluster").values()
     assert ecs_cluster["Properties"]["ServiceConnectDefaults"] == {
         "Namespace": {"Fn::GetAtt": ["Namespace", "Arn"]}}
 
 
-def test_network_parameters_are_console_drop_downs(cluster_template, default_topology):
+def test_network_parameters_are_console_drop_downs(cluster_template, rich_topology):
     parameters = cluster_template["Parameters"]
     assert parameters["VpcId"]["Type"] == "AWS::EC2::VPC::Id"
     assert parameters["PrivateSubnetIds"]["Type"] == "List<AWS::EC2::Subnet::Id>"
     # Always declared and optional: the first public service changes no parameter.
     assert parameters["PublicSubnetIds"]["Type"] == "CommaDelimitedList"
     assert parameters["PublicSubnetIds"]["Default"] == ""
-    assert as_dict(cluster.build(default_topology))["Parameters"] == parameters
+    assert as_dict(cluster.build(rich_topology))["Parameters"] == parameters
 
 
 def test_cluster_does_not_grow_with_services(cluster_template, default_topology):
@@ -126,8 +130,8 @@ def test_no_callers_stand_in_is_a_group_no_task_carries(cluster_template, rich_t
     group = cluster_template["Resources"]["NoCallersSecurityGroup"]["Properties"]
     assert "SecurityGroupIngress" not in group
     (output,) = [o for o in cluster_template["Outputs"].values()
-                 if o.get("Export", {}).get("Name") == f"shop-{names.NO_CALLERS}-network-"
-                                                         "TaskSecurityGroupId"]
+                 if o.get("Export", {}).get("Name") == {
+                     "Fn::Sub": f"${{AppName}}-{names.NO_CALLERS}-network-TaskSecurityGroupId"}]
     assert output["Value"] == {"Fn::GetAtt": ["NoCallersSecurityGroup", "GroupId"]}
     assert names.NO_CALLERS not in {s.name for s in rich_topology.services}
 

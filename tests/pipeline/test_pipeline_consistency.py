@@ -162,7 +162,8 @@ def test_cluster_parameters_are_the_same_with_or_without_a_public_service(tmp_pa
     # ServiceConnectTlsRoleWanted is always declared: the TLS role outlives the services
     # that use it (issue 14 finding 5).
     assert keys[0] == keys[1] == {"VpcId", "PrivateSubnetIds", "PublicSubnetIds",
-                                  names.TLS_ROLE_WANTED_PARAMETER}
+                                  names.TLS_ROLE_WANTED_PARAMETER, names.APP_PARAMETER,
+                                  names.NAMESPACE_PARAMETER}
 
 
 class _Tolerant(yaml.SafeLoader):

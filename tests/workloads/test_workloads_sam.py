@@ -86,7 +86,8 @@ def test_each_environment_has_the_pipelines_parameters_capabilities_and_tags(gen
     assert "parameter_overrides" not in cluster  # VPC and subnets: deploy-time only
     network = config["shop-web-network"]["deploy"]["parameters"]
     assert "capabilities" not in network
-    assert sam_pairs(network["parameter_overrides"]) == {"ClusterStackName": "shop-cluster",
+    assert sam_pairs(network["parameter_overrides"]) == {"AppName": "shop",
+                                                         "ClusterStackName": "shop-cluster",
                                                          "ServiceName": "web"}
     ingress = config["shop-orders-ingress"]["deploy"]["parameters"]
     assert ingress["template_file"] == "templates/ingress.yaml"
