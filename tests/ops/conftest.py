@@ -260,7 +260,9 @@ def cluster_template(topology, parameters: dict) -> dict:
         "ClusterName": {"Value": {"Ref": "Cluster"}, "Export": _export("ClusterName")},
         "ClusterArn": {"Value": {"Fn::GetAtt": ["Cluster", "Arn"]},
                        "Export": _export("ClusterArn")},
-        "NamespaceName": {"Value": topology.namespace, "Export": _export("NamespaceName")},
+        "NamespaceName": {"Value": ({"Ref": "NamespaceDnsName"} if "NamespaceDnsName"
+                                    in parameters else topology.namespace),
+                          "Export": _export("NamespaceName")},
         "NamespaceArn": {"Value": "arn:aws:servicediscovery:us-east-1:123456789012:"
                                   "namespace/ns-test", "Export": _export("NamespaceArn")},
         "VpcId": {"Value": {"Ref": "VpcId"}, "Export": _export("VpcId")},
