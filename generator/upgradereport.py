@@ -370,11 +370,18 @@ def mermaid(approval: Approval) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _linkable(href: str) -> bool:
+    return href.startswith(("https://", "http://"))
+
+
 # --- Markdown ---------------------------------------------------------------------------------
 
 def _md(value: str | Link) -> str:
+    if isinstance(value, Link) and _linkable(value.href):
+        href = value.href.replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
+        return f"[{_md(value.text)}](<{href}>)"
     if isinstance(value, Link):
-        return f"[{_md(value.text)}](<{value.href.replace('>', '%3E')}>)"
+        value = value.text
     text = " ".join(str(value).split())
     return re.sub(r"([\\`*_\[\]|<])", r"\\\1", text)
 
@@ -409,8 +416,10 @@ _STYLE = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}"
 
 
 def _html(value: str | Link) -> str:
-    if isinstance(value, Link):
+    if isinstance(value, Link) and _linkable(value.href):
         return f'<a href="{html.escape(value.href)}">{html.escape(value.text)}</a>'
+    if isinstance(value, Link):
+        value = value.text
     return html.escape(str(value))
 
 
