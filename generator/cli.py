@@ -163,11 +163,11 @@ def cmd_check_upgrade(args: argparse.Namespace) -> int:
         raise UsageError(f"check-upgrade: {err}") from None
     text = upgrade.format_report(report)
     if args.format != "text" or args.output:
-        from generator import upgradereport
+        from generator import upgradefacts, upgradereport
 
         rendered = text if args.format == "text" else upgradereport.FORMATS[args.format](
-            upgradereport.approval(report, old_files, new_files,
-                                   {"from": args.source, "to": str(args.out)}))
+            upgradefacts.approval(report, old_files, new_files,
+                                  {"from": args.source, "to": str(args.out)}))
         if args.output:
             _write_report(args.output, rendered)
         else:

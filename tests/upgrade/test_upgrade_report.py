@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import upgrade, upgradereport
+from generator import upgrade, upgradefacts, upgradereport
 
 from test_upgrade_tls import SEED_TLS
 from upgrade_fixtures import (CHANGE_PORT, LEGACY, MAKE_PRIVATE, SEED, deploy,
@@ -38,9 +38,9 @@ def rendered(tmp_path_factory):
     return directory
 
 
-def approval_of(rendered, before: str, after: str) -> upgradereport.Approval:
+def approval_of(rendered, before: str, after: str) -> upgradefacts.Approval:
     report, old, new = upgrade.plan_from(str(rendered(before)), rendered(after))
-    return upgradereport.approval(report, old, new)
+    return upgradefacts.approval(report, old, new)
 
 
 def text_of(document: str) -> str:
@@ -52,7 +52,7 @@ def text_of(document: str) -> str:
     return " ".join(document.split())
 
 
-def assert_in_both(approval: upgradereport.Approval, *facts: str) -> None:
+def assert_in_both(approval: upgradefacts.Approval, *facts: str) -> None:
     markdown = text_of(upgradereport.format_markdown(approval))
     page = text_of(upgradereport.format_html(approval))
     for fact in facts:
@@ -64,7 +64,7 @@ def test_a_new_callee_in_a_cycle_names_the_caller_the_rollout_rule_restarts(rend
     approval = approval_of(rendered, SEED, ADD_API_IN_CYCLE)
     assert approval.report.failures == []
     assert [(r.caller, r.callee, r.how) for r in approval.restarts] == [
-        ("client", "api", upgradereport.ROLLOUT)]
+        ("client", "api", upgradefacts.ROLLOUT)]
     assert {str(edge) for edge in approval.edges_added} == {"client -> api:9000",
                                                            "api -> client:8080"}
     assert approval.edges_removed == ()
@@ -85,7 +85,7 @@ def test_a_new_callee_in_a_cycle_names_the_caller_the_rollout_rule_restarts(rend
 def test_a_new_callee_outside_the_cycle_restarts_the_caller_by_its_own_update(rendered):
     approval = approval_of(rendered, SEED, ADD_API)
     assert [(r.caller, r.callee) for r in approval.restarts] == [("client", "api")]
-    assert approval.restarts[0].how == upgradereport.OWN_UPDATE.format(callee="api")
+    assert approval.restarts[0].how == upgradefacts.OWN_UPDATE.format(callee="api")
     # server's callees (client) keep their endpoints: no restart for server.
     assert approval.report.operation("demo-server").action == "no-op"
 
@@ -140,7 +140,7 @@ def test_the_bootstrap_stacks_policies_are_reported(rendered, tmp_path):
     assert "              - ecr:UntagResource\n" in text
     bootstrap.write_text(text.replace("              - ecr:UntagResource\n", "", 1))
     report, old_files, new_files = upgrade.plan_from(str(old), new)
-    approval = upgradereport.approval(report, old_files, new_files)
+    approval = upgradefacts.approval(report, old_files, new_files)
     changed = [c for c in approval.iam if c.stack == "demo-bootstrap"]
     assert len(changed) == 1 and changed[0].change == "updated"
     assert changed[0].type == "AWS::IAM::ManagedPolicy"
@@ -163,7 +163,7 @@ def test_a_replaced_and_an_updated_policy_by_hand():
                   deploy(account, "b", policy, Action="s3:GetObject", Name="two-b")]
     report = upgrade.UpgradeReport("NEW", "NEW", operations, before=before,
                                    after=dict(account.stacks))
-    changes = {c.stack: c for c in upgradereport.iam_changes(report)}
+    changes = {c.stack: c for c in upgradefacts.iam_changes(report)}
     assert changes["a"].change == "updated"
     assert changes["a"].summary == ("PolicyDocument changed (+ Allow s3:PutObject, "
                                     "- Allow s3:GetObject)")
@@ -177,7 +177,7 @@ def test_user_text_is_escaped_in_html_and_markdown(rendered):
     hostile = "<script>alert(1)</script>"
     report.operations[-1].findings.append(upgrade.Finding(
         f"stack{hostile}", "rule", f"message {hostile}", f"https://example.com/{hostile}"))
-    approval = upgradereport.approval(report, old, new, {"from": hostile})
+    approval = upgradefacts.approval(report, old, new, {"from": hostile})
     page = upgradereport.format_html(approval)
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -226,7 +226,7 @@ def test_the_command_prints_markdown_without_output(rendered):
 
 def test_a_predicted_failure_links_its_documentation():
     report, old, new = upgrade.plan_from(str(LEGACY / "trio"), LEGACY / "seed")
-    approval = upgradereport.approval(report, old, new)
+    approval = upgradefacts.approval(report, old, new)
     [failure] = report.failures
     assert failure.rule == "export-in-use" and failure.why == upgrade.DOC_EXPORTS
     page = upgradereport.format_html(approval)
