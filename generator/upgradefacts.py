@@ -142,14 +142,15 @@ def _cycle_members(graph: Mapping[str, tuple[str, ...]]) -> dict[str, frozenset[
 
 def restarts(report: UpgradeReport, old_files: TemplatesDir, new_files: TemplatesDir
              ) -> tuple[Restart, ...]:
-    """Existing callers whose tasks restart because a callee's endpoint is new.
+    """Callers whose tasks restart because a callee's endpoint is new to them.
 
     A proxy learns the namespace's endpoints only when its task starts (generator.rollout).
-    A callee outside the caller's cycle deploys first, and the caller's own stack updates
-    after it (its PeerUrls change). Inside a cycle the two deploy together, so the rollout
-    rule forces a new deployment of the caller when the endpoints it calls in its cycle
-    change (its DeploymentNonce, a digest of them); generator.ops.deploy does it only for a
-    stack that existed before the run.
+    A callee outside the caller's cycle deploys first, and an existing caller's own stack
+    updates after it (its PeerUrls change); a new caller simply starts then. Inside a cycle
+    the two deploy together, so the rollout rule forces a new deployment of the caller when
+    the endpoints it calls in its cycle change (its DeploymentNonce, a digest of them):
+    a new caller's too, whose nonce starts empty and which generator.ops.deploy has settled
+    by then.
     """
     old_calls = upgrade.call_graph(old_files.params)
     new_calls = upgrade.call_graph(new_files.params)
@@ -167,10 +168,9 @@ def restarts(report: UpgradeReport, old_files: TemplatesDir, new_files: Template
 
     found = []
     for caller, callees in new_calls.items():
-        if caller not in old_calls:
-            continue  # a new service's tasks start after its callees anyway
+        existing = caller in old_calls
         in_cycle = [c for c in callees if c in new_cycles[caller]]
-        was_in_cycle = [c for c in old_calls[caller] if c in old_cycles[caller]]
+        was_in_cycle = [c for c in old_calls.get(caller, ()) if c in old_cycles[caller]]
         redeployed = bool(in_cycle) and (
             {endpoint(new_files, new_namespace, c) for c in in_cycle}
             != {endpoint(old_files, old_namespace, c) for c in was_in_cycle})
@@ -178,7 +178,7 @@ def restarts(report: UpgradeReport, old_files: TemplatesDir, new_files: Template
             if callee in in_cycle:
                 if redeployed and (is_new(callee) or callee not in was_in_cycle):
                     found.append(Restart(caller, callee, ROLLOUT))
-            elif is_new(callee):
+            elif existing and is_new(callee):
                 found.append(Restart(caller, callee, OWN_UPDATE.format(callee=callee)))
     return tuple(found)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import upgrade, upgradefacts, upgradereport
+from generator import plan, rollout, topology, upgrade, upgradefacts, upgradereport
 
 from test_upgrade_tls import SEED_TLS
 from upgrade_fixtures import (CHANGE_PORT, LEGACY, MAKE_PRIVATE, SEED, deploy,
@@ -63,8 +63,10 @@ def assert_in_both(approval: upgradefacts.Approval, *facts: str) -> None:
 def test_a_new_callee_in_a_cycle_names_the_caller_the_rollout_rule_restarts(rendered):
     approval = approval_of(rendered, SEED, ADD_API_IN_CYCLE)
     assert approval.report.failures == []
+    # generator.ops.deploy's follow-up: the new api too (its nonce starts empty), but not
+    # server, whose callee in the cycle (client) keeps its endpoint.
     assert [(r.caller, r.callee, r.how) for r in approval.restarts] == [
-        ("client", "api", upgradefacts.ROLLOUT)]
+        ("api", "client", upgradefacts.ROLLOUT), ("client", "api", upgradefacts.ROLLOUT)]
     assert {str(edge) for edge in approval.edges_added} == {"client -> api:9000",
                                                            "api -> client:8080"}
     assert approval.edges_removed == ()
@@ -236,3 +238,25 @@ def test_a_predicted_failure_links_its_documentation():
     assert_in_both(approval, "check-upgrade: 1 predicted failure(s)",
                    "demo-cluster export-in-use the update removes export "
                    "demo-cluster-TaskSecurityGroup-audit")
+
+
+SERVER_PORT = SEED.replace("server: {port: 8080", "server: {port: 9090")
+PAIRS = [(SEED, ADD_API_IN_CYCLE), (SEED, ADD_API), (SEED, DROP_CALL), (SEED, SERVER_PORT),
+         (DROP_CALL, SEED), (MAKE_PRIVATE, CHANGE_PORT)]
+
+
+@pytest.mark.parametrize("pair", range(len(PAIRS)))
+def test_the_rollout_restarts_are_the_ones_the_deployer_forces(rendered, pair):
+    """Read from the templates alone, the callers the report says the rollout rule restarts
+    are those generator.rollout gives the deployer: a nonce that differs from the one the
+    earlier topology gave the stack ("" for a new stack)."""
+    before_text, after_text = PAIRS[pair]
+    before, after = topology.parse(before_text), topology.parse(after_text)
+    old_plan, new_plan = plan.build(before), plan.build(after)
+    old_names = {service.name for service in before.services}
+    forced = {redeploy.service for wave in rollout.schedule(after, new_plan)
+              for redeploy in wave
+              if rollout.needs_redeploy(rollout.nonce(before, old_plan, redeploy.service)
+                                        if redeploy.service in old_names else "", redeploy)}
+    approval = approval_of(rendered, before_text, after_text)
+    assert {r.caller for r in approval.restarts if r.how == upgradefacts.ROLLOUT} == forced
