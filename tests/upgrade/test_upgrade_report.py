@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import plan, rollout, topology, upgrade, upgradefacts, upgradereport
+from generator import cli, plan, rollout, topology, upgrade, upgradefacts, upgradereport
 
 from test_upgrade_tls import SEED_TLS
 from upgrade_fixtures import (CHANGE_PORT, LEGACY, MAKE_PRIVATE, SEED, deploy,
@@ -260,3 +260,24 @@ def test_the_rollout_restarts_are_the_ones_the_deployer_forces(rendered, pair):
                                         if redeploy.service in old_names else "", redeploy)}
     approval = approval_of(rendered, before_text, after_text)
     assert {r.caller for r in approval.restarts if r.how == upgradefacts.ROLLOUT} == forced
+
+
+def test_an_unwritable_output_is_one_line_and_exit_2(rendered, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    code = cli.main(["check-upgrade", "--from", str(rendered(SEED)), "--out",
+                     str(rendered(DROP_CALL)), "--format", "markdown",
+                     "--output", str(blocker / "report.md")])
+    captured = capsys.readouterr()
+    assert code == cli.EXIT_BAD_INPUT
+    assert len(captured.err.splitlines()) == 1
+    assert captured.err.startswith(f"error: {blocker / 'report.md'}: cannot write the report")
+
+
+def test_markdown_to_a_file_keeps_the_text_on_stdout(rendered, tmp_path, capsys):
+    output = tmp_path / "approval.md"
+    code = cli.main(["check-upgrade", "--from", str(rendered(SEED)), "--out",
+                     str(rendered(DROP_CALL)), "--format", "markdown", "--output", str(output)])
+    assert code == cli.EXIT_OK
+    assert capsys.readouterr().out.splitlines()[-1].startswith("check-upgrade: OK (")
+    assert output.read_text(encoding="utf-8").startswith("# check-upgrade: OK (")
