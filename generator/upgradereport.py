@@ -91,7 +91,8 @@ def mermaid(approval: Approval) -> str:
         return "svc_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
 
     def label(text: str) -> str:
-        return '"' + text.replace('"', "#quot;") + '"'
+        # Service names are DNS labels; anything else must not end the Markdown fence.
+        return '"' + re.sub(r"[^\w .:()-]", "_", text) + '"'
 
     new = set(approval.new_services)
     added = set(approval.added_calls)
