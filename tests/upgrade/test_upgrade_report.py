@@ -13,8 +13,8 @@ import pytest
 from generator import cli, plan, rollout, topology, upgrade, upgradefacts, upgradereport
 
 from test_upgrade_tls import SEED_TLS
-from upgrade_fixtures import (CHANGE_PORT, LEGACY, MAKE_PRIVATE, SEED, deploy,
-                              render_topology)
+from upgrade_fixtures import (ADD_PUBLIC, CHANGE_PORT, LEGACY, MAKE_PRIVATE, REMOVE_CLIENT, SEED,
+                              deploy, render_topology)
 
 REPO = Path(__file__).resolve().parents[2]
 # SEED's client also calls a new service, api, which calls client back: api joins the
@@ -281,3 +281,15 @@ def test_markdown_to_a_file_keeps_the_text_on_stdout(rendered, tmp_path, capsys)
     assert code == cli.EXIT_OK
     assert capsys.readouterr().out.splitlines()[-1].startswith("check-upgrade: OK (")
     assert output.read_text(encoding="utf-8").startswith("# check-upgrade: OK (")
+
+
+def test_a_removed_service_lists_its_deleted_stacks_and_roles(rendered):
+    approval = approval_of(rendered, ADD_PUBLIC, REMOVE_CLIENT)
+    deleted = {(c.stack, c.logical, c.summary) for c in approval.iam if c.change == "deleted"}
+    assert deleted == {("demo-client", "TaskRole", "the stack is deleted"),
+                       ("demo-client", "ExecutionRole", "the stack is deleted")}
+    assert {str(e) for e in approval.edges_removed} == {"client -> server:8080",
+                                                       "server -> client:8080"}
+    assert_in_both(approval, "delete demo-client service.yaml",
+                   "delete demo-client-network network.yaml",
+                   "demo-client ExecutionRole AWS::IAM::Role deleted the stack is deleted")
