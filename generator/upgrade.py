@@ -1157,6 +1157,7 @@ class _DeployerModel:
         self.deployment = deployment
         self.environment = environment
         self.app = deployment.app
+        self.calls = call_graph(files.params)
 
     def cluster_stack(self) -> str:
         return f"{self.app}-cluster"
@@ -1212,9 +1213,9 @@ class _DeployerModel:
         def port(name: str) -> str:
             return self.files.params.get(name, {}).get("Parameters", {}).get("ContainerPort", "")
 
-        graph = call_graph(self.files.params)
-        callers = [caller for caller in self.deployment.services if service in graph[caller]]
-        callees = [f"{port(callee)}:{callee}" for callee in graph.get(service, ())]
+        callers = [caller for caller in self.deployment.services
+                   if service in self.calls[caller]]
+        callees = [f"{port(callee)}:{callee}" for callee in self.calls.get(service, ())]
         return {"ContainerPort": port(service), "Callers": ",".join(callers) or "none",
                 "Callees": ",".join(callees) or "1:none"}
 
