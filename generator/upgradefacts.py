@@ -21,6 +21,9 @@ _GROUP_SYMBOL = re.compile(r"^\{(?P<stack>[^.{}]+)\.(?P<logical>[^.{}#]+)\.Group
 ROLLOUT = ("forced new deployment once its cycle is deployed (rollout rule: a new "
            "DeploymentNonce)")
 OWN_UPDATE = "its own service stack update, after {callee}'s stack (callees deploy first)"
+# A new policy's actions can run to dozens (the bootstrap stack's deploy policies have 79):
+# a created resource shows the count and the first few; a changed one every action added
+# or removed, which is what an approver has to read.
 _SHOWN_ACTIONS = 10
 
 
