@@ -163,11 +163,31 @@ def cmd_check_upgrade(args: argparse.Namespace) -> int:
         return _guarded(_check_missing_baseline)(args)
 
     try:
-        text, failures = upgrade.check_upgrade(args.source, args.out, _upgrade_environment(args))
+        report, old_files, new_files = upgrade.plan_from(args.source, args.out,
+                                                         _upgrade_environment(args))
     except upgrade.UpgradeInputError as err:
         raise UsageError(f"check-upgrade: {err}") from None
+    text = upgrade.format_report(report)
+    if args.format != "text" or args.output:
+        from generator import upgradefacts, upgradereport
+
+        rendered = text if args.format == "text" else upgradereport.FORMATS[args.format](
+            upgradefacts.approval(report, old_files, new_files,
+                                  {"from": args.source, "to": str(args.out)}))
+        if args.output:
+            _write_report(args.output, rendered)
+        else:
+            text = rendered
     print(text, end="")
-    return EXIT_FINDINGS if failures else EXIT_OK
+    return EXIT_FINDINGS if report.failures else EXIT_OK
+
+
+def _write_report(path: str, text: str) -> None:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"{path}: cannot write the report: {err.strerror or err}") from None
 
 
 def _upgrade_environment(args: argparse.Namespace):
@@ -270,6 +290,11 @@ def parser() -> argparse.ArgumentParser:
     _with_aws(check)
     check.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                        help=f"the templates to deploy (default: {DEFAULT_OUT})")
+    check.add_argument("--format", choices=["text", "markdown", "html"], default="text",
+                       help="text (default), or the approval report: markdown, or one "
+                            "self-contained HTML file")
+    check.add_argument("--output", metavar="FILE",
+                       help="write the report to FILE and the text summary to stdout")
     _with_env(check)
     check.set_defaults(handler=cmd_check_upgrade)
 

@@ -849,14 +849,18 @@ def rule_replacements(stack: str, old: DeployedStack, new: DeployedStack,
 
 
 def _changed_create_only(before: Resource, after: Resource) -> str:
+    return ", ".join(create_only_changes(before, after)) or "a replaced dependency"
+
+
+def create_only_changes(before: Resource, after: Resource) -> list[str]:
+    """The properties that make `after` a replacement of `before` ("Type", "?" if unknown)."""
     if before.type != after.type:
-        return "Type"
+        return ["Type"]
     try:
         create_only = schemas.schema(after.type).create_only
     except schemas.UnknownResourceType:
-        return "?"
-    changed = [p for p in create_only if before.properties.get(p) != after.properties.get(p)]
-    return ", ".join(changed) or "a replaced dependency"
+        return ["?"]
+    return [p for p in create_only if before.properties.get(p) != after.properties.get(p)]
 
 
 def rule_deleted_in_use(stacks: Mapping[str, DeployedStack], existing: DeployedStack | None,
@@ -925,6 +929,13 @@ def rule_duplicate_ingress(stacks: Mapping[str, DeployedStack], existing: Deploy
 
 # --- the upgrade ---------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Replacement:
+    logical: str
+    type: str
+    properties: tuple[str, ...]  # the create-only properties that change (create_only_changes)
+
+
 @dataclass
 class Operation:
     stack: str
@@ -932,6 +943,7 @@ class Operation:
     by: str
     template: str = ""
     replaced: list[str] = field(default_factory=list)  # "Logical (Type)"
+    replacements: list[Replacement] = field(default_factory=list)  # the same, with why
     exports_added: list[str] = field(default_factory=list)
     exports_removed: list[str] = field(default_factory=list)
     exports_changed: list[str] = field(default_factory=list)
@@ -948,6 +960,9 @@ class UpgradeReport:
     new_mode: str
     operations: list[Operation]
     notes: list[str] = field(default_factory=list)
+    # The account's stacks before the upgrade and after it (the approval report's diffs).
+    before: dict[str, DeployedStack] = field(default_factory=dict)
+    after: dict[str, DeployedStack] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[Finding]:
@@ -1012,6 +1027,10 @@ class Account:
         if existing is not None:
             operation.replaced = [f"{logical} ({new.resources[logical].type})"
                                   for logical in replaced]
+            operation.replacements = [
+                Replacement(logical, new.resources[logical].type, tuple(create_only_changes(
+                    existing.resources[logical], new.resources[logical])))
+                for logical in replaced]
             operation.findings += rule_replacements(request.stack, existing, new, replaced)
         self._exports(operation, existing, new)
         self.stacks[request.stack] = new
@@ -1113,6 +1132,30 @@ def assumed_bootstrap(app: str) -> DeployedStack:
                           for export in BOOTSTRAP_EXPORTS}, set())
 
 
+def call_graph(params: Mapping[str, dict]) -> dict[str, tuple[str, ...]]:
+    """Service -> the services its PeerUrls call, in their order: a URL (without its
+    optional name= prefix) names a callee when it is that callee's client alias,
+    http://<DiscoveryName>.<namespace>:<ContainerPort> (generator.params)."""
+    def parameters(name: str) -> dict:
+        return params.get(name, {}).get("Parameters", {})
+
+    def alias_of(url: str, callee: str) -> bool:
+        theirs = parameters(callee)
+        return re.fullmatch(rf"https?://{re.escape(theirs.get('DiscoveryName', callee))}"
+                            rf"\.[^:/]+:{theirs.get('ContainerPort', '')}/?", url) is not None
+
+    services = sorted(params)
+    graph = {}
+    for service in services:
+        urls = [url.split("=", 1)[1] if "=" in url.split("://", 1)[0] else url
+                for url in parameters(service).get("PeerUrls", "").split(",") if url]
+        graph[service] = tuple(callee for url in urls
+                               for callee in [next((c for c in services if alias_of(url, c)),
+                                                   None)]
+                               if callee is not None)
+    return graph
+
+
 class _DeployerModel:
     """The design's deployer (`generator deploy --prune`, design-notes "Deployer order").
 
@@ -1130,6 +1173,7 @@ class _DeployerModel:
         self.deployment = deployment
         self.environment = environment
         self.app = deployment.app
+        self.calls = call_graph(files.params)
 
     def cluster_stack(self) -> str:
         return f"{self.app}-cluster"
@@ -1180,32 +1224,16 @@ class _DeployerModel:
 
     def ingress_values(self, service: str) -> dict[str, str]:
         """ContainerPort from the service's params file; Callers: every service whose
-        PeerUrls name this one's client alias (http://<DiscoveryName>.<namespace>:<port>),
-        in topology order, or "none"; Callees: "<port>:<name>" of each service its own
-        PeerUrls name, in their order, or "1:none"; as the deployer passes them
-        (generator.params)."""
-        def parameters(name: str) -> dict:
-            return self.files.params.get(name, {}).get("Parameters", {})
+        PeerUrls name this one's client alias, in topology order, or "none"; Callees:
+        "<port>:<name>" of each service its own PeerUrls name, in their order, or "1:none";
+        as the deployer passes them (generator.params)."""
+        def port(name: str) -> str:
+            return self.files.params.get(name, {}).get("Parameters", {}).get("ContainerPort", "")
 
-        def urls(name: str) -> list[str]:
-            """PeerUrls without their optional name= prefixes, in order."""
-            return [url.split("=", 1)[1] if "=" in url.split("://", 1)[0] else url
-                    for url in parameters(name).get("PeerUrls", "").split(",") if url]
-
-        def alias_of(url: str, callee: str) -> bool:
-            theirs = parameters(callee)
-            return re.fullmatch(rf"https?://{re.escape(theirs.get('DiscoveryName', callee))}"
-                                rf"\.[^:/]+:{theirs.get('ContainerPort', '')}/?", url) is not None
-
-        services = self.deployment.services
-        port = parameters(service).get("ContainerPort", "")
-        callers = [caller for caller in services
-                   if any(alias_of(url, service) for url in urls(caller))]
-        callees = [f"{parameters(callee).get('ContainerPort', '')}:{callee}"
-                   for url in urls(service)
-                   for callee in [next((c for c in services if alias_of(url, c)), None)]
-                   if callee is not None]
-        return {"ContainerPort": port, "Callers": ",".join(callers) or "none",
+        callers = [caller for caller in self.deployment.services
+                   if service in self.calls[caller]]
+        callees = [f"{port(callee)}:{callee}" for callee in self.calls.get(service, ())]
+        return {"ContainerPort": port(service), "Callers": ",".join(callers) or "none",
                 "Callees": ",".join(callees) or "1:none"}
 
     def tls_role_wanted(self, account: Account, template: TemplateFile) -> str:
@@ -1365,7 +1393,7 @@ def plan_upgrade(old_dir: str | Path | TemplatesDir, new_dir: str | Path | Templ
     old = read_deployment(old_files, environment)
     new = read_deployment(new_files, new_environment or environment)
     account = deploy_from_scratch(old_files, environment)
-    report = UpgradeReport(old.mode, new.mode, [])
+    report = UpgradeReport(old.mode, new.mode, [], before=dict(account.stacks))
     if _ensure_bootstrap(account, new_files, new):
         report.notes.append(f"{new.bootstrap_stack} is assumed to exist with the exports "
                             f"{', '.join(BOOTSTRAP_EXPORTS)} (the templates directory has no "
@@ -1380,6 +1408,7 @@ def plan_upgrade(old_dir: str | Path | TemplatesDir, new_dir: str | Path | Templ
     for request in _all_requests(new_files, new, new_environment or environment, account,
                                  old, old_files):
         report.operations.append(account.apply(request, by_s3=new.mode == "NEW"))
+    report.after = dict(account.stacks)
     if new.mode == "OLD":
         kept = sorted(set(account.stacks) - {op.stack for op in report.operations})
         if kept:
@@ -1443,10 +1472,11 @@ def templates_at(ref: str, destination: Path, prefix: str = "templates",
     return destination
 
 
-def check_upgrade(source: str, new_dir: str | Path,
-                  environment: Environment = Environment()) -> tuple[str, int]:
-    """`check-upgrade --from SOURCE`: the report's text and the number of failures.
-    SOURCE is a templates directory, or a git ref whose templates/ is read."""
+def plan_from(source: str, new_dir: str | Path, environment: Environment = Environment()
+              ) -> tuple[UpgradeReport, TemplatesDir, TemplatesDir]:
+    """`check-upgrade --from SOURCE`: the report and the two directories it compared.
+    SOURCE is a templates directory, or a git ref whose templates/ is read; `environment`
+    names the environment whose params/<name>/ are read, and its network."""
     import tempfile
 
     new_path = Path(new_dir)
@@ -1454,10 +1484,18 @@ def check_upgrade(source: str, new_dir: str | Path,
         raise UpgradeInputError(f"{new_path / PARAMS_DIR / environment.name}: not found; run "
                                 "`python -m generator generate` first")
     if Path(source).is_dir():
-        report = plan_upgrade(source, new_path, environment)
+        old_files = read_templates_dir(source, environment.name)
     else:
         prefix = new_path.as_posix() if not new_path.is_absolute() else "templates"
         with tempfile.TemporaryDirectory(prefix="check-upgrade-") as temporary:
-            old = templates_at(source, Path(temporary), prefix)
-            report = plan_upgrade(old, new_path, environment)
+            old_files = read_templates_dir(templates_at(source, Path(temporary), prefix),
+                                           environment.name)
+    new_files = read_templates_dir(new_path, environment.name)
+    return plan_upgrade(old_files, new_files, environment), old_files, new_files
+
+
+def check_upgrade(source: str, new_dir: str | Path,
+                  environment: Environment = Environment()) -> tuple[str, int]:
+    """`check-upgrade --from SOURCE`: the report's text and the number of failures."""
+    report, _, _ = plan_from(source, new_dir, environment)
     return format_report(report), len(report.failures)
