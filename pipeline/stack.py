@@ -10,7 +10,11 @@ ingress and service stacks, each as soon as what it needs is done) -> Verify.
 
 The template does not depend on the services: it is the same for 2 services or 300, so a
 topology change never changes the pipeline, never changes its parameters, and never
-approaches CodePipeline's stage and action quotas. The deploy order, the console-update
+approaches CodePipeline's stage and action quotas. With `environments:` (issue 16) the
+Approval/Deploy/Verify stages give way to one stage per environment (pipeline.promotion),
+the network comes from topology.yaml instead of this stack's parameters, and an
+environment in another account brings the KMS key and resource policies of
+pipeline.crossaccount; without them the template is what it always was. The deploy order, the console-update
 rule and the redeploy rule live in one place, the boto3 deployer, which the pipeline and
 an operator run alike.
 """
@@ -28,7 +32,7 @@ from troposphere import codebuild, codepipeline, ecr, logs, s3
 from generator import names
 from generator.stacks import cluster as cluster_stack
 from generator.topology import Topology
-from pipeline import iam
+from pipeline import crossaccount, iam, promotion
 
 SOURCE_ARTIFACT = "SourceOutput"
 BUILD_ARTIFACT = "BuildOutput"
@@ -52,7 +56,7 @@ _LIST_PARAMETERS = (cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS)
 
 
 def parameters(topology: Topology) -> list[Parameter]:
-    result = [
+    source = [
         Parameter(
             "ConnectionArn", Type="String",
             AllowedPattern=r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):"
@@ -70,11 +74,15 @@ def parameters(topology: Topology) -> list[Parameter]:
             "BranchName", Type="String", Default="main", MinLength=1, MaxLength=255,
             Description="A push to this branch starts the pipeline.",
         ),
+    ]
+    approval = [
         Parameter(
             "RequireApproval", Type="String", Default="false", AllowedValues=["true", "false"],
             Description="Stop for a manual approval after the build, before any stack "
                         "(except this pipeline) is touched.",
         ),
+    ]
+    network = [
         Parameter(
             cluster_stack.VPC, Type="AWS::EC2::VPC::Id",
             Description="Passed to the cluster stack: the VPC of the tasks and namespace.",
@@ -94,6 +102,8 @@ def parameters(topology: Topology) -> list[Parameter]:
                         "service is public.",
             ConstraintDescription="must be empty or subnet ids (subnet-...)",
         ),
+    ]
+    retention = [
         Parameter(
             "ImagesToKeep", Type="Number", Default=30, MinValue=5, MaxValue=1000,
             Description="The image repository keeps this many most recent images; a "
@@ -104,7 +114,10 @@ def parameters(topology: Topology) -> list[Parameter]:
             Description="Days the artifact bucket keeps pipeline artifacts and build cache.",
         ),
     ]
-    return result
+    if topology.environments:
+        # Each environment's approval and network are topology.yaml's.
+        return source + retention
+    return source + approval + network + retention
 
 
 def interface(topology: Topology) -> dict:
@@ -113,6 +126,9 @@ def interface(topology: Topology) -> dict:
         ("Network (passed to the cluster stack)", list(NETWORK_PARAMETERS)),
         ("Retention", ["ImagesToKeep", "ArtifactRetentionDays"]),
     ]
+    if topology.environments:
+        groups = [("Source", ["ConnectionArn", "FullRepositoryId", "BranchName"]),
+                  groups[2]]
     return {"AWS::CloudFormation::Interface": {"ParameterGroups": [
         {"Label": {"default": label}, "Parameters": members} for label, members in groups
     ]}}
@@ -121,17 +137,28 @@ def interface(topology: Topology) -> dict:
 # --- storage -----------------------------------------------------------------------------
 
 
-def artifact_bucket() -> s3.Bucket:
+def _bucket_encryption(topology: Topology) -> s3.BucketEncryption:
+    s3_managed = s3.ServerSideEncryptionRule(
+        ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256"))
+    if not topology.environments:
+        return s3.BucketEncryption(ServerSideEncryptionConfiguration=[s3_managed])
+    # Another account can read an object only with a key it is granted: the stack's own
+    # key when an environment is elsewhere (pipeline.crossaccount).
+    with_key = s3.ServerSideEncryptionRule(
+        BucketKeyEnabled=True,
+        ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
+            SSEAlgorithm="aws:kms", KMSMasterKeyID=crossaccount.key_arn()))
+    return s3.BucketEncryption(ServerSideEncryptionConfiguration=[
+        If(crossaccount.CROSS_ACCOUNT, with_key, s3_managed)])
+
+
+def artifact_bucket(topology: Topology) -> s3.Bucket:
     # Kept when the stack goes: a non-empty bucket would fail the stack's deletion anyway.
     return s3.Bucket(
         iam.ARTIFACT_BUCKET,
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
-        BucketEncryption=s3.BucketEncryption(ServerSideEncryptionConfiguration=[
-            s3.ServerSideEncryptionRule(
-                ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
-                    SSEAlgorithm="AES256"))
-        ]),
+        BucketEncryption=_bucket_encryption(topology),
         VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
         PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
             BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True,
@@ -155,9 +182,11 @@ def artifact_bucket() -> s3.Bucket:
 # the Deny lists every action any principal here performs on the bucket, and more.
 
 
-def artifact_bucket_policy() -> s3.BucketPolicy:
+def artifact_bucket_policy(topology: Topology) -> s3.BucketPolicy:
     bucket_arn = GetAtt(iam.ARTIFACT_BUCKET, "Arn")
-    return s3.BucketPolicy(
+    grants = (crossaccount.artifact_read_statements(topology, iam.ARTIFACT_BUCKET)
+              if topology.environments else [])
+    policy = s3.BucketPolicy(
         "ArtifactBucketPolicy",
         Bucket=Ref(iam.ARTIFACT_BUCKET),
         PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
@@ -169,8 +198,15 @@ def artifact_bucket_policy() -> s3.BucketPolicy:
             Action=[Action("s3", "*")],
             Resource=[bucket_arn, Sub("${%s.Arn}/*" % iam.ARTIFACT_BUCKET)],
             Condition=Condition(Bool("aws:SecureTransport", "false")),
-        )]),
+        )] + grants),
     )
+    if grants:
+        # The grants name accounts only where one differs from this stack's
+        # (crossaccount.conditions); with none, the TLS rule stays alone.
+        policy.PolicyDocument = If(crossaccount.CROSS_ACCOUNT, policy.PolicyDocument,
+                                   PolicyDocument(Version="2012-10-17",
+                                                  Statement=policy.PolicyDocument.Statement[:1]))
+    return policy
 
 
 def image_repository(topology: Topology) -> ecr.Repository:
@@ -184,7 +220,7 @@ def image_repository(topology: Topology) -> ecr.Repository:
     # countNumber must be a JSON number: substitute the parameter without quotes.
     text = json.dumps(lifecycle, sort_keys=True).replace('"${ImagesToKeep}"', "${ImagesToKeep}")
     # Kept when the stack goes: running tasks and rollbacks still pull these images.
-    return ecr.Repository(
+    repository = ecr.Repository(
         iam.IMAGE_REPOSITORY,
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
@@ -195,6 +231,13 @@ def image_repository(topology: Topology) -> ecr.Repository:
         EncryptionConfiguration=ecr.EncryptionConfiguration(EncryptionType="AES256"),
         LifecyclePolicy=ecr.LifecyclePolicy(LifecyclePolicyText=Sub(text)),
     )
+    if topology.environments:
+        # The environments in other accounts run these images: their execution roles
+        # pull from here (repository-policy-examples.html, "Allow another account").
+        repository.RepositoryPolicyText = If(crossaccount.CROSS_ACCOUNT,
+                                             crossaccount.repository_policy(topology),
+                                             Ref(AWS_NO_VALUE))
+    return repository
 
 
 # --- builds ------------------------------------------------------------------------------
@@ -259,6 +302,7 @@ def build_project(topology: Topology) -> codebuild.Project:
                 codebuild.EnvironmentVariable(
                     Name="TEMPLATE_BUCKET", Type="PLAINTEXT",
                     Value=iam.bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT)),
+                *_build_environment_variables(topology),
             ],
         ),
         # pip's cache (buildspec.yml `cache: paths`) kept in the artifact bucket.
@@ -268,6 +312,19 @@ def build_project(topology: Topology) -> codebuild.Project:
             Status="ENABLED", GroupName=Ref(iam.BUILD_LOG_GROUP))),
         TimeoutInMinutes=30,
     )
+
+
+def _build_environment_variables(topology: Topology) -> list:
+    """With environments: which to check (buildspec.yml loops over ENVIRONMENTS), and
+    where this run's approval reports go (the artifact bucket)."""
+    if not topology.environments:
+        return []
+    return [
+        codebuild.EnvironmentVariable(Name=promotion.ENVIRONMENTS_VARIABLE, Type="PLAINTEXT",
+                                      Value=promotion.environment_names(topology)),
+        codebuild.EnvironmentVariable(Name="ARTIFACT_BUCKET", Type="PLAINTEXT",
+                                      Value=Ref(iam.ARTIFACT_BUCKET)),
+    ]
 
 
 def _small_project(logical_id: str, suffix: str, description: str, role: str,
@@ -296,6 +353,17 @@ def _small_project(logical_id: str, suffix: str, description: str, role: str,
 def deploy_project(topology: Topology) -> codebuild.Project:
     # The deploy step is the boto3 deployer every operator also runs; what varies per
     # account reaches it from this stack's parameters and the bootstrap stack.
+    if topology.environments:
+        # `deploy --env` takes the network from topology.yaml and, in another account,
+        # that account's deploy role and bucket; the baseline stays in this account's.
+        variables = [
+            ("TEMPLATE_BUCKET", iam.bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT))]
+        return _small_project(
+            iam.DEPLOY_PROJECT, "deploy",
+            "python -m generator deploy --env $ENVIRONMENT: one environment (the action "
+            "says which), callees first",
+            iam.DEPLOY_STEP_ROLE, DEPLOY_BUILDSPEC, iam.DEPLOY_LOG_GROUP, variables,
+            timeout_minutes=480)
     variables = [
         ("VPC_ID", Ref(cluster_stack.VPC)),
         ("PRIVATE_SUBNET_IDS", Join(",", Ref(cluster_stack.PRIVATE_SUBNETS))),
@@ -382,10 +450,13 @@ def _codebuild_action(name: str, project: str, inputs: str, output: str | None =
     )
 
 
-def build_stage() -> codepipeline.Stages:
-    return codepipeline.Stages(
-        Name="Build", Actions=[_codebuild_action("Build", iam.BUILD_PROJECT, SOURCE_ARTIFACT,
-                                                 BUILD_ARTIFACT)])
+def build_stage(topology: Topology) -> codepipeline.Stages:
+    action = _codebuild_action("Build", iam.BUILD_PROJECT, SOURCE_ARTIFACT, BUILD_ARTIFACT)
+    if topology.environments:
+        # Its exported variables (the reports' prefix) reach the approvals.
+        action.Namespace = promotion.BUILD_NAMESPACE
+        action.Configuration = promotion.build_action_configuration(iam.BUILD_PROJECT)
+    return codepipeline.Stages(Name="Build", Actions=[action])
 
 
 def update_pipeline_stage(topology: Topology) -> codepipeline.Stages:
@@ -423,8 +494,15 @@ def verify_stage() -> codepipeline.Stages:
 
 
 def pipeline(topology: Topology) -> codepipeline.Pipeline:
-    stages = [source_stage(), build_stage(), update_pipeline_stage(topology), approval_stage(),
-              deploy_stage(), verify_stage()]
+    if topology.environments:
+        stages = [source_stage(), build_stage(topology), update_pipeline_stage(topology),
+                  *promotion.environment_stages(
+                      topology, deploy_project=iam.DEPLOY_PROJECT,
+                      verify_project=iam.VERIFY_PROJECT, artifact=BUILD_ARTIFACT,
+                      bucket=iam.ARTIFACT_BUCKET)]
+    else:
+        stages = [source_stage(), build_stage(topology), update_pipeline_stage(topology),
+                  approval_stage(), deploy_stage(), verify_stage()]
     return codepipeline.Pipeline(
         "Pipeline",
         PipelineType="V2",
@@ -439,7 +517,7 @@ def pipeline(topology: Topology) -> codepipeline.Pipeline:
         # When UpdatePipeline changes this pipeline, run the new definition on the commit.
         RestartExecutionOnUpdate=True,
         RoleArn=GetAtt(iam.PIPELINE_ROLE, "Arn"),
-        ArtifactStore=codepipeline.ArtifactStore(Type="S3", Location=Ref(iam.ARTIFACT_BUCKET)),
+        ArtifactStore=artifact_store(topology),
         Triggers=[codepipeline.PipelineTriggerDeclaration(
             ProviderType="CodeStarSourceConnection",
             GitConfiguration=codepipeline.GitConfiguration(
@@ -450,6 +528,16 @@ def pipeline(topology: Topology) -> codepipeline.Pipeline:
         )],
         Stages=stages,
     )
+
+
+def artifact_store(topology: Topology) -> codepipeline.ArtifactStore:
+    store = codepipeline.ArtifactStore(Type="S3", Location=Ref(iam.ARTIFACT_BUCKET))
+    if topology.environments:
+        # https://docs.aws.amazon.com/codepipeline/latest/userguide/pipelines-create-cross-account.html:
+        # artifacts another account reads are encrypted with a customer managed key.
+        store.EncryptionKey = If(crossaccount.CROSS_ACCOUNT, codepipeline.EncryptionKey(
+            Id=crossaccount.key_arn(), Type="KMS"), Ref(AWS_NO_VALUE))
+    return store
 
 
 def outputs() -> list[Output]:
@@ -471,9 +559,14 @@ def build(topology: Topology) -> Template:
     template.set_version("2010-09-09")
     template.set_metadata(interface(topology))
     template.add_parameter(parameters(topology))
-    template.add_condition(APPROVAL_REQUIRED, Equals(Ref("RequireApproval"), "true"))
+    if topology.environments:
+        for name, condition in crossaccount.conditions(topology).items():
+            template.add_condition(name, condition)
+        template.add_resource(crossaccount.artifact_key(topology))
+    else:
+        template.add_condition(APPROVAL_REQUIRED, Equals(Ref("RequireApproval"), "true"))
     for resource in (
-        artifact_bucket(), artifact_bucket_policy(), image_repository(topology),
+        artifact_bucket(topology), artifact_bucket_policy(topology), image_repository(topology),
         *log_groups(), *report_groups(), build_project(topology), deploy_project(topology),
         verify_project(), iam.pipeline_role(topology), iam.build_role(topology),
         iam.deploy_step_role(topology), iam.verify_role(topology), pipeline(topology),
