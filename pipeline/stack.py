@@ -14,25 +14,33 @@ approaches CodePipeline's stage and action quotas. With `environments:` (issue 1
 Approval/Deploy/Verify stages give way to one stage per environment (pipeline.promotion),
 the network comes from topology.yaml instead of this stack's parameters, and an
 environment in another account brings the KMS key and resource policies of
-pipeline.crossaccount; without them the template is what it always was. The deploy order, the console-update
+pipeline.crossaccount; without them the template is what it always was.
+
+The pieces: pipeline.storage (bucket, repository, artifact store), pipeline.builds (the
+CodeBuild projects), pipeline.iam (the roles), pipeline.promotion (the environment
+stages), pipeline.crossaccount (what another account is granted); this module assembles
+the parameters, the stages and the template. The deploy order, the console-update
 rule and the redeploy rule live in one place, the boto3 deployer, which the pipeline and
 an operator run alike.
 """
 from __future__ import annotations
 
-import json
-
-from awacs.aws import Action, Bool, Condition, Deny, PolicyDocument, Statement
-from awacs.aws import Principal as AwsPrincipal
 from troposphere import (
     AWS_NO_VALUE, Equals, GetAtt, If, Join, Output, Parameter, Ref, Sub, Template,
 )
-from troposphere import codebuild, codepipeline, ecr, logs, s3
+from troposphere import codepipeline
 
 from generator import names
 from generator.stacks import cluster as cluster_stack
 from generator.topology import Topology
 from pipeline import crossaccount, iam, promotion
+from pipeline.builds import (  # noqa: F401 (BUILDSPEC and the rest are read as stack.X)
+    BUILD_IMAGE, BUILDSPEC, DEPLOY_BUILDSPEC, REPORTS, VERIFY_BUILDSPEC, build_project,
+    deploy_project, log_groups, report_groups, verify_project,
+)
+from pipeline.storage import (
+    artifact_bucket, artifact_bucket_policy, artifact_store, image_repository,
+)
 
 SOURCE_ARTIFACT = "SourceOutput"
 BUILD_ARTIFACT = "BuildOutput"
@@ -40,13 +48,6 @@ BUILD_ARTIFACT = "BuildOutput"
 # service -> image URI; the deploy step passes it to `generator deploy --images`.
 IMAGES_FILE = "images.json"
 PIPELINE_TEMPLATE = "templates/pipeline.yaml"
-BUILDSPEC = "buildspec.yml"
-DEPLOY_BUILDSPEC = "pipeline/deploy.buildspec.yml"
-VERIFY_BUILDSPEC = "pipeline/verify.buildspec.yml"
-# Report names used in buildspec.yml's `reports:`; CodeBuild files a report named N
-# under the report group "<project name>-N", which this stack creates.
-REPORTS = {"TestReportGroup": "tests", "LintReportGroup": "lint"}
-BUILD_IMAGE = "aws/codebuild/standard:7.0"
 APPROVAL_REQUIRED = "ApprovalRequired"
 CAPABILITIES = "CAPABILITY_IAM"
 # Passed on to the cluster stack by the deploy step; the same set whatever the topology.
@@ -132,260 +133,6 @@ def interface(topology: Topology) -> dict:
     return {"AWS::CloudFormation::Interface": {"ParameterGroups": [
         {"Label": {"default": label}, "Parameters": members} for label, members in groups
     ]}}
-
-
-# --- storage -----------------------------------------------------------------------------
-
-
-def _bucket_encryption(topology: Topology) -> s3.BucketEncryption:
-    s3_managed = s3.ServerSideEncryptionRule(
-        ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256"))
-    if not topology.environments:
-        return s3.BucketEncryption(ServerSideEncryptionConfiguration=[s3_managed])
-    # Another account can read an object only with a key it is granted: the stack's own
-    # key when an environment is elsewhere (pipeline.crossaccount).
-    with_key = s3.ServerSideEncryptionRule(
-        BucketKeyEnabled=True,
-        ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
-            SSEAlgorithm="aws:kms", KMSMasterKeyID=crossaccount.key_arn()))
-    return s3.BucketEncryption(ServerSideEncryptionConfiguration=[
-        If(crossaccount.CROSS_ACCOUNT, with_key, s3_managed)])
-
-
-def artifact_bucket(topology: Topology) -> s3.Bucket:
-    # Kept when the stack goes: a non-empty bucket would fail the stack's deletion anyway.
-    return s3.Bucket(
-        iam.ARTIFACT_BUCKET,
-        DeletionPolicy="Retain",
-        UpdateReplacePolicy="Retain",
-        BucketEncryption=_bucket_encryption(topology),
-        VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
-        PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
-            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True,
-            RestrictPublicBuckets=True,
-        ),
-        OwnershipControls=s3.OwnershipControls(
-            Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
-        LifecycleConfiguration=s3.LifecycleConfiguration(Rules=[
-            s3.LifecycleRule(
-                Id="expire-old-artifacts", Status="Enabled",
-                ExpirationInDays=Ref("ArtifactRetentionDays"),
-                NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=7),
-                AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
-                    DaysAfterInitiation=1),
-            ),
-        ]),
-    )
-
-
-# A TLS-only policy is usually one Deny of "s3:*"; this project allows no "*" action, so
-# the Deny lists every action any principal here performs on the bucket, and more.
-
-
-def artifact_bucket_policy(topology: Topology) -> s3.BucketPolicy:
-    bucket_arn = GetAtt(iam.ARTIFACT_BUCKET, "Arn")
-    grants = (crossaccount.artifact_read_statements(topology, iam.ARTIFACT_BUCKET)
-              if topology.environments else [])
-    policy = s3.BucketPolicy(
-        "ArtifactBucketPolicy",
-        Bucket=Ref(iam.ARTIFACT_BUCKET),
-        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
-            Sid="DenyInsecureTransport",
-            Effect=Deny,
-            Principal=AwsPrincipal("*"),
-            # A Deny grants nothing, so every S3 action is refused without TLS (AWS's
-            # TLS-only pattern); the roles' Allow statements never use a wildcard action.
-            Action=[Action("s3", "*")],
-            Resource=[bucket_arn, Sub("${%s.Arn}/*" % iam.ARTIFACT_BUCKET)],
-            Condition=Condition(Bool("aws:SecureTransport", "false")),
-        )] + grants),
-    )
-    if grants:
-        # The grants name accounts only where one differs from this stack's
-        # (crossaccount.conditions); with none, the TLS rule stays alone.
-        policy.PolicyDocument = If(crossaccount.CROSS_ACCOUNT, policy.PolicyDocument,
-                                   PolicyDocument(Version="2012-10-17",
-                                                  Statement=policy.PolicyDocument.Statement[:1]))
-    return policy
-
-
-def image_repository(topology: Topology) -> ecr.Repository:
-    lifecycle = {"rules": [{
-        "rulePriority": 1,
-        "description": "keep the most recent ImagesToKeep images",
-        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
-                      "countNumber": "${ImagesToKeep}"},
-        "action": {"type": "expire"},
-    }]}
-    # countNumber must be a JSON number: substitute the parameter without quotes.
-    text = json.dumps(lifecycle, sort_keys=True).replace('"${ImagesToKeep}"', "${ImagesToKeep}")
-    # Kept when the stack goes: running tasks and rollbacks still pull these images.
-    repository = ecr.Repository(
-        iam.IMAGE_REPOSITORY,
-        DeletionPolicy="Retain",
-        UpdateReplacePolicy="Retain",
-        RepositoryName=Join("", [names.image_repository(topology.app),
-                                 names.stack_instance_suffix()]),
-        ImageScanningConfiguration=ecr.ImageScanningConfiguration(ScanOnPush=True),
-        ImageTagMutability="IMMUTABLE",
-        EncryptionConfiguration=ecr.EncryptionConfiguration(EncryptionType="AES256"),
-        LifecyclePolicy=ecr.LifecyclePolicy(LifecyclePolicyText=Sub(text)),
-    )
-    if topology.environments:
-        # The environments in other accounts run these images: their execution roles
-        # pull from here (repository-policy-examples.html, "Allow another account").
-        repository.RepositoryPolicyText = If(crossaccount.CROSS_ACCOUNT,
-                                             crossaccount.repository_policy(topology),
-                                             Ref(AWS_NO_VALUE))
-    return repository
-
-
-# --- builds ------------------------------------------------------------------------------
-
-
-def build_project_name() -> Sub:
-    return Sub("${AWS::StackName}-build")
-
-
-def log_groups() -> list[logs.LogGroup]:
-    return [
-        _build_log_group(iam.BUILD_LOG_GROUP, "build"),
-        _build_log_group(iam.DEPLOY_LOG_GROUP, "deploy"),
-        _build_log_group(iam.VERIFY_LOG_GROUP, "verify"),
-    ]
-
-
-def _build_log_group(logical_id: str, project_suffix: str) -> logs.LogGroup:
-    # Named as CodeBuild names it, so it goes with the stack: a retained group would make
-    # re-creating the stack fail on the existing name.
-    return logs.LogGroup(
-        logical_id,
-        DeletionPolicy="Delete",
-        UpdateReplacePolicy="Delete",
-        LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-%s" % project_suffix),
-        RetentionInDays=90,
-    )
-
-
-def report_groups() -> list[codebuild.ReportGroup]:
-    return [
-        codebuild.ReportGroup(
-            logical_id,
-            Name=Sub("${AWS::StackName}-build-%s" % report),
-            Type="TEST",
-            DeleteReports=True,
-            ExportConfig=codebuild.ReportExportConfig(ExportConfigType="NO_EXPORT"),
-        )
-        for logical_id, report in REPORTS.items()
-    ]
-
-
-def build_project(topology: Topology) -> codebuild.Project:
-    return codebuild.Project(
-        iam.BUILD_PROJECT,
-        Name=build_project_name(),
-        Description="Tests, generate --check, lint, hadolint, then build and push each "
-                    "distinct image (the default app, each build directory)",
-        ServiceRole=GetAtt(iam.BUILD_ROLE, "Arn"),
-        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=BUILDSPEC),
-        Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
-        Environment=codebuild.Environment(
-            Type="LINUX_CONTAINER",
-            ComputeType="BUILD_GENERAL1_MEDIUM",
-            Image=BUILD_IMAGE,
-            PrivilegedMode=True,  # docker build needs it
-            EnvironmentVariables=[
-                codebuild.EnvironmentVariable(
-                    Name="IMAGE_REPOSITORY_URI", Type="PLAINTEXT",
-                    Value=GetAtt(iam.IMAGE_REPOSITORY, "RepositoryUri")),
-                # check-upgrade compares with the templates the last Deploy left there.
-                codebuild.EnvironmentVariable(
-                    Name="TEMPLATE_BUCKET", Type="PLAINTEXT",
-                    Value=iam.bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT)),
-                *_build_environment_variables(topology),
-            ],
-        ),
-        # pip's cache (buildspec.yml `cache: paths`) kept in the artifact bucket.
-        Cache=codebuild.ProjectCache(
-            Type="S3", Location=Sub("${%s}/codebuild-cache" % iam.ARTIFACT_BUCKET)),
-        LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
-            Status="ENABLED", GroupName=Ref(iam.BUILD_LOG_GROUP))),
-        TimeoutInMinutes=30,
-    )
-
-
-def _build_environment_variables(topology: Topology) -> list:
-    """With environments: which to check (buildspec.yml loops over ENVIRONMENTS), and
-    where this run's approval reports go (the artifact bucket)."""
-    if not topology.environments:
-        return []
-    return [
-        codebuild.EnvironmentVariable(Name=promotion.ENVIRONMENTS_VARIABLE, Type="PLAINTEXT",
-                                      Value=promotion.environment_names(topology)),
-        codebuild.EnvironmentVariable(Name="ARTIFACT_BUCKET", Type="PLAINTEXT",
-                                      Value=Ref(iam.ARTIFACT_BUCKET)),
-    ]
-
-
-def _small_project(logical_id: str, suffix: str, description: str, role: str,
-                   buildspec: str, log_group: str, variables=(),
-                   timeout_minutes: int = 15) -> codebuild.Project:
-    """A CodeBuild project that runs one of the project's own commands, no Docker."""
-    return codebuild.Project(
-        logical_id,
-        Name=Sub("${AWS::StackName}-%s" % suffix),
-        Description=description,
-        ServiceRole=GetAtt(role, "Arn"),
-        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=buildspec),
-        Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
-        Environment=codebuild.Environment(
-            Type="LINUX_CONTAINER", ComputeType="BUILD_GENERAL1_SMALL", Image=BUILD_IMAGE,
-            EnvironmentVariables=[
-                codebuild.EnvironmentVariable(Name=name, Type="PLAINTEXT", Value=value)
-                for name, value in variables
-            ] or Ref(AWS_NO_VALUE)),
-        LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
-            Status="ENABLED", GroupName=Ref(log_group))),
-        TimeoutInMinutes=timeout_minutes,
-    )
-
-
-def deploy_project(topology: Topology) -> codebuild.Project:
-    # The deploy step is the boto3 deployer every operator also runs; what varies per
-    # account reaches it from this stack's parameters and the bootstrap stack.
-    if topology.environments:
-        # `deploy --env` takes the network from topology.yaml and, in another account,
-        # that account's deploy role and bucket; the baseline stays in this account's.
-        variables = [
-            ("TEMPLATE_BUCKET", iam.bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT))]
-        return _small_project(
-            iam.DEPLOY_PROJECT, "deploy",
-            "python -m generator deploy --env $ENVIRONMENT: one environment (the action "
-            "says which), callees first",
-            iam.DEPLOY_STEP_ROLE, DEPLOY_BUILDSPEC, iam.DEPLOY_LOG_GROUP, variables,
-            timeout_minutes=480)
-    variables = [
-        ("VPC_ID", Ref(cluster_stack.VPC)),
-        ("PRIVATE_SUBNET_IDS", Join(",", Ref(cluster_stack.PRIVATE_SUBNETS))),
-        ("PUBLIC_SUBNET_IDS", Join(",", Ref(cluster_stack.PUBLIC_SUBNETS))),
-        ("DEPLOY_ROLE_ARN", iam.bootstrap_export(topology, names.DEPLOY_ROLE_EXPORT)),
-        ("TEMPLATE_BUCKET", iam.bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT)),
-    ]
-    return _small_project(
-        iam.DEPLOY_PROJECT, "deploy",
-        "python -m generator deploy: prune removed services, then the cluster, the network "
-        "stacks and every service, callees first",
-        iam.DEPLOY_STEP_ROLE, DEPLOY_BUILDSPEC, iam.DEPLOY_LOG_GROUP, variables,
-        # A first deploy of 300 services is modelled at about 90 minutes (README, "Deploy").
-        timeout_minutes=480)
-
-
-def verify_project() -> codebuild.Project:
-    return _small_project(
-        iam.VERIFY_PROJECT, "verify",
-        "python -m generator verify: stacks complete, services stable, every discovery "
-        "name healthy in Cloud Map",
-        iam.VERIFY_ROLE, VERIFY_BUILDSPEC, iam.VERIFY_LOG_GROUP)
 
 
 # --- actions -----------------------------------------------------------------------------
@@ -528,16 +275,6 @@ def pipeline(topology: Topology) -> codepipeline.Pipeline:
         )],
         Stages=stages,
     )
-
-
-def artifact_store(topology: Topology) -> codepipeline.ArtifactStore:
-    store = codepipeline.ArtifactStore(Type="S3", Location=Ref(iam.ARTIFACT_BUCKET))
-    if topology.environments:
-        # https://docs.aws.amazon.com/codepipeline/latest/userguide/pipelines-create-cross-account.html:
-        # artifacts another account reads are encrypted with a customer managed key.
-        store.EncryptionKey = If(crossaccount.CROSS_ACCOUNT, codepipeline.EncryptionKey(
-            Id=crossaccount.key_arn(), Type="KMS"), Ref(AWS_NO_VALUE))
-    return store
 
 
 def outputs() -> list[Output]:
