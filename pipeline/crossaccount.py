@@ -32,8 +32,11 @@ PULL_ACTIONS = ("BatchCheckLayerAvailability", "BatchGetImage", "GetDownloadUrlF
 ARTIFACT_READ_ACTIONS = ("GetObject", "GetObjectVersion")
 ARTIFACT_BUCKET_READ_ACTIONS = ("ListBucket", "GetBucketLocation")
 KEY_USE_BY_OTHER_ACCOUNTS = ("Decrypt",)
-# The pipeline's own roles write and read artifacts through S3 with the key.
+# The pipeline's own roles write and read artifacts through S3 with the key (S3 calls
+# GenerateDataKey for a PutObject and Decrypt for a GetObject under SSE-KMS); the roles
+# that only read (deploy step, verify) get KEY_READ.
 KEY_USE_BY_PIPELINE_ROLES = ("Decrypt", "DescribeKey", "Encrypt", "GenerateDataKey")
+KEY_READ = ("Decrypt", "DescribeKey")
 # Managing the key, never using it: the account (its administrators, and CloudFormation's
 # deploy role updating this stack) keeps control, or the key becomes unmanageable
 # (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-default-allow-root-enable-iam).
@@ -140,10 +143,10 @@ def artifact_key(topology: Topology) -> kms.Key:
     )
 
 
-def key_use_statement() -> Statement:
+def key_use_statement(write: bool) -> Statement:
     """The pipeline roles' side of PipelineRolesUseTheKey (pipeline.iam)."""
     return Statement(Effect=Allow, Action=[Action("kms", name) for name in
-                                           KEY_USE_BY_PIPELINE_ROLES],
+                                           (KEY_USE_BY_PIPELINE_ROLES if write else KEY_READ)],
                      Resource=[key_arn()])
 
 

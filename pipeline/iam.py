@@ -115,7 +115,8 @@ def _artifact_statements(write: bool) -> list[Statement]:
 
 
 def _role(topology: Topology, name: str, service: str, description,
-          statements: list[Statement], cross_account: list[Statement] = ()) -> iam.Role:
+          statements: list[Statement], cross_account: list[Statement] = (),
+          writes_artifacts: bool = True) -> iam.Role:
     policy_name = name[0].lower() + name[1:]
     policies = [iam.Policy(
         PolicyName=policy_name,
@@ -127,7 +128,7 @@ def _role(topology: Topology, name: str, service: str, description,
         policies.append(If(crossaccount.CROSS_ACCOUNT, iam.Policy(
             PolicyName=policy_name + "CrossAccount",
             PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[
-                crossaccount.key_use_statement(), *cross_account]),
+                crossaccount.key_use_statement(writes_artifacts), *cross_account]),
         ), Ref(AWS_NO_VALUE)))
     return iam.Role(
         name,
@@ -223,7 +224,7 @@ def verify_role(topology: Topology) -> iam.Role:
         _log_group_statement(VERIFY_LOG_GROUP),
         *_artifact_statements(write=False),
         *operation_statements(topology, operations.VERIFY_OPERATIONS),
-    ])
+    ], writes_artifacts=False)
 
 
 def deploy_step_role(topology: Topology) -> iam.Role:
@@ -290,7 +291,7 @@ def deploy_step_role(topology: Topology) -> iam.Role:
         # other role anywhere.
         Statement(Effect=Allow, Action=[AssumeRole],
                   Resource=crossaccount.deployer_role_arns(topology)),
-    ])
+    ], writes_artifacts=False)
 
 
 def _tls_preflight_statements(topology: Topology) -> list[Statement]:

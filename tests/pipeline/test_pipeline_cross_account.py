@@ -15,7 +15,6 @@ from __future__ import annotations
 import pytest
 
 from generator import names
-from pipeline import crossaccount
 from promotion_kit import (
     ARTIFACT_BUCKET, PIPELINE_ACCOUNT, PRODUCTION_ACCOUNT, REGION, TEMPLATE_BUCKET,
     TOOLING_ACCOUNT, deployed, listed, matches, principals, rendered, root, statements,
@@ -121,13 +120,22 @@ def test_the_deploy_step_assumes_exactly_the_other_accounts_deployer_roles(templ
         assert assume_role_resources(resources, role) == []
 
 
-def test_every_pipeline_role_may_use_the_key(template):
+def test_every_pipeline_role_may_use_the_key_as_far_as_it_needs(template):
+    """The pipeline and the build write artifacts (S3 asks KMS for a data key), the deploy
+    step and verify only read them."""
     resources = in_account(template, PIPELINE_ACCOUNT)
     key_arn = values(PIPELINE_ACCOUNT)["ArtifactKey.Arn"]
-    for role in OWN_ROLES:
-        uses = {a for s in role_statements(resources, role) if key_arn in listed(s["Resource"])
-                for a in listed(s["Action"])}
-        assert uses == {"kms:" + a for a in crossaccount.KEY_USE_BY_PIPELINE_ROLES}
+    uses = {role: {a for s in role_statements(resources, role) if key_arn in listed(s["Resource"])
+                   for a in listed(s["Action"])} for role in OWN_ROLES}
+    assert uses == {
+        "PipelineRole": {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"},
+        "BuildRole": {"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"},
+        "DeployStepRole": {"kms:Decrypt", "kms:DescribeKey"},
+        "VerifyRole": {"kms:Decrypt", "kms:DescribeKey"},
+    }
+    # And the key policy lets them (its statement for this stack's roles).
+    use = key_statement(resources, "PipelineRolesUseTheKey")
+    assert set().union(*uses.values()) <= set(listed(use["Action"]))
 
 
 def test_with_every_environment_in_the_stacks_account_there_is_nothing_to_share():
