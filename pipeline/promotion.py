@@ -15,7 +15,8 @@ variable the Build action exports (namespace BuildVariables, buildspec `exported
 variables configure actions with values known only during the run, a manual approval's
 included (https://docs.aws.amazon.com/codepipeline/latest/userguide/reference-variables.html,
 which points to its manual-approval example). The execution id itself reaches the Build
-as #{codepipeline.PipelineExecutionId}, a variable of every pipeline (same page).
+as #{codepipeline.PipelineExecutionId}, a variable of every pipeline, usable in any action
+configuration (same page; https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_codepipeline.GlobalVariables.html).
 """
 from __future__ import annotations
 
@@ -63,18 +64,21 @@ def build_action_configuration(project: str) -> dict:
 def approval_action(environment: Environment, bucket: str) -> codepipeline.Actions:
     # The S3 console's page of the object (opened with the reviewer's own console
     # session; the bucket is private): works for as long as the artifacts are kept.
+    key = "#{%s.%s}%s" % (BUILD_NAMESPACE, REPORTS_VARIABLE, report_name(environment))
     link = Sub("https://${AWS::Region}.console.aws.amazon.com/s3/object/${%s}"
-               "?region=${AWS::Region}&prefix=#{%s.%s}%s"
-               % (bucket, BUILD_NAMESPACE, REPORTS_VARIABLE, report_name(environment)))
+               "?region=${AWS::Region}&prefix=%s" % (bucket, key))
     return codepipeline.Actions(
         Name="Approve",
         ActionTypeId=codepipeline.ActionTypeId(
             Category="Approval", Owner="AWS", Provider="Manual", Version="1"),
         Configuration={
-            "CustomData": (f"Approve to deploy this run's build to {environment.name} "
-                           f"(account {environment.account}, {environment.region}). "
-                           "The link is this run's check-upgrade report for it: stacks "
-                           "created, updated, deleted, replacements, restarted callers."),
+            # The report's S3 address again, in the text AWS's own example resolves
+            # variables in (reference-variables.html, manual approval example).
+            "CustomData": Sub(
+                f"Approve to deploy this run's build to {environment.name} (account "
+                f"{environment.account}, {environment.region}). The link is this run's "
+                "check-upgrade report for it (stacks created, updated, deleted, replacements, "
+                "restarted callers): s3://${%s}/%s" % (bucket, key)),
             "ExternalEntityLink": link,
         },
         RunOrder=1,

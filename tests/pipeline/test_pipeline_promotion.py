@@ -137,8 +137,10 @@ def test_the_approval_says_what_it_guards_and_links_this_runs_report(template, r
     (approve,) = [a for a in environment_stages(template)["Deploy-production"]["Actions"]
                   if a["Name"] == "Approve"]
     configuration = approve["Configuration"]
-    assert "production" in configuration["CustomData"]
-    assert PRODUCTION_ACCOUNT in configuration["CustomData"]
+    text = configuration["CustomData"]["Fn::Sub"]
+    assert "production" in text and PRODUCTION_ACCOUNT in text and len(text) < 512
+    assert text.endswith("s3://${ArtifactBucket}/#{BuildVariables.APPROVAL_REPORTS}"
+                         "approval-production.html")
     link = configuration["ExternalEntityLink"]["Fn::Sub"]
     assert link.startswith("https://${AWS::Region}.console.aws.amazon.com/s3/object/"
                            "${ArtifactBucket}?region=${AWS::Region}&prefix=")
