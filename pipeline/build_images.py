@@ -1,5 +1,6 @@
 """The Build stage's image step: lint every Dockerfile, build and push exactly the images
-the topology needs, and write images.json (service -> image URI) for the Deploy stage.
+the topology needs, and write images.json (service -> image pinned by digest) for the
+Deploy stage.
 
     python -m pipeline.build_images lint  [--topology topology.yaml]
     python -m pipeline.build_images build --repository-uri URI --commit SHA
@@ -19,7 +20,10 @@ of the context that the Dockerfile's .dockerignore keeps (matched by the docker 
 no build context pushes nothing and changes no ImageUri, and the deployer leaves those
 services alone; the commit goes into the image's `org.opencontainers.image.revision`
 label. Tags are immutable: an image already in the repository under its tag is not built
-again. One repository keeps the pipeline template independent of the topology (adding a
+again. images.json pins each image by the digest ECR recorded for its tag
+(`<repository>@sha256:...`, read back with `ecr describe-images` after the push): every
+environment the pipeline promotes to deploys exactly the bytes the first one verified,
+whatever happens to tags (issue 16: build once, promote the digest). One repository keeps the pipeline template independent of the topology (adding a
 service changes no stack but its own), and the execution roles pull from that repository
 only.
 
@@ -32,6 +36,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +51,9 @@ from generator.topology import Topology, TopologyError, build_slug
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DOCKERFILE = PROJECT_ROOT / "service" / "Dockerfile"
 IMAGES_FILE = "images.json"
+# https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageIdentifier.html
+# (imageDigest: "sha256:" and 64 hex digits for the images docker pushes).
+IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # Hex digits of the content digest in a tag: 96 bits, and a tag stays far inside ECR's
 # 128 characters ([a-zA-Z0-9-_.]).
 DIGEST_CHARS = 24
@@ -64,6 +72,10 @@ class Image:
 
     def uri(self, repository_uri: str) -> str:
         return f"{repository_uri}:{self.tag}"
+
+    @staticmethod
+    def pinned(repository_uri: str, digest: str) -> str:
+        return f"{repository_uri}@{digest}"
 
 
 def images(topology: Topology) -> list[Image]:
@@ -155,6 +167,23 @@ def lint(topology: Topology) -> int:
     return 1 if failed else 0
 
 
+def _pushed_digest(aws: str, repository: str, tag: str) -> str | None:
+    """The digest ECR holds for the tag, or None when the tag is not in the repository."""
+    found = _run([aws, "ecr", "describe-images", "--repository-name", repository,
+                  "--image-ids", f"imageTag={tag}", "--output", "json"],
+                 capture=True, check=False)
+    if found.returncode != 0:
+        return None
+    try:
+        digest = json.loads(found.stdout)["imageDetails"][0]["imageDigest"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        digest = None
+    if not isinstance(digest, str) or not IMAGE_DIGEST.match(digest):
+        raise BuildError(f"ecr describe-images {repository}:{tag}: no sha256 image digest "
+                         "in the answer")
+    return digest
+
+
 def build(topology: Topology, repository_uri: str, commit: str, images_file: Path) -> int:
     docker, aws = _tool("docker"), _tool("aws")
     registry, _, repository = repository_uri.partition("/")
@@ -166,9 +195,8 @@ def build(topology: Topology, repository_uri: str, commit: str, images_file: Pat
     mapping: dict[str, str] = {}
     for image in planned:
         uri = image.uri(repository_uri)
-        pushed = _run([aws, "ecr", "describe-images", "--repository-name", repository,
-                       "--image-ids", f"imageTag={image.tag}"], capture=True, check=False)
-        if pushed.returncode == 0:
+        digest = _pushed_digest(aws, repository, image.tag)
+        if digest is not None:
             print(f"{uri}: already pushed (same content; tags are immutable); not built "
                   "again")
         else:
@@ -176,8 +204,12 @@ def build(topology: Topology, repository_uri: str, commit: str, images_file: Pat
                   "--label", f"org.opencontainers.image.revision={commit}",
                   str(image.context)])
             _run([docker, "push", uri])
+            digest = _pushed_digest(aws, repository, image.tag)
+            if digest is None:
+                raise BuildError(f"{uri}: pushed, but ECR does not list the tag")
+        print(f"{uri}: {digest}")
         for service in image.services:
-            mapping[service] = uri
+            mapping[service] = Image.pinned(repository_uri, digest)
     images_file.write_text(json.dumps(mapping, indent=2, sort_keys=True) + "\n",
                            encoding="utf-8")
     print(f"{images_file}: {len(mapping)} service(s), {len(planned)} image(s)")

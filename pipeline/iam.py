@@ -10,6 +10,10 @@ the stacks as lives in the bootstrap stack (generator.stacks.bootstrap), so upda
 deleting this stack never touches it. The roles of the CodeBuild steps that call AWS
 (deploy, verify) are derived from the boto3 operations those commands declare
 (generator.awsfacts.operations).
+
+With `environments:` every role also uses the artifact key when an environment lives in
+another account (pipeline.crossaccount, a second inline policy under the same condition),
+and the deploy step may assume exactly those accounts' environment deployer roles.
 """
 from __future__ import annotations
 
@@ -17,11 +21,12 @@ from awacs.aws import (
     Action, Allow, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals,
 )
 from awacs.sts import AssumeRole
-from troposphere import AWS_ACCOUNT_ID, GetAtt, ImportValue, Ref, Sub, iam
+from troposphere import AWS_ACCOUNT_ID, AWS_NO_VALUE, GetAtt, If, ImportValue, Ref, Sub, iam
 
 from generator import names
 from generator.awsfacts import operations
 from generator.topology import Topology
+from pipeline import crossaccount
 
 ARTIFACT_BUCKET = "ArtifactBucket"
 IMAGE_REPOSITORY = "ImageRepository"
@@ -110,17 +115,28 @@ def _artifact_statements(write: bool) -> list[Statement]:
 
 
 def _role(topology: Topology, name: str, service: str, description,
-          statements: list[Statement]) -> iam.Role:
+          statements: list[Statement], cross_account: list[Statement] = (),
+          writes_artifacts: bool = True) -> iam.Role:
+    policy_name = name[0].lower() + name[1:]
+    policies = [iam.Policy(
+        PolicyName=policy_name,
+        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements),
+    )]
+    if topology.environments:
+        # Only while an environment is in another account (crossaccount.CROSS_ACCOUNT):
+        # the key exists then, and the deployer roles to assume.
+        policies.append(If(crossaccount.CROSS_ACCOUNT, iam.Policy(
+            PolicyName=policy_name + "CrossAccount",
+            PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[
+                crossaccount.key_use_statement(writes_artifacts), *cross_account]),
+        ), Ref(AWS_NO_VALUE)))
     return iam.Role(
         name,
         Description=description,
         AssumeRolePolicyDocument=_trust(service),
         Path=names.role_path(topology.app),
         PermissionsBoundary=permissions_boundary_arn(topology),
-        Policies=[iam.Policy(
-            PolicyName=name[0].lower() + name[1:],
-            PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements),
-        )],
+        Policies=policies,
     )
 
 
@@ -184,9 +200,10 @@ def build_role(topology: Topology) -> iam.Role:
         Statement(Effect=Allow, Action=[Action("s3", "ListBucket")],
                   Resource=[_template_bucket(topology)]),
         # Without a baseline, check-upgrade asks whether the cluster stack exists
-        # (generator.ops.baseline).
+        # (generator.ops.baseline): each environment's, with environments.
         Statement(Effect=Allow, Action=[Action("cloudformation", "DescribeStacks")],
-                  Resource=[_arn("cloudformation", "stack/%s/*" % topology.cluster_stack_name)]),
+                  Resource=[_arn("cloudformation", "stack/%s/*" % deployment.cluster_stack_name)
+                            for deployment in topology.deployments]),
     ])
 
 
@@ -207,7 +224,7 @@ def verify_role(topology: Topology) -> iam.Role:
         _log_group_statement(VERIFY_LOG_GROUP),
         *_artifact_statements(write=False),
         *operation_statements(topology, operations.VERIFY_OPERATIONS),
-    ])
+    ], writes_artifacts=False)
 
 
 def deploy_step_role(topology: Topology) -> iam.Role:
@@ -268,7 +285,13 @@ def deploy_step_role(topology: Topology) -> iam.Role:
             Resource=[_arn("cloudformation", f"stack/{app}-bootstrap/*"),
                       _arn("cloudformation", f"stack/{app}-pipeline/*")],
         ),
-    ])
+    ], cross_account=[
+        # `deploy --env` in another account runs as that account's environment deployer
+        # role (created by its bootstrap stack with --trust): exactly those roles, no
+        # other role anywhere.
+        Statement(Effect=Allow, Action=[AssumeRole],
+                  Resource=crossaccount.deployer_role_arns(topology)),
+    ], writes_artifacts=False)
 
 
 def _tls_preflight_statements(topology: Topology) -> list[Statement]:
@@ -293,7 +316,10 @@ def _operation_scopes(topology: Topology) -> dict[str, list]:
     bucket = bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT)
     return {
         "cloudformation": [app_stacks(topology)],
-        "ecs": [_arn("ecs", f"service/{topology.cluster_stack_name}/*")],
+        # Each environment's cluster (the ones in this account; another account's are
+        # reached through its deployer role).
+        "ecs": [_arn("ecs", f"service/{deployment.cluster_stack_name}/*")
+                for deployment in topology.deployments],
         # Templates above 51,200 bytes, uploaded for CreateChangeSet's TemplateURL;
         # CloudFormation reads the URL with the caller's credentials, hence GetObject.
         "s3": [Sub("arn:${AWS::Partition}:s3:::${Bucket}/*", Bucket=bucket)],

@@ -10,25 +10,37 @@ ingress and service stacks, each as soon as what it needs is done) -> Verify.
 
 The template does not depend on the services: it is the same for 2 services or 300, so a
 topology change never changes the pipeline, never changes its parameters, and never
-approaches CodePipeline's stage and action quotas. The deploy order, the console-update
+approaches CodePipeline's stage and action quotas. With `environments:` (issue 16) the
+Approval/Deploy/Verify stages give way to one stage per environment (pipeline.promotion),
+the network comes from topology.yaml instead of this stack's parameters, and an
+environment in another account brings the KMS key and resource policies of
+pipeline.crossaccount; without them the template is what it always was.
+
+The pieces: pipeline.storage (bucket, repository, artifact store), pipeline.builds (the
+CodeBuild projects), pipeline.iam (the roles), pipeline.promotion (the environment
+stages), pipeline.crossaccount (what another account is granted); this module assembles
+the parameters, the stages and the template. The deploy order, the console-update
 rule and the redeploy rule live in one place, the boto3 deployer, which the pipeline and
 an operator run alike.
 """
 from __future__ import annotations
 
-import json
-
-from awacs.aws import Action, Bool, Condition, Deny, PolicyDocument, Statement
-from awacs.aws import Principal as AwsPrincipal
 from troposphere import (
     AWS_NO_VALUE, Equals, GetAtt, If, Join, Output, Parameter, Ref, Sub, Template,
 )
-from troposphere import codebuild, codepipeline, ecr, logs, s3
+from troposphere import codepipeline
 
 from generator import names
 from generator.stacks import cluster as cluster_stack
 from generator.topology import Topology
-from pipeline import iam
+from pipeline import crossaccount, iam, promotion
+from pipeline.builds import (  # noqa: F401 (BUILDSPEC and the rest are read as stack.X)
+    BUILD_IMAGE, BUILDSPEC, DEPLOY_BUILDSPEC, REPORTS, VERIFY_BUILDSPEC, build_project,
+    deploy_project, log_groups, report_groups, verify_project,
+)
+from pipeline.storage import (
+    artifact_bucket, artifact_bucket_policy, artifact_store, image_repository,
+)
 
 SOURCE_ARTIFACT = "SourceOutput"
 BUILD_ARTIFACT = "BuildOutput"
@@ -36,13 +48,6 @@ BUILD_ARTIFACT = "BuildOutput"
 # service -> image URI; the deploy step passes it to `generator deploy --images`.
 IMAGES_FILE = "images.json"
 PIPELINE_TEMPLATE = "templates/pipeline.yaml"
-BUILDSPEC = "buildspec.yml"
-DEPLOY_BUILDSPEC = "pipeline/deploy.buildspec.yml"
-VERIFY_BUILDSPEC = "pipeline/verify.buildspec.yml"
-# Report names used in buildspec.yml's `reports:`; CodeBuild files a report named N
-# under the report group "<project name>-N", which this stack creates.
-REPORTS = {"TestReportGroup": "tests", "LintReportGroup": "lint"}
-BUILD_IMAGE = "aws/codebuild/standard:7.0"
 APPROVAL_REQUIRED = "ApprovalRequired"
 CAPABILITIES = "CAPABILITY_IAM"
 # Passed on to the cluster stack by the deploy step; the same set whatever the topology.
@@ -52,7 +57,7 @@ _LIST_PARAMETERS = (cluster_stack.PRIVATE_SUBNETS, cluster_stack.PUBLIC_SUBNETS)
 
 
 def parameters(topology: Topology) -> list[Parameter]:
-    result = [
+    source = [
         Parameter(
             "ConnectionArn", Type="String",
             AllowedPattern=r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):"
@@ -70,11 +75,15 @@ def parameters(topology: Topology) -> list[Parameter]:
             "BranchName", Type="String", Default="main", MinLength=1, MaxLength=255,
             Description="A push to this branch starts the pipeline.",
         ),
+    ]
+    approval = [
         Parameter(
             "RequireApproval", Type="String", Default="false", AllowedValues=["true", "false"],
             Description="Stop for a manual approval after the build, before any stack "
                         "(except this pipeline) is touched.",
         ),
+    ]
+    network = [
         Parameter(
             cluster_stack.VPC, Type="AWS::EC2::VPC::Id",
             Description="Passed to the cluster stack: the VPC of the tasks and namespace.",
@@ -94,6 +103,8 @@ def parameters(topology: Topology) -> list[Parameter]:
                         "service is public.",
             ConstraintDescription="must be empty or subnet ids (subnet-...)",
         ),
+    ]
+    retention = [
         Parameter(
             "ImagesToKeep", Type="Number", Default=30, MinValue=5, MaxValue=1000,
             Description="The image repository keeps this many most recent images; a "
@@ -104,7 +115,10 @@ def parameters(topology: Topology) -> list[Parameter]:
             Description="Days the artifact bucket keeps pipeline artifacts and build cache.",
         ),
     ]
-    return result
+    if topology.environments:
+        # Each environment's approval and network are topology.yaml's.
+        return source + retention
+    return source + approval + network + retention
 
 
 def interface(topology: Topology) -> dict:
@@ -113,211 +127,12 @@ def interface(topology: Topology) -> dict:
         ("Network (passed to the cluster stack)", list(NETWORK_PARAMETERS)),
         ("Retention", ["ImagesToKeep", "ArtifactRetentionDays"]),
     ]
+    if topology.environments:
+        groups = [("Source", ["ConnectionArn", "FullRepositoryId", "BranchName"]),
+                  groups[2]]
     return {"AWS::CloudFormation::Interface": {"ParameterGroups": [
         {"Label": {"default": label}, "Parameters": members} for label, members in groups
     ]}}
-
-
-# --- storage -----------------------------------------------------------------------------
-
-
-def artifact_bucket() -> s3.Bucket:
-    # Kept when the stack goes: a non-empty bucket would fail the stack's deletion anyway.
-    return s3.Bucket(
-        iam.ARTIFACT_BUCKET,
-        DeletionPolicy="Retain",
-        UpdateReplacePolicy="Retain",
-        BucketEncryption=s3.BucketEncryption(ServerSideEncryptionConfiguration=[
-            s3.ServerSideEncryptionRule(
-                ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
-                    SSEAlgorithm="AES256"))
-        ]),
-        VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
-        PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
-            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True,
-            RestrictPublicBuckets=True,
-        ),
-        OwnershipControls=s3.OwnershipControls(
-            Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
-        LifecycleConfiguration=s3.LifecycleConfiguration(Rules=[
-            s3.LifecycleRule(
-                Id="expire-old-artifacts", Status="Enabled",
-                ExpirationInDays=Ref("ArtifactRetentionDays"),
-                NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=7),
-                AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
-                    DaysAfterInitiation=1),
-            ),
-        ]),
-    )
-
-
-# A TLS-only policy is usually one Deny of "s3:*"; this project allows no "*" action, so
-# the Deny lists every action any principal here performs on the bucket, and more.
-
-
-def artifact_bucket_policy() -> s3.BucketPolicy:
-    bucket_arn = GetAtt(iam.ARTIFACT_BUCKET, "Arn")
-    return s3.BucketPolicy(
-        "ArtifactBucketPolicy",
-        Bucket=Ref(iam.ARTIFACT_BUCKET),
-        PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[Statement(
-            Sid="DenyInsecureTransport",
-            Effect=Deny,
-            Principal=AwsPrincipal("*"),
-            # A Deny grants nothing, so every S3 action is refused without TLS (AWS's
-            # TLS-only pattern); the roles' Allow statements never use a wildcard action.
-            Action=[Action("s3", "*")],
-            Resource=[bucket_arn, Sub("${%s.Arn}/*" % iam.ARTIFACT_BUCKET)],
-            Condition=Condition(Bool("aws:SecureTransport", "false")),
-        )]),
-    )
-
-
-def image_repository(topology: Topology) -> ecr.Repository:
-    lifecycle = {"rules": [{
-        "rulePriority": 1,
-        "description": "keep the most recent ImagesToKeep images",
-        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
-                      "countNumber": "${ImagesToKeep}"},
-        "action": {"type": "expire"},
-    }]}
-    # countNumber must be a JSON number: substitute the parameter without quotes.
-    text = json.dumps(lifecycle, sort_keys=True).replace('"${ImagesToKeep}"', "${ImagesToKeep}")
-    # Kept when the stack goes: running tasks and rollbacks still pull these images.
-    return ecr.Repository(
-        iam.IMAGE_REPOSITORY,
-        DeletionPolicy="Retain",
-        UpdateReplacePolicy="Retain",
-        RepositoryName=Join("", [names.image_repository(topology.app),
-                                 names.stack_instance_suffix()]),
-        ImageScanningConfiguration=ecr.ImageScanningConfiguration(ScanOnPush=True),
-        ImageTagMutability="IMMUTABLE",
-        EncryptionConfiguration=ecr.EncryptionConfiguration(EncryptionType="AES256"),
-        LifecyclePolicy=ecr.LifecyclePolicy(LifecyclePolicyText=Sub(text)),
-    )
-
-
-# --- builds ------------------------------------------------------------------------------
-
-
-def build_project_name() -> Sub:
-    return Sub("${AWS::StackName}-build")
-
-
-def log_groups() -> list[logs.LogGroup]:
-    return [
-        _build_log_group(iam.BUILD_LOG_GROUP, "build"),
-        _build_log_group(iam.DEPLOY_LOG_GROUP, "deploy"),
-        _build_log_group(iam.VERIFY_LOG_GROUP, "verify"),
-    ]
-
-
-def _build_log_group(logical_id: str, project_suffix: str) -> logs.LogGroup:
-    # Named as CodeBuild names it, so it goes with the stack: a retained group would make
-    # re-creating the stack fail on the existing name.
-    return logs.LogGroup(
-        logical_id,
-        DeletionPolicy="Delete",
-        UpdateReplacePolicy="Delete",
-        LogGroupName=Sub("/aws/codebuild/${AWS::StackName}-%s" % project_suffix),
-        RetentionInDays=90,
-    )
-
-
-def report_groups() -> list[codebuild.ReportGroup]:
-    return [
-        codebuild.ReportGroup(
-            logical_id,
-            Name=Sub("${AWS::StackName}-build-%s" % report),
-            Type="TEST",
-            DeleteReports=True,
-            ExportConfig=codebuild.ReportExportConfig(ExportConfigType="NO_EXPORT"),
-        )
-        for logical_id, report in REPORTS.items()
-    ]
-
-
-def build_project(topology: Topology) -> codebuild.Project:
-    return codebuild.Project(
-        iam.BUILD_PROJECT,
-        Name=build_project_name(),
-        Description="Tests, generate --check, lint, hadolint, then build and push each "
-                    "distinct image (the default app, each build directory)",
-        ServiceRole=GetAtt(iam.BUILD_ROLE, "Arn"),
-        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=BUILDSPEC),
-        Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
-        Environment=codebuild.Environment(
-            Type="LINUX_CONTAINER",
-            ComputeType="BUILD_GENERAL1_MEDIUM",
-            Image=BUILD_IMAGE,
-            PrivilegedMode=True,  # docker build needs it
-            EnvironmentVariables=[
-                codebuild.EnvironmentVariable(
-                    Name="IMAGE_REPOSITORY_URI", Type="PLAINTEXT",
-                    Value=GetAtt(iam.IMAGE_REPOSITORY, "RepositoryUri")),
-                # check-upgrade compares with the templates the last Deploy left there.
-                codebuild.EnvironmentVariable(
-                    Name="TEMPLATE_BUCKET", Type="PLAINTEXT",
-                    Value=iam.bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT)),
-            ],
-        ),
-        # pip's cache (buildspec.yml `cache: paths`) kept in the artifact bucket.
-        Cache=codebuild.ProjectCache(
-            Type="S3", Location=Sub("${%s}/codebuild-cache" % iam.ARTIFACT_BUCKET)),
-        LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
-            Status="ENABLED", GroupName=Ref(iam.BUILD_LOG_GROUP))),
-        TimeoutInMinutes=30,
-    )
-
-
-def _small_project(logical_id: str, suffix: str, description: str, role: str,
-                   buildspec: str, log_group: str, variables=(),
-                   timeout_minutes: int = 15) -> codebuild.Project:
-    """A CodeBuild project that runs one of the project's own commands, no Docker."""
-    return codebuild.Project(
-        logical_id,
-        Name=Sub("${AWS::StackName}-%s" % suffix),
-        Description=description,
-        ServiceRole=GetAtt(role, "Arn"),
-        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=buildspec),
-        Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
-        Environment=codebuild.Environment(
-            Type="LINUX_CONTAINER", ComputeType="BUILD_GENERAL1_SMALL", Image=BUILD_IMAGE,
-            EnvironmentVariables=[
-                codebuild.EnvironmentVariable(Name=name, Type="PLAINTEXT", Value=value)
-                for name, value in variables
-            ] or Ref(AWS_NO_VALUE)),
-        LogsConfig=codebuild.LogsConfig(CloudWatchLogs=codebuild.CloudWatchLogs(
-            Status="ENABLED", GroupName=Ref(log_group))),
-        TimeoutInMinutes=timeout_minutes,
-    )
-
-
-def deploy_project(topology: Topology) -> codebuild.Project:
-    # The deploy step is the boto3 deployer every operator also runs; what varies per
-    # account reaches it from this stack's parameters and the bootstrap stack.
-    variables = [
-        ("VPC_ID", Ref(cluster_stack.VPC)),
-        ("PRIVATE_SUBNET_IDS", Join(",", Ref(cluster_stack.PRIVATE_SUBNETS))),
-        ("PUBLIC_SUBNET_IDS", Join(",", Ref(cluster_stack.PUBLIC_SUBNETS))),
-        ("DEPLOY_ROLE_ARN", iam.bootstrap_export(topology, names.DEPLOY_ROLE_EXPORT)),
-        ("TEMPLATE_BUCKET", iam.bootstrap_export(topology, names.TEMPLATE_BUCKET_EXPORT)),
-    ]
-    return _small_project(
-        iam.DEPLOY_PROJECT, "deploy",
-        "python -m generator deploy: prune removed services, then the cluster, the network "
-        "stacks and every service, callees first",
-        iam.DEPLOY_STEP_ROLE, DEPLOY_BUILDSPEC, iam.DEPLOY_LOG_GROUP, variables,
-        # A first deploy of 300 services is modelled at about 90 minutes (README, "Deploy").
-        timeout_minutes=480)
-
-
-def verify_project() -> codebuild.Project:
-    return _small_project(
-        iam.VERIFY_PROJECT, "verify",
-        "python -m generator verify: stacks complete, services stable, every discovery "
-        "name healthy in Cloud Map",
-        iam.VERIFY_ROLE, VERIFY_BUILDSPEC, iam.VERIFY_LOG_GROUP)
 
 
 # --- actions -----------------------------------------------------------------------------
@@ -382,10 +197,13 @@ def _codebuild_action(name: str, project: str, inputs: str, output: str | None =
     )
 
 
-def build_stage() -> codepipeline.Stages:
-    return codepipeline.Stages(
-        Name="Build", Actions=[_codebuild_action("Build", iam.BUILD_PROJECT, SOURCE_ARTIFACT,
-                                                 BUILD_ARTIFACT)])
+def build_stage(topology: Topology) -> codepipeline.Stages:
+    action = _codebuild_action("Build", iam.BUILD_PROJECT, SOURCE_ARTIFACT, BUILD_ARTIFACT)
+    if topology.environments:
+        # Its exported variables (the reports' prefix) reach the approvals.
+        action.Namespace = promotion.BUILD_NAMESPACE
+        action.Configuration = promotion.build_action_configuration(iam.BUILD_PROJECT)
+    return codepipeline.Stages(Name="Build", Actions=[action])
 
 
 def update_pipeline_stage(topology: Topology) -> codepipeline.Stages:
@@ -423,8 +241,15 @@ def verify_stage() -> codepipeline.Stages:
 
 
 def pipeline(topology: Topology) -> codepipeline.Pipeline:
-    stages = [source_stage(), build_stage(), update_pipeline_stage(topology), approval_stage(),
-              deploy_stage(), verify_stage()]
+    if topology.environments:
+        stages = [source_stage(), build_stage(topology), update_pipeline_stage(topology),
+                  *promotion.environment_stages(
+                      topology, deploy_project=iam.DEPLOY_PROJECT,
+                      verify_project=iam.VERIFY_PROJECT, artifact=BUILD_ARTIFACT,
+                      bucket=iam.ARTIFACT_BUCKET)]
+    else:
+        stages = [source_stage(), build_stage(topology), update_pipeline_stage(topology),
+                  approval_stage(), deploy_stage(), verify_stage()]
     return codepipeline.Pipeline(
         "Pipeline",
         PipelineType="V2",
@@ -439,7 +264,7 @@ def pipeline(topology: Topology) -> codepipeline.Pipeline:
         # When UpdatePipeline changes this pipeline, run the new definition on the commit.
         RestartExecutionOnUpdate=True,
         RoleArn=GetAtt(iam.PIPELINE_ROLE, "Arn"),
-        ArtifactStore=codepipeline.ArtifactStore(Type="S3", Location=Ref(iam.ARTIFACT_BUCKET)),
+        ArtifactStore=artifact_store(topology),
         Triggers=[codepipeline.PipelineTriggerDeclaration(
             ProviderType="CodeStarSourceConnection",
             GitConfiguration=codepipeline.GitConfiguration(
@@ -471,9 +296,14 @@ def build(topology: Topology) -> Template:
     template.set_version("2010-09-09")
     template.set_metadata(interface(topology))
     template.add_parameter(parameters(topology))
-    template.add_condition(APPROVAL_REQUIRED, Equals(Ref("RequireApproval"), "true"))
+    if topology.environments:
+        for name, condition in crossaccount.conditions(topology).items():
+            template.add_condition(name, condition)
+        template.add_resource(crossaccount.artifact_key(topology))
+    else:
+        template.add_condition(APPROVAL_REQUIRED, Equals(Ref("RequireApproval"), "true"))
     for resource in (
-        artifact_bucket(), artifact_bucket_policy(), image_repository(topology),
+        artifact_bucket(topology), artifact_bucket_policy(topology), image_repository(topology),
         *log_groups(), *report_groups(), build_project(topology), deploy_project(topology),
         verify_project(), iam.pipeline_role(topology), iam.build_role(topology),
         iam.deploy_step_role(topology), iam.verify_role(topology), pipeline(topology),

@@ -4,6 +4,7 @@ pipeline builds exactly the distinct build directories, pushes each once, skips 
 already pushed, and writes the service -> image map the Deploy stage reads."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,11 +21,12 @@ REPOSITORY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/service"
 COMMIT = "3f2c1ab0d4e5f60718293a4b5c6d7e8f90a1b2c3"
 
 # Each fake appends its name and argv as one JSON line to $FAKE_LOG. `aws ecr
-# describe-images` succeeds only for the tags listed in $FAKE_PUSHED (already pushed);
+# describe-images` succeeds only for the tags listed in $FAKE_PUSHED (already pushed) or
+# pushed by this run, answering the digest fake_digest(tag);
 # `docker build` fails when $FAKE_FAIL_BUILD is set; hadolint fails on a Dockerfile
 # containing "BAD".
 FAKE = """#!{python}
-import json, os, sys
+import hashlib, json, os, sys
 name = os.path.basename(sys.argv[0])
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps([name] + sys.argv[1:]) + "\\n")
@@ -33,7 +35,16 @@ if name == "aws" and args[:2] == ["ecr", "get-login-password"]:
     print("fake-password")
 elif name == "aws" and args[:2] == ["ecr", "describe-images"]:
     tag = args[args.index("--image-ids") + 1].split("=", 1)[1]
-    sys.exit(0 if tag in os.environ.get("FAKE_PUSHED", "").split() else 254)
+    pushed = os.environ["FAKE_LOG"] + ".pushed"
+    known = os.environ.get("FAKE_PUSHED", "").split()
+    known += open(pushed).read().split() if os.path.exists(pushed) else []
+    if tag not in known:
+        sys.exit(254)
+    print(json.dumps({{"imageDetails": [{{"imageTags": [tag], "imageDigest":
+        "sha256:" + hashlib.sha256(tag.encode()).hexdigest()}}]}}))
+elif name == "docker" and args[:1] == ["push"]:
+    with open(os.environ["FAKE_LOG"] + ".pushed", "a") as pushed:
+        pushed.write(args[1].rsplit(":", 1)[1] + "\\n")
 elif name == "docker" and args[:1] == ["login"]:
     assert sys.stdin.read().strip() == "fake-password"
 elif name == "docker" and args[:1] == ["build"] and os.environ.get("FAKE_FAIL_BUILD"):
@@ -58,6 +69,7 @@ def fakes(tmp_path) -> dict[str, str]:
 def run_step(env: dict, *args, cwd: Path) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     log = Path(env["FAKE_LOG"])
     log.write_text("")
+    Path(env["FAKE_LOG"] + ".pushed").unlink(missing_ok=True)
     result = subprocess.run([sys.executable, "-m", "pipeline.build_images", *map(str, args)],
                             capture_output=True, text=True, cwd=cwd, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPO), **env})
@@ -74,6 +86,20 @@ def tag_of(uri: str) -> str:
     return uri.rsplit(":", 1)[1]
 
 
+def fake_digest(tag: str) -> str:
+    """The digest the fake ECR answers for a tag."""
+    return "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
+
+
+def pinned(tagged_uri: str) -> str:
+    """What images.json holds for the image pushed as `tagged_uri`."""
+    return f"{REPOSITORY}@{fake_digest(tag_of(tagged_uri))}"
+
+
+def pushed_tags(calls: list[list[str]]) -> list[str]:
+    return [tag_of(c[2]) for c in calls if c[:2] == ["docker", "push"]]
+
+
 def test_builds_exactly_the_distinct_images_and_writes_the_map(project, fakes):
     result, calls = run_step(fakes, *build_args(project), cwd=project.parent)
 
@@ -81,7 +107,7 @@ def test_builds_exactly_the_distinct_images_and_writes_the_map(project, fakes):
     builds = [c for c in calls if c[:2] == ["docker", "build"]]
     root = project.parent
     images = json.loads((root / "images.json").read_text())
-    default, orders, reports = images["web"], images["orders"], images["reports"]
+    default, orders, reports = (c[5] for c in builds)
     # Tags by content: <slug>-<24 hex digits>, valid ECR tags ([a-zA-Z0-9-_.], <= 128).
     assert re.fullmatch(r"app-[0-9a-f]{24}", tag_of(default))
     assert re.fullmatch(r"apps-orders-[0-9a-f]{24}", tag_of(orders))
@@ -103,22 +129,27 @@ def test_builds_exactly_the_distinct_images_and_writes_the_map(project, fakes):
     logins = [i for i, c in enumerate(calls) if c[:2] == ["docker", "login"]]
     assert len(logins) == 1 and calls[logins[0]][-1] == REPOSITORY.split("/")[0]
     assert logins[0] < calls.index(builds[0])
-    assert images == {"web": default, "admin": default, "orders": orders, "audit": orders,
-                      "reports": reports}
-    assert all(uri.startswith(f"{REPOSITORY}:") for uri in images.values())
+    # Issue 16: each service pinned by the digest ECR recorded for the pushed tag, so a
+    # promotion deploys these bytes whatever later happens to tags.
+    assert images == {"web": pinned(default), "admin": pinned(default),
+                      "orders": pinned(orders), "audit": pinned(orders),
+                      "reports": pinned(reports)}
+    assert all(re.fullmatch(rf"{re.escape(REPOSITORY)}@sha256:[0-9a-f]{{64}}", uri)
+               for uri in images.values())
     assert NGINX not in images.values() and LEDGER not in images.values()
 
 
 def test_an_image_already_pushed_is_not_built_again(project, fakes):
-    first, _ = run_step(fakes, *build_args(project), cwd=project.parent)
+    first, first_calls = run_step(fakes, *build_args(project), cwd=project.parent)
     assert first.returncode == 0, first.stderr
     before = json.loads((project.parent / "images.json").read_text())
-    env = {**fakes, "FAKE_PUSHED": tag_of(before["orders"])}
+    web, orders, reports = (c[5] for c in first_calls if c[:2] == ["docker", "build"])
+    env = {**fakes, "FAKE_PUSHED": tag_of(orders)}
     result, calls = run_step(env, *build_args(project), cwd=project.parent)
 
     assert result.returncode == 0, result.stderr
     built = [c[5] for c in calls if c[:2] == ["docker", "build"]]
-    assert built == [before["web"], before["reports"]]
+    assert built == [web, reports]
     assert "already pushed" in result.stdout
     assert json.loads((project.parent / "images.json").read_text()) == before
 
@@ -128,10 +159,10 @@ def test_a_merge_that_changes_no_build_context_builds_and_changes_nothing(projec
     byte (so no ImageUri changes and the deployer leaves the services alone), and, with
     those tags in the repository, no docker build or push at all."""
     root = project.parent
-    first, _ = run_step(fakes, *build_args(project), cwd=root)
+    first, first_calls = run_step(fakes, *build_args(project), cwd=root)
     assert first.returncode == 0, first.stderr
     before = (root / "images.json").read_bytes()
-    tags = " ".join(tag_of(uri) for uri in json.loads(before).values())
+    tags = " ".join(pushed_tags(first_calls))
     (root / "README.md").write_text("a change outside every build context\n")
     args = build_args(project)
     args[args.index(COMMIT)] = "0" * 40
@@ -192,7 +223,11 @@ def test_a_topology_without_the_default_app_does_not_build_it(tmp_path, fakes):
         str(tmp_path / "apps/orders/Dockerfile")]
     images = json.loads((tmp_path / "images.json").read_text())
     assert list(images) == ["a"] and re.fullmatch(
-        rf"{re.escape(REPOSITORY)}:apps-orders-[0-9a-f]{{24}}", images["a"])
+        rf"{re.escape(REPOSITORY)}@sha256:[0-9a-f]{{64}}", images["a"])
+    pushes = [c[2] for c in calls if c[:2] == ["docker", "push"]]
+    assert [tag_of(uri) for uri in pushes] == [c for c in pushed_tags(calls)]
+    assert re.fullmatch(r"apps-orders-[0-9a-f]{24}", tag_of(pushes[0]))
+    assert images["a"] == pinned(pushes[0])
 
 
 def test_a_failed_build_is_one_line_and_exit_1_with_nothing_pushed(project, fakes):
