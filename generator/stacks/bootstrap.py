@@ -93,11 +93,11 @@ _POLICY_BUDGET = quotas.MANAGED_POLICY_CHARS.limit - 144
 
 
 def export_name(topology: Topology, output: str) -> str:
-    return f"{topology.app}-bootstrap-{output}"
+    return f"{topology.bootstrap_stack_name}-{output}"
 
 
 def boundary_name(topology: Topology) -> str:
-    return f"{topology.app}-permissions-boundary"
+    return f"{topology.project_app}-permissions-boundary"
 
 
 # --- what the deploy role must allow ------------------------------------------------------
@@ -123,10 +123,17 @@ def _iam_arn(resource: str) -> Sub:
     return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:%s" % resource)
 
 
-def _app_roles(topology: Topology) -> Sub:
-    # Every role the app's stacks create has the path /<app>/ (names.role_path); the
-    # deploy role itself, at the root, is outside it.
-    return _iam_arn(f"role{names.role_path(topology.app)}*")
+def _app_roles(topology: Topology) -> list[Sub]:
+    # Every role the app's stacks create has the path /<app>/ (names.role_path): the
+    # pipeline's under topology.yaml's app, each environment's under <app>-<env>. The
+    # deploy role itself, at the root, is outside them.
+    paths = dict.fromkeys([topology.project_app, *deployscope.apps(topology)])
+    return [_iam_arn(f"role{names.role_path(app)}*") for app in paths]
+
+
+def _clusters(topology: Topology) -> list[str]:
+    """The cluster stack of each deployment (one without environments)."""
+    return [deployment.cluster_stack_name for deployment in topology.deployments]
 
 
 def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
@@ -135,8 +142,8 @@ def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
     can be scoped to one of the types gets these ARNs; the others get "*". Prefixes not
     here get "*" throughout: their create calls take no ARN, or their names are generated
     without the stack name (security group ids, load balancer names, Cloud Map ids)."""
-    app = topology.app
-    cluster = topology.cluster_stack_name
+    app = topology.project_app
+    clusters = _clusters(topology)
     return {
         # CloudFormation names buckets <stack name>-<logical id>-<suffix>, lowercased; of
         # the stacks the deploy role runs, only the pipeline stack (<app>-pipeline) has
@@ -159,13 +166,14 @@ def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
         # the Service Authorization Reference (ecs: cluster, service, service-deployment,
         # task-definition). Another app's services are under another cluster.
         "ecs": (frozenset({"cluster", "service", "service-deployment", "task-definition"}),
-                [_arn("ecs", f"cluster/{cluster}"), _arn("ecs", f"service/{cluster}/*"),
-                 _arn("ecs", f"service-deployment/{cluster}/*"),
-                 _arn("ecs", f"task-definition/{cluster}-*:*")]),
+                [arn for cluster in clusters for arn in (
+                    _arn("ecs", f"cluster/{cluster}"), _arn("ecs", f"service/{cluster}/*"),
+                    _arn("ecs", f"service-deployment/{cluster}/*"),
+                    _arn("ecs", f"task-definition/{cluster}-*:*"))]),
         # Log groups: /ecs/<cluster stack>/<service> (service.py) and the pipeline's
         # /aws/codebuild/<app>-pipeline-... (pipeline.stack).
         "logs": (frozenset({"log-group"}),
-                 [_arn("logs", f"log-group:/ecs/{cluster}/*"),
+                 [*[_arn("logs", f"log-group:/ecs/{cluster}/*") for cluster in clusters],
                   _arn("logs", f"log-group:/aws/codebuild/{app}-*")]),
     }
 
@@ -188,7 +196,7 @@ def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
         Sid="RoleChangesOnlyWithTheBoundary",
         Effect=Allow,
         Action=_actions(conditioned),
-        Resource=[_app_roles(topology)],
+        Resource=_app_roles(topology),
         Condition=Condition(StringEquals("iam:PermissionsBoundary", boundary)),
     )]
     if "iam:PassRole" in actions:
@@ -196,7 +204,7 @@ def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
             Sid="PassAppRolesToTheirServices",
             Effect=Allow,
             Action=_actions(["iam:PassRole"]),
-            Resource=[_app_roles(topology)],
+            Resource=_app_roles(topology),
             Condition=Condition(StringEquals("iam:PassedToService", list(PASS_ROLE_SERVICES))),
         ))
     if "iam:CreateServiceLinkedRole" in actions:
@@ -210,7 +218,7 @@ def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     rest = actions - conditioned - {"iam:PassRole", "iam:CreateServiceLinkedRole"}
     if rest:
         result.append(Statement(Sid="AppRoles", Effect=Allow, Action=_actions(rest),
-                                Resource=[_app_roles(topology)]))
+                                Resource=_app_roles(topology)))
     return result
 
 
@@ -233,7 +241,9 @@ def _route53_statements(topology: Topology, actions: list[str]) -> list[Statemen
             Condition=Condition([
                 ForAllValuesStringLike(
                     "route53:ChangeResourceRecordSetsNormalizedRecordNames",
-                    [topology.namespace.lower(), f"*.{topology.namespace.lower()}"]),
+                    [name for namespace in dict.fromkeys(
+                        d.namespace.lower() for d in topology.deployments)
+                     for name in (namespace, f"*.{namespace}")]),
                 Null("route53:ChangeResourceRecordSetsNormalizedRecordNames", "false")])))
     if rest:
         result.append(Statement(Sid="Route53", Effect=Allow, Action=_actions(rest),
@@ -317,7 +327,7 @@ def deny_statements(topology: Topology, actions: set[str]) -> list[Statement]:
                       # The deploy policies cannot name their own ARNs (a circular
                       # reference); CloudFormation names them <stack>-<logical id>-<suffix>,
                       # and no service stack has a logical id of this (capitalised) prefix.
-                      _iam_arn(f"policy/{topology.app}-bootstrap-{DEPLOY_POLICY_PREFIX}*")],
+                      _iam_arn(f"policy/{topology.bootstrap_stack_name}-{DEPLOY_POLICY_PREFIX}*")],
         ),
         Statement(
             # This stack's one role (the deploy role itself) matches role/<app>-*.
@@ -432,7 +442,8 @@ def boundary_statements(topology: Topology) -> list[Statement]:
         | {"CreateStack", "UpdateStack"})
     unnamed = sorted(a.split(":", 1)[1] for a in operations.iam_actions(
         operations.DEPLOY_UNNAMED_OPERATIONS) if a.startswith("cloudformation:"))
-    app = topology.app
+    app = topology.project_app
+    tagged = {f"aws:ResourceTag/{deployscope.APP_TAG}": deployscope.app_tag_values(topology)}
     return [
         Statement(
             Sid="TasksRun",
@@ -457,22 +468,22 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Effect=Allow,
             Action=actions("logs", "CreateLogStream", "PutLogEvents"),
             Resource=[
-                Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
-                    f"/ecs/{topology.cluster_stack_name}/*"),
+                *[Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+                      f"/ecs/{cluster}/*") for cluster in _clusters(topology)],
                 Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
                     f"/aws/codebuild/{app}-pipeline-*"),
             ],
         ),
         Statement(
             # Container secrets: the app's own names only (generator.topology refuses any
-            # other), in any region of this account.
+            # other; an environment's are <app>-<env>/...), in any region of this account.
             Sid="TasksReadTheAppsSecrets",
             Effect=Allow,
             Action=[Action("secretsmanager", "GetSecretValue"), Action("ssm", "GetParameters")],
-            Resource=[Sub("arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"
-                          f"{app}/*"),
-                      Sub("arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/"
-                          f"{app}/*")],
+            Resource=[*[Sub("arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"
+                            f"{own}/*") for own in deployscope.apps(topology)],
+                      *[Sub("arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/"
+                            f"{own}/*") for own in deployscope.apps(topology)]],
         ),
         Statement(
             # A customer managed key of those secrets, used only by Secrets Manager and
@@ -533,8 +544,8 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Sid="PipelineChangesTheAppsStacks",
             Effect=Allow,
             Action=actions("cloudformation", *[n for n in cloudformation if n not in unnamed]),
-            Resource=[_arn("cloudformation", f"stack/{app}-{stack}/*")
-                      for stack in ("cluster", "pipeline")]
+            Resource=[_arn("cloudformation", f"stack/{stack}/*")
+                      for stack in (*_clusters(topology), topology.pipeline_stack_name)]
             + [Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:"
                    "transform/LanguageExtensions")],
         ),
@@ -556,7 +567,7 @@ def boundary_statements(topology: Topology) -> list[Statement]:
                                                if n not in unnamed
                                                and not n.startswith("Describe")]),
             Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
-            Condition=Condition(StringEquals({f"aws:ResourceTag/{deployscope.APP_TAG}": app})),
+            Condition=Condition(StringEquals(tagged)),
         ),
         Statement(
             # A new stack has no tags yet: its change set must bring the app tag.
@@ -564,7 +575,8 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Effect=Allow,
             Action=actions("cloudformation", "CreateChangeSet", "CreateStack"),
             Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
-            Condition=Condition([StringEquals({f"aws:RequestTag/{deployscope.APP_TAG}": app}),
+            Condition=Condition([StringEquals({f"aws:RequestTag/{deployscope.APP_TAG}":
+                                               deployscope.app_tag_values(topology)}),
                                  Null({f"aws:ResourceTag/{deployscope.APP_TAG}": "true"})]),
         ),
         Statement(
