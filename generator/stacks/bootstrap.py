@@ -32,7 +32,7 @@ from troposphere import (
 
 from generator import names
 from generator.awsfacts import operations, permissions, quotas
-from generator.stacks import deployscope
+from generator.stacks import deployer, deployscope
 from generator.stacks.cluster import TLS_MANAGED_POLICY_ACTIONS
 from generator.topology import Topology
 
@@ -311,7 +311,11 @@ def deny_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     # By exact ARN, not by the prefix role/<app>-bootstrap-*: a service named bootstrap-api
     # gets roles <app>-bootstrap-api-*, which such a prefix would deny, and an explicit deny
     # beats every allow (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
-    own_roles = GetAtt(DEPLOY_ROLE, "Arn")
+    own_roles = [GetAtt(DEPLOY_ROLE, "Arn")]
+    if deployer.wanted(topology):
+        # The environment deployer role (path /<app>/, inside the AppRoles scope); named,
+        # so its ARN is known whether or not TrustedAccount created it.
+        own_roles.append(deployer.role_arn(topology))
     return [
         Statement(
             Sid="NeverLiftABoundary",
@@ -334,7 +338,7 @@ def deny_statements(topology: Topology, actions: set[str]) -> list[Statement]:
             Sid="NeverChangeThisStacksRoles",
             Effect=Deny,
             Action=_actions(set(_mutating(grouped.get("iam", []))) | set(BOUNDARY_CONDITIONED)),
-            Resource=[own_roles],
+            Resource=own_roles,
         ),
         Statement(
             # This stack's bucket matches the s3 scope <app>-*.
@@ -751,4 +755,5 @@ def build(topology: Topology, deployed: Mapping[str, dict]) -> Template:
                      template_bucket_policy()):
         template.add_resource(resource)
     template.add_output(outputs(topology))
+    deployer.add_to(template, topology, DEPLOY_ROLE, TEMPLATE_BUCKET, PERMISSIONS_BOUNDARY)
     return template
