@@ -153,15 +153,15 @@ def test_the_default_topology_has_no_deployer(default_templates):
 # --- (b) what it may do ---------------------------------------------------------------------
 
 TAGGED = {"aws:ResourceTag/app": f"{APP}-production"}
+WEB_STACK = f"arn:aws:cloudformation:{P}:stack/{APP}-production-web/0a1b"
 TO_CLOUDFORMATION = {"iam:PassedToService": "cloudformation.amazonaws.com"}
 
 OWN = [
     ("cloudformation:DescribeStacks", "*", {}),
     ("cloudformation:ListStacks", "*", {}),
-    ("cloudformation:CreateChangeSet", f"arn:aws:cloudformation:{P}:stack/{APP}-production-web/0a1b",
-     TAGGED),
-    ("cloudformation:CreateChangeSet", f"arn:aws:cloudformation:{P}:stack/{APP}-production-web/0a1b",
-     {"aws:RequestTag/app": f"{APP}-production"}),
+    ("cloudformation:CreateChangeSet", WEB_STACK, TAGGED),
+    # A new stack: its change set brings the tag (the boundary's PipelineCreatesTheApps...).
+    ("cloudformation:CreateChangeSet", WEB_STACK, {"aws:RequestTag/app": f"{APP}-production"}),
     ("cloudformation:ExecuteChangeSet",
      f"arn:aws:cloudformation:{P}:stack/{APP}-production-cluster/0a1b", TAGGED),
     ("cloudformation:DescribeStackEvents",
