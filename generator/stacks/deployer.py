@@ -51,7 +51,7 @@ from troposphere import (
 
 from generator import names
 from generator.awsfacts import operations
-from generator.topology import Topology
+from generator.topology import Topology, TopologyError
 from pipeline.iam import DEPLOY_STEP_ROLE
 
 TRUSTED_ACCOUNT = "TrustedAccount"
@@ -60,8 +60,10 @@ DEPLOYER_ROLE = "EnvironmentDeployerRole"
 DEPLOYER_ROLE_OUTPUT = "EnvironmentDeployerRoleArn"
 # https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-identifiers.html
 ACCOUNT_PATTERN = "^$|^[0-9]{12}$"
-# Called without a stack name by the deploy step: authorized against "*" only.
 _READ_VERBS = ("Describe", "Get", "List")
+# "Role names: 64 characters" (IAM quotas, character limits,
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+ROLE_NAME_CHARS = 64
 
 
 def wanted(topology: Topology) -> bool:
@@ -214,6 +216,12 @@ def add_to(template: Template, topology: Topology, deploy_role: str, template_bu
     """The parameter, its condition, the role and its output, when `wanted`."""
     if not wanted(topology):
         return
+    name = names.environment_deployer_role(topology.project_app)
+    if len(name) > ROLE_NAME_CHARS:
+        raise TopologyError(
+            f"{topology.source}: app: {topology.project_app!r} is too long for a topology with "
+            f"environments: the environment deployer role {name} would have {len(name)} "
+            f"characters, and IAM role names have at most {ROLE_NAME_CHARS}")
     template.add_parameter(Parameter(
         TRUSTED_ACCOUNT, Type="String", Default="", AllowedPattern=ACCOUNT_PATTERN,
         Description="The pipeline's account, whose deploy step may deploy this account's "

@@ -318,3 +318,22 @@ def test_the_deploy_role_may_not_change_the_deployer(template):
 def test_the_trusted_pattern_follows_the_pipeline_stack(environments_topology):
     assert _matches(resolved(deployer.trusted_principal_pattern(environments_topology).to_dict(),
                              VALUES), DEPLOY_STEP)
+
+
+def test_an_app_too_long_for_the_deployer_role_name_is_refused_at_generate(tmp_path, capsys):
+    """IAM role names have at most 64 characters (reference_iam-quotas.html): a RoleName
+    over it would fail the bootstrap stack in the account, long after generate."""
+    from environments.conftest import TWO_ENVIRONMENTS
+
+    from generator import cli
+
+    longest = "a" * (deployer.ROLE_NAME_CHARS - len(names.environment_deployer_role("")))
+    for app, code in ((longest, 0), (longest + "b", 2)):
+        path = tmp_path / app / "topology.yaml"
+        path.parent.mkdir()
+        path.write_text(TWO_ENVIRONMENTS.replace("app: shop", f"app: {app}"), encoding="utf-8")
+        assert cli.main(["generate", "--topology", str(path), "--out",
+                         str(tmp_path / app / "templates")]) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}: app: "), err
+    assert "IAM role names have at most 64" in err
