@@ -11,6 +11,17 @@
   deleting the pipeline stack never touches the role those operations run as, and it
   cannot modify itself (explicit Deny on this stack's roles, buckets and on the boundary).
 - TemplateBucket: where `deploy` uploads templates above the 51,200-byte TemplateBody limit.
+- With `environments:`, the environment deployer role and its TrustedAccount parameter
+  (generator.stacks.deployer).
+
+One bootstrap.yaml serves every account of the topology: what the boundary and the deploy
+role allow is scoped to every deployment's app (Topology.deployments: topology.yaml's app,
+or each environment's `<app>-<env>`), the shared pipeline and this stack keep the project
+app's names (generator.stacks.deployer's docstring says what separates the environments).
+
+Over 400 lines: the boundary, the deploy role's derived statements and their packing are
+one policy story whose pieces refer to each other's logical ids and scopes; the deploy
+role's generated-id scopes (deployscope) and the environment deployer (deployer) are apart.
 
 The deploy role's policy is split into managed policies of at most 6,144 characters each
 (IAM quotas, generator.awsfacts.quotas), packed by service prefix.

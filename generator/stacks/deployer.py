@@ -16,6 +16,11 @@ recreated (it stores the principal's unique id),
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html;
 aws:PrincipalArn is the role's ARN for a role session, and is present in every signed
 request, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn.
+The pattern assumes the generated name keeps `<app>-pipeline-DeployStepRole-` whole:
+CloudFormation shortens a generated name that would exceed IAM's 64 characters (observed,
+not documented by AWS), which an app of at most 26 characters avoids (names.py's
+<app>-pipeline + 16 + a 13-character suffix). A fixed RoleName on the deploy step role
+would remove that limit; it is the pipeline's to set.
 The trusted account must still allow sts:AssumeRole on this role in the deploy step's own
 policy (cross-account access needs both sides,
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html):

@@ -9,7 +9,8 @@ Per service prefix, WriteScope statements name which writes reach which resource
 - by resource tag on existing resources (`aws:ResourceTag/app`) and request tag on creation
   (`aws:RequestTag/app`), where ids are generated (security groups, load balancers,
   listeners, target groups, the Cloud Map namespace). Every stack the deploy role runs
-  carries the stack tag app=<app> (generator.params.tags, generator.samconfig), and
+  carries the stack tag app=<app> (generator.params.tags, generator.samconfig; with
+  `environments:` app=<app>-<env>, and the conditions accept each environment's: `apps`), and
   CloudFormation propagates stack tags to each resource whose handler supports tags; the
   schemas of these types declare `tagging.taggable` and `tagOnCreate` (test:
   tests/iam/test_iam_deploy_role_scoped.py checks it type by type);
