@@ -45,7 +45,7 @@ from generator import names
 from generator.awsfacts import operations, permissions, quotas
 from generator.stacks import deployer, deployscope
 from generator.stacks.cluster import TLS_MANAGED_POLICY_ACTIONS
-from generator.topology import Topology
+from generator.topology import Topology, TopologyError
 
 PERMISSIONS_BOUNDARY = "PermissionsBoundary"
 DEPLOY_ROLE = "CloudFormationDeployRole"
@@ -767,4 +767,21 @@ def build(topology: Topology, deployed: Mapping[str, dict]) -> Template:
         template.add_resource(resource)
     template.add_output(outputs(topology))
     deployer.add_to(template, topology, DEPLOY_ROLE, TEMPLATE_BUCKET, PERMISSIONS_BOUNDARY)
+    if topology.environments:
+        _check_inline_size(topology, template)
     return template
+
+
+def _check_inline_size(topology: Topology, template: Template) -> None:
+    """bootstrap.yaml goes inline (TemplateBody): before the stack exists there is no bucket
+    in the account to upload it to, and each environment's names make it longer."""
+    from generator.render import template_bytes  # render imports this module
+
+    size = len(template_bytes(template))
+    limit = quotas.TEMPLATE_BODY_BYTES.limit
+    if size > limit:
+        raise TopologyError(
+            f"{topology.source}: environments: bootstrap.yaml would have {size:,} bytes with "
+            f"{len(topology.environments)} environments, over CloudFormation's {limit:,}-byte "
+            "TemplateBody limit, and the bootstrap stack is created before any bucket of "
+            "the account exists to upload it to; use fewer environments")

@@ -337,3 +337,35 @@ def test_an_app_too_long_for_the_deployer_role_name_is_refused_at_generate(tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {path}: app: "), err
     assert "IAM role names have at most 64" in err
+
+
+def _environments(count: int) -> str:
+    from environments.conftest import TWO_ENVIRONMENTS
+
+    text = TWO_ENVIRONMENTS.split("environments:")[0] + "environments:\n"
+    for number in range(count):
+        text += (f"  env{number}:\n    account: \"{PRODUCTION}\"\n    region: {REGION}\n"
+                 "    network: {vpc_id: vpc-0a1b2c3d, private_subnets: [subnet-0a0a0a0a],\n"
+                 "              public_subnets: [subnet-0c0c0c0c, subnet-0d0d0d0d]}\n")
+    return text
+
+
+def test_a_bootstrap_template_over_the_inline_limit_is_refused_at_generate(tmp_path, capsys):
+    """CreateStack takes at most 51,200 bytes inline
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html),
+    and a new account has no bucket to upload to before its bootstrap stack exists."""
+    from generator import cli
+
+    sizes = {}
+    for count in (2, 10):
+        path = tmp_path / str(count) / "topology.yaml"
+        path.parent.mkdir()
+        path.write_text(_environments(count), encoding="utf-8")
+        sizes[count] = cli.main(["generate", "--topology", str(path), "--out",
+                                 str(tmp_path / str(count) / "templates")])
+        if sizes[count] == 0:
+            assert len((tmp_path / str(count) / "templates" / "bootstrap.yaml").read_bytes()) \
+                <= 51_200
+    assert sizes == {2: 0, 10: 2}
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "over CloudFormation's 51,200-byte TemplateBody" in err
