@@ -264,3 +264,24 @@ def test_bootstrap_env_refuses_a_template_without_the_parameter(
     assert err == (f"error: {project.templates / 'bootstrap.yaml'}: no TrustedAccount "
                    "parameter (rendered from a topology without environments?); run "
                    "`python -m generator generate`\n")
+
+
+def test_a_plain_bootstrap_keeps_the_trusted_account_of_an_existing_stack(tmp_path):
+    """"If you don't specify a key and value for a particular parameter, CloudFormation uses
+    the default value" (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html),
+    here "", which would delete the deployer role; UsePreviousValue keeps the stack's."""
+    from generator.ops import bootstrap, files
+    from generator.ops.stackflow import PREVIOUS
+
+    with_parameter = files.Template(tmp_path / "bootstrap.yaml", "",
+                                    {"TrustedAccount": {"Type": "String", "Default": ""}})
+    without = files.Template(tmp_path / "bootstrap.yaml", "", {})
+    stack = {"StackStatus": "UPDATE_COMPLETE", "StackName": "shop-bootstrap",
+             "Parameters": [{"ParameterKey": "TrustedAccount",
+                             "ParameterValue": PIPELINE_ACCOUNT}]}
+    assert bootstrap.bootstrap_parameters(with_parameter, stack, None) == {
+        "TrustedAccount": PREVIOUS}
+    assert bootstrap.bootstrap_parameters(with_parameter, None, None) == {}
+    assert bootstrap.bootstrap_parameters(with_parameter, stack, PRODUCTION_ACCOUNT) == {
+        "TrustedAccount": PRODUCTION_ACCOUNT}
+    assert bootstrap.bootstrap_parameters(without, stack, None) == {}
