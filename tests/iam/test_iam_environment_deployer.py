@@ -369,3 +369,16 @@ def test_a_bootstrap_template_over_the_inline_limit_is_refused_at_generate(tmp_p
     assert sizes == {2: 0, 10: 2}
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "over CloudFormation's 51,200-byte TemplateBody" in err
+
+
+def test_neither_the_boundary_nor_the_deployer_manages_iam(template):
+    """issue 8's no-escalation holds with environments: no IAM management in the boundary
+    (every environment's roles carry it) nor in the deployer's own policy."""
+    from test_iam_no_escalation import IAM_MANAGEMENT
+
+    boundary = _allowed_actions([template["Resources"][bootstrap.PERMISSIONS_BOUNDARY][
+        "Properties"]["PolicyDocument"]])
+    granted = _allowed_actions(role_documents(template, deployer.DEPLOYER_ROLE))
+    for action in IAM_MANAGEMENT:
+        assert not any(_matches(g, action.lower()) for g in boundary | granted), action
+    assert {a for a in granted if a.startswith("iam:")} == {"iam:passrole"}
