@@ -19,7 +19,9 @@ DEFAULT_TEMPLATES = "templates"
 
 def register(commands, with_topology) -> None:
     bootstrap = _with_aws(with_topology(commands.add_parser(
-        "bootstrap", help="create or update the pipeline stack (templates/pipeline.yaml)")))
+        "bootstrap", help="create or update the bootstrap and pipeline stacks "
+                          "(templates/bootstrap.yaml, pipeline.yaml); with --env, only the "
+                          "bootstrap stack, in that environment's account")))
     bootstrap.add_argument("--stack-name", metavar="NAME",
                            help="pipeline stack name (default: <app>-pipeline)")
     bootstrap.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
@@ -27,6 +29,14 @@ def register(commands, with_topology) -> None:
                                 "repeatable; an update keeps the values not given")
     bootstrap.add_argument("--yes", action="store_true",
                            help="execute the change set without asking")
+    bootstrap.add_argument("--env", metavar="NAME",
+                           help="an environment of topology.yaml: create or update only the "
+                                "bootstrap stack, in its account (the credentials' account "
+                                "must be it)")
+    bootstrap.add_argument("--trust", metavar="ACCOUNT",
+                           help="with --env: the pipeline's account, whose deploy step may "
+                                "then deploy this environment (creates the environment "
+                                "deployer role; an update keeps the value when not given)")
     _with_templates(bootstrap)
     bootstrap.set_defaults(handler=_guarded(cmd_bootstrap))
 
@@ -432,6 +442,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from generator.ops.report import Reporter
     from generator.ops.stackflow import StackDeployer, StackRequest, current_stack, stack_outputs
 
+    if args.env is not None or args.trust is not None:
+        return _bootstrap_environment(args)
     topology = _topology(args)
     given = bootstrap.parse_assignments(args.parameter)
     template = files.read_template(Path(args.templates), files.PIPELINE_TEMPLATE)
@@ -459,7 +471,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     # every later stack operation runs as, which no stack may change itself.
     base = current_stack(cfn, base_name)
     outcome = StackDeployer(cfn, reporter, args.poll_seconds).deploy(
-        StackRequest(base_name, bootstrap_template.body, {}, {**tags, "kind": "bootstrap"}),
+        StackRequest(base_name, bootstrap_template.body,
+                     bootstrap.bootstrap_parameters(bootstrap_template, base, None),
+                     {**tags, "kind": "bootstrap"}),
         base, confirm)
     if outcome.result == "declined":
         return EXIT_FAILED
@@ -493,6 +507,52 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
                 for arn in arns}
     for line in bootstrap.next_steps(arns, statuses, stack_name):
         print(line)
+    return EXIT_OK
+
+
+def _bootstrap_environment(args: argparse.Namespace) -> int:
+    """`bootstrap --env NAME [--trust ACCOUNT]`: the bootstrap stack alone, in the
+    environment's account; every input is checked before the first change."""
+    from generator.ops import bootstrap, files
+    from generator.ops.report import Reporter
+    from generator.ops.stackflow import StackDeployer, StackRequest, current_stack
+
+    if args.env is None:
+        raise bootstrap.BootstrapInputError("--trust needs --env NAME (the environment whose "
+                                            "account trusts the pipeline's)")
+    trust = None if args.trust is None else bootstrap.trusted_account(args.trust)
+    if args.parameter or args.stack_name:
+        raise bootstrap.BootstrapInputError("--parameter and --stack-name are the pipeline "
+                                            "stack's; bootstrap --env creates only the "
+                                            "bootstrap stack")
+    topology = _topology(args)
+    env = bootstrap.environment(topology, args.env)
+    region = bootstrap.check_region(topology, env, args.region)
+    template = files.read_template(Path(args.templates), files.BOOTSTRAP_TEMPLATE)
+    if not args.yes and not _interactive():
+        raise bootstrap.BootstrapInputError(
+            "stdin is not a terminal, so the change set cannot be confirmed; pass --yes")
+    from generator.ops.aws import connect
+
+    aws = connect(region, args.profile, args.endpoint_url or None, args.max_attempts)
+    bootstrap.check_account(topology, env, aws.client("sts").get_caller_identity()["Account"])
+    cfn = aws.client("cloudformation")
+    name = topology.bootstrap_stack_name
+    stack = current_stack(cfn, name)
+    request = StackRequest(name, template.body,
+                           bootstrap.bootstrap_parameters(template, stack, trust),
+                           {"app": topology.project_app, "managed-by": "ecs-service-connect-kit",
+                            "kind": "bootstrap"})
+    # The caller's own (administrator) credentials, as for the pipeline account's: the stack
+    # creates the roles later operations run as.
+    outcome = StackDeployer(cfn, Reporter(sys.stdout, name_width=len(name)),
+                            args.poll_seconds).deploy(request, stack,
+                                                      None if args.yes else _ask_to_execute)
+    if outcome.result == "declined":
+        return EXIT_FAILED
+    if not outcome.ok:
+        return _fail(f"bootstrap failed: {name}: {outcome.failure}", EXIT_FAILED)
+    print(bootstrap.deployer_summary(topology, env, current_stack(cfn, name)))
     return EXIT_OK
 
 

@@ -11,6 +11,17 @@
   deleting the pipeline stack never touches the role those operations run as, and it
   cannot modify itself (explicit Deny on this stack's roles, buckets and on the boundary).
 - TemplateBucket: where `deploy` uploads templates above the 51,200-byte TemplateBody limit.
+- With `environments:`, the environment deployer role and its TrustedAccount parameter
+  (generator.stacks.deployer).
+
+One bootstrap.yaml serves every account of the topology: what the boundary and the deploy
+role allow is scoped to every deployment's app (Topology.deployments: topology.yaml's app,
+or each environment's `<app>-<env>`), the shared pipeline and this stack keep the project
+app's names (generator.stacks.deployer's docstring says what separates the environments).
+
+Over 400 lines: the boundary, the deploy role's derived statements and their packing are
+one policy story whose pieces refer to each other's logical ids and scopes; the deploy
+role's generated-id scopes (deployscope) and the environment deployer (deployer) are apart.
 
 The deploy role's policy is split into managed policies of at most 6,144 characters each
 (IAM quotas, generator.awsfacts.quotas), packed by service prefix.
@@ -32,9 +43,9 @@ from troposphere import (
 
 from generator import names
 from generator.awsfacts import operations, permissions, quotas
-from generator.stacks import deployscope
+from generator.stacks import deployer, deployscope
 from generator.stacks.cluster import TLS_MANAGED_POLICY_ACTIONS
-from generator.topology import Topology
+from generator.topology import Topology, TopologyError
 
 PERMISSIONS_BOUNDARY = "PermissionsBoundary"
 DEPLOY_ROLE = "CloudFormationDeployRole"
@@ -93,11 +104,11 @@ _POLICY_BUDGET = quotas.MANAGED_POLICY_CHARS.limit - 144
 
 
 def export_name(topology: Topology, output: str) -> str:
-    return f"{topology.app}-bootstrap-{output}"
+    return f"{topology.bootstrap_stack_name}-{output}"
 
 
 def boundary_name(topology: Topology) -> str:
-    return f"{topology.app}-permissions-boundary"
+    return f"{topology.project_app}-permissions-boundary"
 
 
 # --- what the deploy role must allow ------------------------------------------------------
@@ -123,10 +134,17 @@ def _iam_arn(resource: str) -> Sub:
     return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:%s" % resource)
 
 
-def _app_roles(topology: Topology) -> Sub:
-    # Every role the app's stacks create has the path /<app>/ (names.role_path); the
-    # deploy role itself, at the root, is outside it.
-    return _iam_arn(f"role{names.role_path(topology.app)}*")
+def _app_roles(topology: Topology) -> list[Sub]:
+    # Every role the app's stacks create has the path /<app>/ (names.role_path): the
+    # pipeline's under topology.yaml's app, each environment's under <app>-<env>. The
+    # deploy role itself, at the root, is outside them.
+    paths = dict.fromkeys([topology.project_app, *deployscope.apps(topology)])
+    return [_iam_arn(f"role{names.role_path(app)}*") for app in paths]
+
+
+def _clusters(topology: Topology) -> list[str]:
+    """The cluster stack of each deployment (one without environments)."""
+    return [deployment.cluster_stack_name for deployment in topology.deployments]
 
 
 def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
@@ -135,8 +153,8 @@ def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
     can be scoped to one of the types gets these ARNs; the others get "*". Prefixes not
     here get "*" throughout: their create calls take no ARN, or their names are generated
     without the stack name (security group ids, load balancer names, Cloud Map ids)."""
-    app = topology.app
-    cluster = topology.cluster_stack_name
+    app = topology.project_app
+    clusters = _clusters(topology)
     return {
         # CloudFormation names buckets <stack name>-<logical id>-<suffix>, lowercased; of
         # the stacks the deploy role runs, only the pipeline stack (<app>-pipeline) has
@@ -159,13 +177,14 @@ def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
         # the Service Authorization Reference (ecs: cluster, service, service-deployment,
         # task-definition). Another app's services are under another cluster.
         "ecs": (frozenset({"cluster", "service", "service-deployment", "task-definition"}),
-                [_arn("ecs", f"cluster/{cluster}"), _arn("ecs", f"service/{cluster}/*"),
-                 _arn("ecs", f"service-deployment/{cluster}/*"),
-                 _arn("ecs", f"task-definition/{cluster}-*:*")]),
+                [arn for cluster in clusters for arn in (
+                    _arn("ecs", f"cluster/{cluster}"), _arn("ecs", f"service/{cluster}/*"),
+                    _arn("ecs", f"service-deployment/{cluster}/*"),
+                    _arn("ecs", f"task-definition/{cluster}-*:*"))]),
         # Log groups: /ecs/<cluster stack>/<service> (service.py) and the pipeline's
         # /aws/codebuild/<app>-pipeline-... (pipeline.stack).
         "logs": (frozenset({"log-group"}),
-                 [_arn("logs", f"log-group:/ecs/{cluster}/*"),
+                 [*[_arn("logs", f"log-group:/ecs/{cluster}/*") for cluster in clusters],
                   _arn("logs", f"log-group:/aws/codebuild/{app}-*")]),
     }
 
@@ -188,7 +207,7 @@ def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
         Sid="RoleChangesOnlyWithTheBoundary",
         Effect=Allow,
         Action=_actions(conditioned),
-        Resource=[_app_roles(topology)],
+        Resource=_app_roles(topology),
         Condition=Condition(StringEquals("iam:PermissionsBoundary", boundary)),
     )]
     if "iam:PassRole" in actions:
@@ -196,7 +215,7 @@ def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
             Sid="PassAppRolesToTheirServices",
             Effect=Allow,
             Action=_actions(["iam:PassRole"]),
-            Resource=[_app_roles(topology)],
+            Resource=_app_roles(topology),
             Condition=Condition(StringEquals("iam:PassedToService", list(PASS_ROLE_SERVICES))),
         ))
     if "iam:CreateServiceLinkedRole" in actions:
@@ -210,7 +229,7 @@ def _iam_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     rest = actions - conditioned - {"iam:PassRole", "iam:CreateServiceLinkedRole"}
     if rest:
         result.append(Statement(Sid="AppRoles", Effect=Allow, Action=_actions(rest),
-                                Resource=[_app_roles(topology)]))
+                                Resource=_app_roles(topology)))
     return result
 
 
@@ -233,7 +252,9 @@ def _route53_statements(topology: Topology, actions: list[str]) -> list[Statemen
             Condition=Condition([
                 ForAllValuesStringLike(
                     "route53:ChangeResourceRecordSetsNormalizedRecordNames",
-                    [topology.namespace.lower(), f"*.{topology.namespace.lower()}"]),
+                    [name for namespace in dict.fromkeys(
+                        d.namespace.lower() for d in topology.deployments)
+                     for name in (namespace, f"*.{namespace}")]),
                 Null("route53:ChangeResourceRecordSetsNormalizedRecordNames", "false")])))
     if rest:
         result.append(Statement(Sid="Route53", Effect=Allow, Action=_actions(rest),
@@ -301,7 +322,11 @@ def deny_statements(topology: Topology, actions: set[str]) -> list[Statement]:
     # By exact ARN, not by the prefix role/<app>-bootstrap-*: a service named bootstrap-api
     # gets roles <app>-bootstrap-api-*, which such a prefix would deny, and an explicit deny
     # beats every allow (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
-    own_roles = GetAtt(DEPLOY_ROLE, "Arn")
+    own_roles = [GetAtt(DEPLOY_ROLE, "Arn")]
+    if deployer.wanted(topology):
+        # The environment deployer role (path /<app>/, inside the AppRoles scope); named,
+        # so its ARN is known whether or not TrustedAccount created it.
+        own_roles.append(deployer.role_arn(topology))
     return [
         Statement(
             Sid="NeverLiftABoundary",
@@ -317,14 +342,14 @@ def deny_statements(topology: Topology, actions: set[str]) -> list[Statement]:
                       # The deploy policies cannot name their own ARNs (a circular
                       # reference); CloudFormation names them <stack>-<logical id>-<suffix>,
                       # and no service stack has a logical id of this (capitalised) prefix.
-                      _iam_arn(f"policy/{topology.app}-bootstrap-{DEPLOY_POLICY_PREFIX}*")],
+                      _iam_arn(f"policy/{topology.bootstrap_stack_name}-{DEPLOY_POLICY_PREFIX}*")],
         ),
         Statement(
             # This stack's one role (the deploy role itself) matches role/<app>-*.
             Sid="NeverChangeThisStacksRoles",
             Effect=Deny,
             Action=_actions(set(_mutating(grouped.get("iam", []))) | set(BOUNDARY_CONDITIONED)),
-            Resource=[own_roles],
+            Resource=own_roles,
         ),
         Statement(
             # This stack's bucket matches the s3 scope <app>-*.
@@ -432,7 +457,8 @@ def boundary_statements(topology: Topology) -> list[Statement]:
         | {"CreateStack", "UpdateStack"})
     unnamed = sorted(a.split(":", 1)[1] for a in operations.iam_actions(
         operations.DEPLOY_UNNAMED_OPERATIONS) if a.startswith("cloudformation:"))
-    app = topology.app
+    app = topology.project_app
+    tagged = {f"aws:ResourceTag/{deployscope.APP_TAG}": deployscope.app_tag_values(topology)}
     return [
         Statement(
             Sid="TasksRun",
@@ -457,22 +483,22 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Effect=Allow,
             Action=actions("logs", "CreateLogStream", "PutLogEvents"),
             Resource=[
-                Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
-                    f"/ecs/{topology.cluster_stack_name}/*"),
+                *[Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+                      f"/ecs/{cluster}/*") for cluster in _clusters(topology)],
                 Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
                     f"/aws/codebuild/{app}-pipeline-*"),
             ],
         ),
         Statement(
             # Container secrets: the app's own names only (generator.topology refuses any
-            # other), in any region of this account.
+            # other; an environment's are <app>-<env>/...), in any region of this account.
             Sid="TasksReadTheAppsSecrets",
             Effect=Allow,
             Action=[Action("secretsmanager", "GetSecretValue"), Action("ssm", "GetParameters")],
-            Resource=[Sub("arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"
-                          f"{app}/*"),
-                      Sub("arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/"
-                          f"{app}/*")],
+            Resource=[*[Sub("arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"
+                            f"{own}/*") for own in deployscope.apps(topology)],
+                      *[Sub("arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/"
+                            f"{own}/*") for own in deployscope.apps(topology)]],
         ),
         Statement(
             # A customer managed key of those secrets, used only by Secrets Manager and
@@ -533,8 +559,8 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Sid="PipelineChangesTheAppsStacks",
             Effect=Allow,
             Action=actions("cloudformation", *[n for n in cloudformation if n not in unnamed]),
-            Resource=[_arn("cloudformation", f"stack/{app}-{stack}/*")
-                      for stack in ("cluster", "pipeline")]
+            Resource=[_arn("cloudformation", f"stack/{stack}/*")
+                      for stack in (*_clusters(topology), topology.pipeline_stack_name)]
             + [Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:"
                    "transform/LanguageExtensions")],
         ),
@@ -556,7 +582,7 @@ def boundary_statements(topology: Topology) -> list[Statement]:
                                                if n not in unnamed
                                                and not n.startswith("Describe")]),
             Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
-            Condition=Condition(StringEquals({f"aws:ResourceTag/{deployscope.APP_TAG}": app})),
+            Condition=Condition(StringEquals(tagged)),
         ),
         Statement(
             # A new stack has no tags yet: its change set must bring the app tag.
@@ -564,7 +590,8 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Effect=Allow,
             Action=actions("cloudformation", "CreateChangeSet", "CreateStack"),
             Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
-            Condition=Condition([StringEquals({f"aws:RequestTag/{deployscope.APP_TAG}": app}),
+            Condition=Condition([StringEquals({f"aws:RequestTag/{deployscope.APP_TAG}":
+                                               deployscope.app_tag_values(topology)}),
                                  Null({f"aws:ResourceTag/{deployscope.APP_TAG}": "true"})]),
         ),
         Statement(
@@ -739,4 +766,22 @@ def build(topology: Topology, deployed: Mapping[str, dict]) -> Template:
                      template_bucket_policy()):
         template.add_resource(resource)
     template.add_output(outputs(topology))
+    deployer.add_to(template, topology, DEPLOY_ROLE, TEMPLATE_BUCKET, PERMISSIONS_BOUNDARY)
+    if topology.environments:
+        _check_inline_size(topology, template)
     return template
+
+
+def _check_inline_size(topology: Topology, template: Template) -> None:
+    """bootstrap.yaml goes inline (TemplateBody): before the stack exists there is no bucket
+    in the account to upload it to, and each environment's names make it longer."""
+    from generator.render import template_bytes  # render imports this module
+
+    size = len(template_bytes(template))
+    limit = quotas.TEMPLATE_BODY_BYTES.limit
+    if size > limit:
+        raise TopologyError(
+            f"{topology.source}: environments: bootstrap.yaml would have {size:,} bytes with "
+            f"{len(topology.environments)} environments, over CloudFormation's {limit:,}-byte "
+            "TemplateBody limit, and the bootstrap stack is created before any bucket of "
+            "the account exists to upload it to; use fewer environments")

@@ -9,7 +9,8 @@ Per service prefix, WriteScope statements name which writes reach which resource
 - by resource tag on existing resources (`aws:ResourceTag/app`) and request tag on creation
   (`aws:RequestTag/app`), where ids are generated (security groups, load balancers,
   listeners, target groups, the Cloud Map namespace). Every stack the deploy role runs
-  carries the stack tag app=<app> (generator.params.tags, generator.samconfig), and
+  carries the stack tag app=<app> (generator.params.tags, generator.samconfig; with
+  `environments:` app=<app>-<env>, and the conditions accept each environment's: `apps`), and
   CloudFormation propagates stack tags to each resource whose handler supports tags; the
   schemas of these types declare `tagging.taggable` and `tagOnCreate` (test:
   tests/iam/test_iam_deploy_role_scoped.py checks it type by type);
@@ -40,6 +41,21 @@ from generator.topology import Topology
 APP_TAG = "app"
 
 READ_VERBS = ("Describe", "Get", "List")
+
+
+def apps(topology: Topology) -> list[str]:
+    """The apps whose stacks this account's deploy role runs: topology.yaml's app, or with
+    `environments:` each environment's <app>-<env> (Topology.deployments). One
+    bootstrap.yaml serves every account, so it names them all; what keeps production's
+    stacks from staging's deploys is the account (generator.stacks.deployer)."""
+    return list(dict.fromkeys(deployment.app for deployment in topology.deployments))
+
+
+def app_tag_values(topology: Topology) -> str | list[str]:
+    """A condition's value for the app tag: one app as a string (the committed template
+    without environments is unchanged), several as a list (any of them)."""
+    found = apps(topology)
+    return found[0] if len(found) == 1 else found
 
 
 @dataclass(frozen=True)
@@ -110,7 +126,7 @@ def _arn(service: str, resource: str) -> Sub:
 
 
 def _tag(kind: str, topology: Topology) -> StringEquals:
-    return StringEquals(f"aws:{kind}/{APP_TAG}", topology.app)
+    return StringEquals(f"aws:{kind}/{APP_TAG}", app_tag_values(topology))
 
 
 def scopes(topology: Topology) -> dict[str, list[WriteScope]]:
@@ -167,7 +183,7 @@ def scopes(topology: Topology) -> dict[str, list[WriteScope]]:
                 (StringEquals({
                     "elasticloadbalancing:CreateAction":
                         ["CreateLoadBalancer", "CreateTargetGroup", "CreateListener"],
-                    f"aws:RequestTag/{APP_TAG}": topology.app}),)),
+                    f"aws:RequestTag/{APP_TAG}": app_tag_values(topology)}),)),
         ],
         # Cloud Map: namespace ARNs carry a generated id; TagResource/UntagResource have no
         # resource-level permission (Service Authorization Reference, AWS Cloud Map).

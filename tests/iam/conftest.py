@@ -78,6 +78,20 @@ def generated(tmp_path_factory, default_topology, public_topology, workloads_top
 
 
 @pytest.fixture(scope="session")
+def environments_topology() -> topology_module.Topology:
+    """tests/environments' two environments: staging in the pipeline's account
+    (111111111111), production in 222222222222."""
+    from environments.conftest import TWO_ENVIRONMENTS
+
+    return topology_module.parse(TWO_ENVIRONMENTS, "topology.yaml")
+
+
+@pytest.fixture(scope="session")
+def environments_templates(tmp_path_factory, environments_topology) -> dict[str, dict]:
+    return _generate(tmp_path_factory.mktemp("environments"), environments_topology)
+
+
+@pytest.fixture(scope="session")
 def workloads_templates(generated) -> dict[str, dict]:
     return generated["workloads"][1]
 

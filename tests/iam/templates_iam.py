@@ -45,3 +45,21 @@ def role_documents(template: dict, role: str) -> list[dict]:
 def roles(template: dict) -> dict[str, dict]:
     return {name: r for name, r in template["Resources"].items()
             if isinstance(r, dict) and r["Type"] == "AWS::IAM::Role"}
+
+
+def resolved(node, values: dict[str, str]):
+    """`node` with every Fn::Sub, Ref and Fn::GetAtt replaced by `values` (pseudo parameters,
+    parameters, logical ids, "<logical id>.<attribute>"); KeyError names what is missing."""
+    import re
+
+    if isinstance(node, list):
+        return [resolved(item, values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}!]+)\}", lambda m: values[m.group(1)], node["Fn::Sub"])
+    if set(node) == {"Ref"}:
+        return values[node["Ref"]]
+    if set(node) == {"Fn::GetAtt"}:
+        return values[".".join(node["Fn::GetAtt"])]
+    return {key: resolved(value, values) for key, value in node.items()}
