@@ -196,6 +196,14 @@ def _topology(args):
     return topology.select(topology.load(args.topology), getattr(args, "env", None))
 
 
+def _project_topology(args):
+    """topology.yaml as a whole: the bootstrap and pipeline stacks are the project's, shared
+    by its environments."""
+    from generator import topology
+
+    return topology.load(args.topology)
+
+
 def _aws(args, topology=None):
     """Clients for the topology's account: an environment's region, and its deployer role
     when these credentials belong to another account (generator.ops.aws.for_environment)."""
@@ -444,7 +452,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
     if args.env is not None or args.trust is not None:
         return _bootstrap_environment(args)
-    topology = _topology(args)
+    topology = _project_topology(args)
     given = bootstrap.parse_assignments(args.parameter)
     template = files.read_template(Path(args.templates), files.PIPELINE_TEMPLATE)
     bootstrap_template = files.read_template(Path(args.templates), files.BOOTSTRAP_TEMPLATE)
@@ -525,7 +533,7 @@ def _bootstrap_environment(args: argparse.Namespace) -> int:
         raise bootstrap.BootstrapInputError("--parameter and --stack-name are the pipeline "
                                             "stack's; bootstrap --env creates only the "
                                             "bootstrap stack")
-    topology = _topology(args)
+    topology = _project_topology(args)
     env = bootstrap.environment(topology, args.env)
     region = bootstrap.check_region(topology, env, args.region)
     template = files.read_template(Path(args.templates), files.BOOTSTRAP_TEMPLATE)
