@@ -104,3 +104,13 @@ def environment_deployer_role(project: str) -> str:
 
 def environment_deployer_role_arn(project: str, account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:role{role_path(project)}{environment_deployer_role(project)}"
+
+
+def environment_reader_role(project: str) -> str:
+    """The read-only role, in an environment's account, that the pipeline account's Build
+    step (check-upgrade without a baseline) and Verify step assume there."""
+    return f"{project}-environment-reader"
+
+
+def environment_reader_role_arn(project: str, account: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account}:role{role_path(project)}{environment_reader_role(project)}"

@@ -93,6 +93,14 @@ def deployer_role_arns(topology: Topology) -> list:
                                             partition="${AWS::Partition}")))
 
 
+def reader_role_arns(topology: Topology) -> list:
+    """Each other account's environment reader role: the only roles the Build and Verify
+    steps may assume (check-upgrade's first look, verify)."""
+    return per_other_account(topology, lambda account: Sub(
+        names.environment_reader_role_arn(topology.project_app, account,
+                                          partition="${AWS::Partition}")))
+
+
 def key_arn():
     return GetAtt(ARTIFACT_KEY, "Arn")
 

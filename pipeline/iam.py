@@ -204,7 +204,14 @@ def build_role(topology: Topology) -> iam.Role:
         Statement(Effect=Allow, Action=[Action("cloudformation", "DescribeStacks")],
                   Resource=[_arn("cloudformation", "stack/%s/*" % deployment.cluster_stack_name)
                             for deployment in topology.deployments]),
-    ])
+    ], cross_account=[_assume_readers(topology)])
+
+
+def _assume_readers(topology: Topology) -> Statement:
+    """Another account's environment is read through its reader role (created by its
+    bootstrap stack with --trust), that role only."""
+    return Statement(Effect=Allow, Action=[AssumeRole],
+                     Resource=crossaccount.reader_role_arns(topology))
 
 
 def _template_bucket(topology: Topology) -> Sub:
@@ -224,7 +231,7 @@ def verify_role(topology: Topology) -> iam.Role:
         _log_group_statement(VERIFY_LOG_GROUP),
         *_artifact_statements(write=False),
         *operation_statements(topology, operations.VERIFY_OPERATIONS),
-    ], writes_artifacts=False)
+    ], cross_account=[_assume_readers(topology)], writes_artifacts=False)
 
 
 def deploy_step_role(topology: Topology) -> iam.Role:

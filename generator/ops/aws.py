@@ -211,9 +211,13 @@ def _one_line(err: Exception) -> str:
     return " ".join(str(err).split())
 
 
-def for_environment(aws: Aws, topology, say=lambda line: None) -> Aws:
+DEPLOYER, READER = "deployer", "reader"
+
+
+def for_environment(aws: Aws, topology, say=lambda line: None, role: str = DEPLOYER) -> Aws:
     """The clients of an environment's account: these credentials when they are that
-    account's, else the environment deployer role there, assumed from them.
+    account's, else the environment's `role` there (DEPLOYER to change it, READER to look),
+    assumed from them.
 
     The role's credentials refresh themselves (botocore's assume-role fetcher, the one a
     profile with role_arn uses): a session assumed from another role's (CodeBuild's) is role
@@ -230,8 +234,9 @@ def for_environment(aws: Aws, topology, say=lambda line: None) -> Aws:
     if identity["Account"] == environment.account:
         return aws
     partition = identity["Arn"].split(":")[1]
-    role_arn = names.environment_deployer_role_arn(topology.project_app, environment.account,
-                                                  partition)
+    arn_of = (names.environment_deployer_role_arn if role == DEPLOYER
+              else names.environment_reader_role_arn)
+    role_arn = arn_of(topology.project_app, environment.account, partition)
     session = _assumed_session(aws, role_arn, f"{topology.project_app}-{environment.name}")
     assumed = Aws(session=session, config=aws.config, endpoint_url=aws.endpoint_url)
     try:
@@ -242,9 +247,10 @@ def for_environment(aws: Aws, topology, say=lambda line: None) -> Aws:
             raise
         raise AwsProblem(
             f"environment {environment.name}: cannot assume {role_arn} from account "
-            f"{identity['Account']}: {problem}; bootstrap that account first: `python -m "
-            f"generator bootstrap --env {environment.name} --trust {identity['Account']}` "
-            f"with its administrator's credentials", 2) from None
+            f"{identity['Account']}: {problem}; it trusts the pipeline's steps only: run this "
+            f"with credentials of account {environment.account}, or bootstrap that account "
+            f"for this pipeline: `python -m generator bootstrap --env {environment.name} "
+            f"--trust {identity['Account']}`", 2) from None
     if account != environment.account:
         raise AwsProblem(f"environment {environment.name}: {role_arn} answered as account "
                          f"{account}, not {environment.account}", 2)

@@ -204,7 +204,7 @@ def _project_topology(args):
     return topology.load(args.topology)
 
 
-def _aws(args, topology=None):
+def _aws(args, topology=None, role: str = "reader"):
     """Clients for the topology's account: an environment's region, and its deployer role
     when these credentials belong to another account (generator.ops.aws.for_environment)."""
     from generator.ops.aws import AwsProblem, connect, for_environment
@@ -217,7 +217,9 @@ def _aws(args, topology=None):
                              f"{environment.region} ({topology.source}); drop --region", 2)
         region = environment.region
     aws = connect(region, args.profile, args.endpoint_url or None, args.max_attempts)
-    return for_environment(aws, topology, say=print) if environment is not None else aws
+    if environment is None:
+        return aws
+    return for_environment(aws, topology, say=print, role=role)
 
 
 def _non_negative_int(text: str) -> int:
@@ -295,7 +297,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from generator.ops.report import Reporter
 
     topology = _topology(args)
-    aws = _aws(args, topology)
+    aws = _aws(args, topology, role="deployer")
     # An environment's network is in topology.yaml; the flags still win.
     network = params.cluster_parameters(topology)
     options = DeployOptions(

@@ -653,6 +653,39 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Condition=Condition(StringEquals("iam:PassedToService",
                                              "cloudformation.amazonaws.com")),
         ),
+        *_promotion_statements(topology),
+    ]
+
+
+def _promotion_statements(topology: Topology) -> list[Statement]:
+    """With environments, the pipeline's roles (inside this boundary) use the artifact
+    store's customer managed key, through S3 only, and assume exactly the environment
+    deployer and reader roles of the environments' accounts: the only grants of this
+    template that name another account, and only those roles (pipeline.crossaccount,
+    https://docs.aws.amazon.com/codepipeline/latest/userguide/pipelines-create-cross-account.html)."""
+    if not topology.environments:
+        return []
+    project = topology.project_app
+    accounts = sorted({e.account for e in topology.environments})
+    return [
+        Statement(
+            Sid="PipelineUsesTheArtifactKeyThroughS3",
+            Effect=Allow,
+            Action=[Action("kms", name) for name in ("Decrypt", "DescribeKey", "Encrypt",
+                                                     "GenerateDataKey")],
+            Resource=[Sub("arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*")],
+            Condition=Condition(StringEquals("kms:ViaService",
+                                             Sub("s3.${AWS::Region}.amazonaws.com"))),
+        ),
+        Statement(
+            Sid="PipelineAssumesTheEnvironmentRoles",
+            Effect=Allow,
+            Action=[AssumeRole],
+            Resource=[Sub(arn(project, account, partition="${AWS::Partition}"))
+                      for account in accounts
+                      for arn in (names.environment_deployer_role_arn,
+                                  names.environment_reader_role_arn)],
+        ),
     ]
 
 

@@ -57,12 +57,13 @@ from troposphere import (
 from generator import names
 from generator.awsfacts import operations
 from generator.topology import Topology, TopologyError
-from pipeline.iam import DEPLOY_STEP_ROLE
+from pipeline.iam import BUILD_ROLE, DEPLOY_STEP_ROLE, VERIFY_ROLE
 
 TRUSTED_ACCOUNT = "TrustedAccount"
 HAS_TRUSTED_ACCOUNT = "HasTrustedAccount"
 DEPLOYER_ROLE = "EnvironmentDeployerRole"
 DEPLOYER_ROLE_OUTPUT = "EnvironmentDeployerRoleArn"
+READER_ROLE = "EnvironmentReaderRole"
 # https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-identifiers.html
 ACCOUNT_PATTERN = "^$|^[0-9]{12}$"
 _READ_VERBS = ("Describe", "Get", "List")
@@ -80,22 +81,24 @@ def wanted(topology: Topology) -> bool:
     return bool(topology.environments)
 
 
-def trusted_principal_pattern(topology: Topology) -> Sub:
-    """The ARN of the pipeline account's deploy step role, whatever CloudFormation's suffix."""
+def trusted_principal_pattern(topology: Topology, step_role: str = DEPLOY_STEP_ROLE) -> Sub:
+    """The ARN of one of the pipeline account's step roles, whatever CloudFormation's suffix."""
     project = topology.project_app
     return Sub("arn:${AWS::Partition}:iam::${%s}:role%s%s-%s-*" % (
-        TRUSTED_ACCOUNT, names.role_path(project), topology.pipeline_stack_name,
-        DEPLOY_STEP_ROLE))
+        TRUSTED_ACCOUNT, names.role_path(project), topology.pipeline_stack_name, step_role))
 
 
-def trust_policy(topology: Topology) -> PolicyDocument:
+def trust_policy(topology: Topology, step_roles: tuple[str, ...] = (DEPLOY_STEP_ROLE,),
+                 sid: str = "OnlyThePipelinesDeployStep") -> PolicyDocument:
+    patterns = [trusted_principal_pattern(topology, role) for role in step_roles]
     return PolicyDocument(Version="2012-10-17", Statement=[Statement(
-        Sid="OnlyThePipelinesDeployStep",
+        Sid=sid,
         Effect=Allow,
         Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::${%s}:root"
                                        % TRUSTED_ACCOUNT)),
         Action=[AssumeRole],
-        Condition=Condition(ArnLike("aws:PrincipalArn", trusted_principal_pattern(topology))),
+        Condition=Condition(ArnLike("aws:PrincipalArn",
+                                    patterns[0] if len(patterns) == 1 else patterns)),
     )])
 
 
@@ -216,16 +219,62 @@ def role(topology: Topology, deploy_role: str, template_bucket: str,
     )
 
 
+def reader_statements(topology: Topology) -> list[Statement]:
+    """What `verify` reads (VERIFY_OPERATIONS) and what check-upgrade asks without a
+    baseline (DescribeStacks of the cluster stack), in this account's environments only."""
+    deployments = topology.deployments
+    scopes = {
+        "cloudformation": [_arn("cloudformation", f"stack/{d.app}-*/*") for d in deployments],
+        "ecs": [_arn("ecs", f"service/{d.cluster_stack_name}/*") for d in deployments],
+        # servicediscovery:DiscoverInstances has no resource-level permissions (Service
+        # Authorization Reference, AWS Cloud Map).
+        "servicediscovery": ["*"],
+    }
+    grouped: dict[str, set[str]] = {}
+    for action in operations.iam_actions(operations.VERIFY_OPERATIONS):
+        grouped.setdefault(action.split(":", 1)[0], set()).add(action)
+    unknown = sorted(set(grouped) - set(scopes))
+    if unknown:
+        raise ValueError(f"no resource scope for the {', '.join(unknown)} operations; "
+                         "add one to generator.stacks.deployer.reader_statements")
+    return [Statement(Sid="Read" + "".join(p.capitalize() for p in prefix.split("-")),
+                      Effect=Allow, Action=_actions(actions), Resource=scopes[prefix])
+            for prefix, actions in sorted(grouped.items())]
+
+
+def reader_role(topology: Topology, boundary: str) -> iam.Role:
+    """Read-only, for the pipeline's Build (check-upgrade before the environment's first
+    deploy) and Verify steps: neither may assume the deployer role."""
+    project = topology.project_app
+    return iam.Role(
+        READER_ROLE,
+        Condition=HAS_TRUSTED_ACCOUNT,
+        RoleName=names.environment_reader_role(project),
+        Path=names.role_path(project),
+        Description=Sub("Reads the %s environments of this account for the pipeline's build "
+                        "and verify steps in account ${%s}" % (project, TRUSTED_ACCOUNT)),
+        AssumeRolePolicyDocument=trust_policy(topology, (BUILD_ROLE, VERIFY_ROLE),
+                                              sid="OnlyThePipelinesBuildAndVerifySteps"),
+        PermissionsBoundary=Ref(boundary),
+        Policies=[iam.Policy(
+            PolicyName="environmentReader",
+            PolicyDocument=PolicyDocument(Version="2012-10-17",
+                                          Statement=reader_statements(topology)),
+        )],
+    )
+
+
 def add_to(template: Template, topology: Topology, deploy_role: str, template_bucket: str,
            boundary: str) -> None:
     """The parameter, its condition, the role and its output, when `wanted`."""
     if not wanted(topology):
         return
-    name = names.environment_deployer_role(topology.project_app)
+    name = max(names.environment_deployer_role(topology.project_app),
+               names.environment_reader_role(topology.project_app), key=len)
     if len(name) > ROLE_NAME_CHARS:
         raise TopologyError(
             f"{topology.source}: app: {topology.project_app!r} is too long for a topology with "
-            f"environments: the environment deployer role {name} would have {len(name)} "
+            f"environments: the environment role {name} would have {len(name)} "
             f"characters, and IAM role names have at most {ROLE_NAME_CHARS}")
     template.add_parameter(Parameter(
         TRUSTED_ACCOUNT, Type="String", Default="", AllowedPattern=ACCOUNT_PATTERN,
@@ -235,6 +284,7 @@ def add_to(template: Template, topology: Topology, deploy_role: str, template_bu
         ConstraintDescription="a 12-digit AWS account ID, or empty"))
     template.add_condition(HAS_TRUSTED_ACCOUNT, Not(Equals(Ref(TRUSTED_ACCOUNT), "")))
     template.add_resource(role(topology, deploy_role, template_bucket, boundary))
+    template.add_resource(reader_role(topology, boundary))
     template.add_output(Output(
         DEPLOYER_ROLE_OUTPUT, Condition=HAS_TRUSTED_ACCOUNT,
         Value=GetAtt(DEPLOYER_ROLE, "Arn"),

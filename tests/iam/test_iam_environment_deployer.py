@@ -255,16 +255,35 @@ def test_it_grants_nothing_the_pipelines_deploy_step_role_lacks(environments_tem
 # --- no ARN of another account ---------------------------------------------------------------
 
 
-def _resources(template: dict) -> list:
+# The boundary's one grant across accounts: the pipeline's roles assume the environment
+# roles of the topology's accounts (bootstrap._promotion_statements).
+ACROSS = "PipelineAssumesTheEnvironmentRoles"
+
+
+def _statements_of(template: dict) -> list[dict]:
     found = []
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
         documents = [properties.get("PolicyDocument")] + [
             p["PolicyDocument"] for p in properties.get("Policies", [])]
         for document in filter(None, documents):
-            for statement in document["Statement"]:
-                found += _listed(statement.get("Resource", []))
+            found += document["Statement"]
     return found
+
+
+def _resources(template: dict) -> list:
+    return [resource for statement in _statements_of(template)
+            if statement.get("Sid") != ACROSS
+            for resource in _listed(statement.get("Resource", []))]
+
+
+def test_the_only_grant_across_accounts_is_assuming_the_environment_roles(template):
+    (across,) = [s for s in _statements_of(template) if s.get("Sid") == ACROSS]
+    assert across["Action"] == "sts:AssumeRole" or across["Action"] == ["sts:AssumeRole"]
+    arns = sorted(r["Fn::Sub"] for r in _listed(across["Resource"]))
+    assert arns == sorted(
+        f"arn:${{AWS::Partition}}:iam::{account}:role/{APP}/{APP}-environment-{kind}"
+        for account in (PIPELINE, PRODUCTION) for kind in ("deployer", "reader"))
 
 
 def test_no_statement_of_the_bootstrap_template_names_another_account(template):
@@ -382,3 +401,54 @@ def test_neither_the_boundary_nor_the_deployer_manages_iam(template):
     for action in IAM_MANAGEMENT:
         assert not any(_matches(g, action.lower()) for g in boundary | granted), action
     assert {a for a in granted if a.startswith("iam:")} == {"iam:passrole"}
+
+
+# --- the reader role: the Build and Verify steps look, never change ---------------------
+
+READER_ARN = names.environment_reader_role_arn(APP, PRODUCTION)
+
+
+@pytest.fixture(scope="module")
+def reader_resource(template) -> dict:
+    return resolved(template["Resources"][deployer.READER_ROLE], VALUES)
+
+
+@pytest.fixture(scope="module")
+def reader_role(template) -> Role:
+    stack = f"{APP}-bootstrap"
+    identity = _statements(resolved(role_documents(template, deployer.READER_ROLE), VALUES),
+                           stack)
+    boundary = _statements([resolved(template["Resources"][bootstrap.PERMISSIONS_BOUNDARY][
+        "Properties"]["PolicyDocument"], VALUES)], stack)
+    return Role(identity, boundary)
+
+
+@pytest.mark.parametrize("step", ["BuildRole", "VerifyRole"])
+def test_the_build_and_verify_steps_may_assume_the_reader(reader_resource, step):
+    assert may_assume(reader_resource, f"arn:aws:iam::{PIPELINE}:role/{APP}/{APP}-pipeline-"
+                                       f"{step}-AbC123")
+
+
+@pytest.mark.parametrize("principal", [
+    DEPLOY_STEP.replace(DEPLOY_STEP_ROLE, "PipelineRole"),
+    f"arn:aws:iam::{PIPELINE}:user/admin",
+    f"arn:aws:iam::{PIPELINE}:role/{APP}-pipeline-BuildRole-AbC123",  # outside /shop/
+    f"arn:aws:iam::{THIRD}:role/{APP}/{APP}-pipeline-BuildRole-AbC123",
+], ids=lambda arn: arn.split(":", 4)[4])
+def test_no_one_else_may_assume_the_reader(reader_resource, principal):
+    assert not may_assume(reader_resource, principal)
+
+
+def test_the_reader_reads_the_environments_and_changes_nothing(reader_role, reader_resource):
+    stack = f"arn:aws:cloudformation:{REGION}:{PRODUCTION}:stack/{APP}-production-cluster/1"
+    service = f"arn:aws:ecs:{REGION}:{PRODUCTION}:service/{APP}-production-cluster/web"
+    assert reader_role.decide("cloudformation:DescribeStacks", stack, {}) == "allow"
+    assert reader_role.decide("ecs:DescribeServices", service, {}) == "allow"
+    for action in ("cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet",
+                   "cloudformation:DeleteStack", "cloudformation:UpdateStack"):
+        assert reader_role.decide(action, stack, {}) != "allow", action
+    # Every action it is granted is a read.
+    actions = {a for s in reader_resource["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"] for a in _listed(s["Action"])}
+    assert actions and all(a.split(":", 1)[1].startswith(("Describe", "Get", "List", "Discover"))
+                           for a in actions), actions
