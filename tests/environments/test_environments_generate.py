@@ -197,3 +197,12 @@ def test_check_upgrade_per_environment(env_project, tmp_path_factory):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "create  shop-production-audit " in done.stdout
     assert "shop-staging" not in done.stdout
+    # The approval report of that environment: the new edge and the caller restarted.
+    report = env_project / "approval-production.md"
+    done = _cli("check-upgrade", "--env", "production", "--from", str(old / "templates"),
+                "--format", "markdown", "--output", str(report), cwd=env_project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = report.read_text()
+    assert "orders -> audit:6060" in text  # the added edge
+    assert "| orders | audit |" in text  # the caller the redeploy rule restarts
+    assert "shop-production-audit" in text and "shop-staging" not in text
