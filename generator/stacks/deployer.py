@@ -199,24 +199,35 @@ def role_arn(topology: Topology) -> Sub:
                % (names.role_path(project), names.environment_deployer_role(project)))
 
 
+def _environment_role(topology: Topology, logical_id: str, name: str, description: str,
+                      trust: PolicyDocument, boundary: str, policy_name: str,
+                      statements_: list[Statement]) -> iam.Role:
+    """A named role of an environment's account for one of the pipeline account's steps,
+    created only with TrustedAccount, inside the permissions boundary."""
+    return iam.Role(
+        logical_id,
+        Condition=HAS_TRUSTED_ACCOUNT,
+        RoleName=name,
+        Path=names.role_path(topology.project_app),
+        Description=Sub(description),
+        AssumeRolePolicyDocument=trust,
+        PermissionsBoundary=Ref(boundary),
+        Policies=[iam.Policy(
+            PolicyName=policy_name,
+            PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements_),
+        )],
+    )
+
+
 def role(topology: Topology, deploy_role: str, template_bucket: str,
          boundary: str) -> iam.Role:
     project = topology.project_app
-    return iam.Role(
-        DEPLOYER_ROLE,
-        Condition=HAS_TRUSTED_ACCOUNT,
-        RoleName=names.environment_deployer_role(project),
-        Path=names.role_path(project),
-        Description=Sub("Deploys the %s environments of this account for the pipeline's "
-                        "deploy step in account ${%s}" % (project, TRUSTED_ACCOUNT)),
-        AssumeRolePolicyDocument=trust_policy(topology),
-        PermissionsBoundary=Ref(boundary),
-        Policies=[iam.Policy(
-            PolicyName="environmentDeployer",
-            PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements(
-                topology, deploy_role, template_bucket)),
-        )],
-    )
+    return _environment_role(
+        topology, DEPLOYER_ROLE, names.environment_deployer_role(project),
+        "Deploys the %s environments of this account for the pipeline's deploy step in "
+        "account ${%s}" % (project, TRUSTED_ACCOUNT),
+        trust_policy(topology), boundary, "environmentDeployer",
+        statements(topology, deploy_role, template_bucket))
 
 
 def reader_statements(topology: Topology) -> list[Statement]:
@@ -242,26 +253,19 @@ def reader_statements(topology: Topology) -> list[Statement]:
             for prefix, actions in sorted(grouped.items())]
 
 
+
+
 def reader_role(topology: Topology, boundary: str) -> iam.Role:
     """Read-only, for the pipeline's Build (check-upgrade before the environment's first
     deploy) and Verify steps: neither may assume the deployer role."""
     project = topology.project_app
-    return iam.Role(
-        READER_ROLE,
-        Condition=HAS_TRUSTED_ACCOUNT,
-        RoleName=names.environment_reader_role(project),
-        Path=names.role_path(project),
-        Description=Sub("Reads the %s environments of this account for the pipeline's build "
-                        "and verify steps in account ${%s}" % (project, TRUSTED_ACCOUNT)),
-        AssumeRolePolicyDocument=trust_policy(topology, (BUILD_ROLE, VERIFY_ROLE),
-                                              sid="OnlyThePipelinesBuildAndVerifySteps"),
-        PermissionsBoundary=Ref(boundary),
-        Policies=[iam.Policy(
-            PolicyName="environmentReader",
-            PolicyDocument=PolicyDocument(Version="2012-10-17",
-                                          Statement=reader_statements(topology)),
-        )],
-    )
+    return _environment_role(
+        topology, READER_ROLE, names.environment_reader_role(project),
+        "Reads the %s environments of this account for the pipeline's build and verify "
+        "steps in account ${%s}" % (project, TRUSTED_ACCOUNT),
+        trust_policy(topology, (BUILD_ROLE, VERIFY_ROLE),
+                     sid="OnlyThePipelinesBuildAndVerifySteps"),
+        boundary, "environmentReader", reader_statements(topology))
 
 
 def add_to(template: Template, topology: Topology, deploy_role: str, template_bucket: str,

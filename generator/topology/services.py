@@ -163,26 +163,18 @@ class ServiceFields(WorkloadFields):
 
     def check_environment_slots(self, services: tuple[Service, ...]) -> None:
         # The one service template gets a parameter per variable name, named from it.
-        slots: dict[str, str] = {}
-        for service in services:
-            for variable, _ in service.environment:
-                other = slots.setdefault(environment_parameter(variable), variable)
-                if other != variable:
-                    raise self.fail(
-                        f"services.{service.name}.environment.{variable}",
-                        f"clashes with '{other}' (both become template parameter "
-                        f"{environment_parameter(variable)}); rename one",
-                    )
-        secret_slots: dict[str, str] = {}
-        for service in services:
-            for variable, _ in service.secrets:
-                other = secret_slots.setdefault(secret_parameter(variable), variable)
-                if other != variable:
-                    raise self.fail(
-                        f"services.{service.name}.secrets.{variable}",
-                        f"clashes with '{other}' (both become template parameter "
-                        f"{secret_parameter(variable)}); rename one",
-                    )
+        for section, parameter in (("environment", environment_parameter),
+                                   ("secrets", secret_parameter)):
+            slots: dict[str, str] = {}
+            for service in services:
+                for variable, _ in getattr(service, section):
+                    other = slots.setdefault(parameter(variable), variable)
+                    if other != variable:
+                        raise self.fail(
+                            f"services.{service.name}.{section}.{variable}",
+                            f"clashes with '{other}' (both become template parameter "
+                            f"{parameter(variable)}); rename one",
+                        )
 
     def check_names(self, app: str, services: tuple[Service, ...], prefix: str = "") -> None:
         """Stack names, export names and logical ids made from service names never collide.

@@ -63,19 +63,22 @@ def role_resource(template) -> dict:
     return resolved(template["Resources"][deployer.DEPLOYER_ROLE], VALUES)
 
 
-@pytest.fixture(scope="module")
-def deployer_role(template) -> Role:
+def evaluated(template: dict, logical_id: str) -> Role:
+    """A role of the production account's bootstrap stack, with its boundary if it has one."""
     stack = f"{APP}-bootstrap"
-    identity = _statements(resolved(role_documents(template, deployer.DEPLOYER_ROLE), VALUES),
-                           stack)
-    carried = template["Resources"][deployer.DEPLOYER_ROLE]["Properties"].get(
-        "PermissionsBoundary")
+    identity = _statements(resolved(role_documents(template, logical_id), VALUES), stack)
+    carried = template["Resources"][logical_id]["Properties"].get("PermissionsBoundary")
     if carried is None:
         return Role(identity, None)
     assert carried == {"Ref": bootstrap.PERMISSIONS_BOUNDARY}
     boundary = _statements([resolved(template["Resources"][bootstrap.PERMISSIONS_BOUNDARY][
         "Properties"]["PolicyDocument"], VALUES)], stack)
     return Role(identity, boundary)
+
+
+@pytest.fixture(scope="module")
+def deployer_role(template) -> Role:
+    return evaluated(template, deployer.DEPLOYER_ROLE)
 
 
 # --- (a) the trust policy -------------------------------------------------------------------
@@ -415,12 +418,7 @@ def reader_resource(template) -> dict:
 
 @pytest.fixture(scope="module")
 def reader_role(template) -> Role:
-    stack = f"{APP}-bootstrap"
-    identity = _statements(resolved(role_documents(template, deployer.READER_ROLE), VALUES),
-                           stack)
-    boundary = _statements([resolved(template["Resources"][bootstrap.PERMISSIONS_BOUNDARY][
-        "Properties"]["PolicyDocument"], VALUES)], stack)
-    return Role(identity, boundary)
+    return evaluated(template, deployer.READER_ROLE)
 
 
 @pytest.mark.parametrize("step", ["BuildRole", "VerifyRole"])
