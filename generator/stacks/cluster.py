@@ -161,7 +161,10 @@ def no_callers_security_group(topology: Topology) -> ec2.SecurityGroup:
     # admits nobody.
     return ec2.SecurityGroup(
         "NoCallersSecurityGroup",
-        GroupDescription="Attached to no task; stands in for no callers",
+        # GroupDescription is create-only (AWS::EC2::SecurityGroup): the same words as
+        # before it became a parameter, or every cluster's stand-in would be replaced.
+        GroupDescription=Sub("${%s}: attached to no task; stands in for no callers"
+                             % names.APP_PARAMETER),
         VpcId=Ref(VPC),
         SecurityGroupEgress=[ec2.SecurityGroupRule(
             IpProtocol="-1", CidrIp="127.0.0.1/32", Description="no egress")],
