@@ -114,3 +114,23 @@ def environment_reader_role(project: str) -> str:
 
 def environment_reader_role_arn(project: str, account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:role{role_path(project)}{environment_reader_role(project)}"
+
+
+# --- alarms (issue 17) -------------------------------------------------------------------
+# A service's own alarms, in its service stack, and its deployment's rollback alarms:
+# <app>-<service>-5xx-rate (5xx responses over requests, Service Connect's DiscoveryName
+# metrics: what every caller got) and <app>-<service>-latency (TargetResponseTime, the
+# topology's percentile). An edge's alarm, in the callee's ingress stack: the caller's
+# view of it (ServiceName=<caller>, TargetDiscoveryName=<callee's discovery name>),
+# <app>-<caller>-to-<callee>-5xx-rate. <app> is an environment's app (<app>-<env>), so
+# the name says app, environment, caller and callee.
+SERVICE_ALARM_KINDS = ("5xx-rate", "latency")
+EDGE_ALARM_KINDS = ("5xx-rate",)
+
+
+def service_alarm_name(app: str, service: str, kind: str) -> str:
+    return f"{app}-{service}-{kind}"
+
+
+def edge_alarm_name(app: str, caller: str, callee: str, kind: str) -> str:
+    return f"{app}-{caller}-to-{callee}-{kind}"
