@@ -34,6 +34,7 @@ extra environment variables); a secret's value is never in any generated file.
 from __future__ import annotations
 
 from generator import names
+from generator.stacks import alarms
 from generator.stacks import service as service_stack
 from generator.topology import Service, Topology
 
@@ -73,6 +74,12 @@ def parameters(topology: Topology, service: Service) -> dict[str, str]:
         names.TLS_CA_PARAMETER: (topology.service_connect_tls.private_ca_arn
                                  if topology.service_connect_tls else ""),
     }
+    values.update(alarm_parameters(service))
+    values.update({
+        alarms.LATENCY: service.alarms.latency_ms,
+        alarms.PERCENTILE: service.alarms.latency_percentile,
+        alarms.ROLLBACK: "true" if service.alarms.rollback else "false",
+    })
     env = dict(service.environment)
     for variable in topology.environment_names:
         values[names.environment_parameter(variable)] = env.get(variable, "")
@@ -82,6 +89,15 @@ def parameters(topology: Topology, service: Service) -> dict[str, str]:
     for variable in topology.secret_names:
         values[names.secret_parameter(variable)] = secrets.get(variable, "")
     return {key: str(value) for key, value in values.items()}
+
+
+def alarm_parameters(service: Service) -> dict[str, str]:
+    """The error-rate alarm's settings, which the service stack and, for the edges into
+    the service, its ingress stack both take (generator.stacks.alarms)."""
+    rate = service.alarms.error_rate_percent
+    return {alarms.ERROR_RATE: f"{rate:g}",
+            alarms.MINIMUM_REQUESTS: str(service.alarms.minimum_requests),
+            alarms.EVALUATION: str(service.alarms.evaluation_minutes)}
 
 
 def initial_values(topology: Topology, service: Service) -> dict[str, str]:
@@ -132,7 +148,8 @@ def network_parameters(topology: Topology, service: Service) -> dict[str, str]:
 def ingress_parameters(topology: Topology, service: Service) -> dict[str, str]:
     """The ingress stack's parameters; like the network stack's, all derived."""
     return {names.APP_PARAMETER: topology.app, "ServiceName": service.name,
-            "ContainerPort": str(service.port),
+            "ContainerPort": str(service.port), "DiscoveryName": service.discovery_name,
+            **alarm_parameters(service),
             names.CALLERS_PARAMETER: ",".join(c.name for c in topology.callers(service))
             or names.NO_CALLERS,
             names.CALLEES_PARAMETER: ",".join(f"{c.port}:{c.name}"

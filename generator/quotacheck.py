@@ -82,10 +82,11 @@ def _resources(document: dict, items: dict[str, int]) -> int:
 def _largest_resources(topology: Topology, document: dict) -> int:
     """The most resources any one stack of this template holds: the loops of the ingress
     template run over each service's callers and callees (or the stand-in for none)."""
-    from generator.stacks import ingress
+    from generator.stacks import alarms, ingress
 
     return max((_resources(document, {
         ingress.CALLER_INGRESS: max(1, len(topology.callers(service))),
+        alarms.CALLER_ALARM: max(1, len(topology.callers(service))),
         ingress.CALLEE_EGRESS: max(1, len(service.calls))}) for service in topology.services),
         default=_resources(document, {}))
 
@@ -117,6 +118,26 @@ def check_templates(topology: Topology, files: Mapping[str, bytes],
                                  f"CloudFormation's {quota.limit} ({quota.source}); {hint}")
         if relative == PIPELINE_TEMPLATE:
             _check_pipeline(document)
+        _check_alarms(relative, document)
+
+
+def _alarm_resources(node):
+    """Every AWS::CloudWatch::Alarm in a template, Fn::ForEach bodies included."""
+    for key, value in (node.get("Resources") or {}).items() if isinstance(node, dict) else ():
+        if key.startswith("Fn::ForEach::"):
+            yield from _alarm_resources({"Resources": value[2]})
+        elif isinstance(value, dict) and value.get("Type") == "AWS::CloudWatch::Alarm":
+            yield key, value
+
+
+def _check_alarms(relative: str, document: dict) -> None:
+    limit = quotas.METRICS_PER_MATH_ALARM
+    for logical_id, alarm in _alarm_resources(document):
+        metrics = [query for query in alarm["Properties"].get("Metrics", [])
+                   if "MetricStat" in query]
+        if len(metrics) > limit.limit:
+            raise QuotaError(f"{relative}: {logical_id} reads {len(metrics)} metrics, over "
+                             f"CloudWatch's {limit.limit} {limit.name} ({limit.source})")
 
 
 def _check_pipeline(document: dict) -> None:

@@ -114,6 +114,10 @@ LIVE_VALUES = {"ImageUri": IMAGE, "DesiredCount": "1", "EnableExecuteCommand": "
                "DeploymentNonce": ""}
 # The design's deployer carries these over with UsePreviousValue, or LIVE_VALUES when new.
 CARRIED_PARAMETERS = ("DesiredCount", "EnableExecuteCommand", "DeploymentNonce")
+# The ingress stack's alarm settings for the edges into a service: the service's own, from
+# its params file (generator.params.alarm_parameters).
+INGRESS_ALARM_PARAMETERS = ("AlarmErrorRatePercent", "AlarmMinimumRequests",
+                            "AlarmEvaluationMinutes")
 STACK_TAGS = {"managed-by": "ecs-service-connect-kit"}
 
 
@@ -1233,8 +1237,11 @@ class _DeployerModel:
         callers = [caller for caller in self.deployment.services
                    if service in self.calls[caller]]
         callees = [f"{port(callee)}:{callee}" for callee in self.calls.get(service, ())]
+        own = self.files.params.get(service, {}).get("Parameters", {})
+        alarm_values = {name: own[name] for name in INGRESS_ALARM_PARAMETERS if name in own}
         return {"ContainerPort": port(service), "Callers": ",".join(callers) or "none",
-                "Callees": ",".join(callees) or "1:none"}
+                "Callees": ",".join(callees) or "1:none",
+                "DiscoveryName": own.get("DiscoveryName", service), **alarm_values}
 
     def tls_role_wanted(self, account: Account, template: TemplateFile) -> str:
         """The deployer's ServiceConnectTlsRoleWanted: the template's Default (what the

@@ -46,6 +46,20 @@ MANAGED_POLICY_CHARS = Quota("managed policy characters", 6_144, IAM_QUOTAS)
 MANAGED_POLICIES_PER_ROLE = Quota("managed policies attached to a role", 10, IAM_QUOTAS,
                                   adjustable=True)
 
+# CloudWatch (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_limits.html,
+# and alarm-limits.html): "No limit on the total number of alarms per account"; "Alarms
+# based on metric math expressions can have up to 10 metrics" (hard limit);
+# PutMetricAlarm is throttled at 3 requests a second per Region, which CloudFormation's
+# own retries absorb when it creates a stack's alarms.
+CLOUDWATCH_QUOTAS = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_limits.html"
+METRICS_PER_MATH_ALARM = Quota("metrics per metric math alarm", 10,
+                               "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-limits.html")
+ALARMS_PER_ACCOUNT = None  # no limit (CLOUDWATCH_QUOTAS)
+# The public price of a standard-resolution alarm, per alarm metric and month, in
+# us-east-1 (https://aws.amazon.com/cloudwatch/pricing/, "Alarms"; a metric math alarm is
+# billed for each metric it reads). A figure for the README's cost table, not a quota.
+ALARM_METRIC_MONTHLY_USD = 0.10
+
 # Per-request limits of the APIs the deployer calls.
 ECS_DESCRIBE_SERVICES_API = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeServices.html"
 # "You may specify up to 10 services to describe in a single operation."

@@ -24,6 +24,7 @@ from __future__ import annotations
 from troposphere import ImportValue, Parameter, Ref, Select, Split, Sub, Template, ec2
 
 from generator import names
+from generator.stacks import alarms
 from generator.topology import Topology
 
 CALLER = "Caller"
@@ -128,6 +129,15 @@ def callee_egress() -> dict:
     ]}
 
 
+def caller_alarms() -> dict:
+    """The Resources entry with the callers' view of each edge into the service."""
+    return {f"Fn::ForEach::{alarms.CALLER_ALARM}": [
+        CALLER, Ref(names.CALLERS_PARAMETER),
+        {f"{alarms.CALLER_ALARM}&{{{CALLER}}}": alarms.caller_alarm(
+            "${%s}" % CALLER).to_dict()},
+    ]}
+
+
 def build(topology: Topology) -> Template:
     template = Template(
         Description="The rules admitting one service's callers to its tasks, deployed once "
@@ -136,7 +146,10 @@ def build(topology: Topology) -> Template:
     )
     template.set_version("2010-09-09")
     template.set_transform(LANGUAGE_EXTENSIONS)
-    template.add_parameter(parameters())
+    template.add_parameter(parameters() + alarms.edge_parameters())
+    for name, condition in alarms.edge_conditions().items():
+        template.add_condition(name, condition)
     template.resources.update(caller_ingress())
     template.resources.update(callee_egress())
+    template.resources.update(caller_alarms())
     return template

@@ -28,6 +28,7 @@ from troposphere.cloudformation import WaitConditionHandle
 from troposphere.logs import LogGroup
 
 from generator import fargate, names
+from generator.stacks import alarms
 from generator.topology import (
     CERTIFICATE_ARN_PATTERN, DEFAULT_HEALTH_CHECK_COMMAND, IMAGE_REFERENCE_PATTERN,
     KMS_KEY_ARN_PATTERN, LOG_RETENTION_DAYS, MAX_IMAGE_REFERENCE, PRIVATE_CA_ARN_PATTERN,
@@ -284,7 +285,7 @@ def parameters(topology: Topology) -> list[Parameter]:
     # The key is declared only with secrets: nothing else would use it (cfn-lint W2001).
     secrets = ([secrets_kms_key_parameter()] if topology.secret_names else []) + [
         secret_parameter(variable) for variable in topology.secret_names]
-    return (fixed
+    return (fixed + alarms.service_parameters()
             + [environment_parameter(variable) for variable in topology.environment_names]
             + secrets)
 
@@ -689,6 +690,7 @@ def ecs_service() -> ecs.Service:
         PropagateTags="SERVICE",
         DeploymentConfiguration=ecs.DeploymentConfiguration(
             DeploymentCircuitBreaker=ecs.DeploymentCircuitBreaker(Enable=True, Rollback=True),
+            Alarms=alarms.deployment_alarms(),
             MaximumPercent=200,
             MinimumHealthyPercent=100,
         ),
@@ -882,6 +884,8 @@ def interface(topology: Topology) -> dict:
                              "IdleTimeoutSeconds"]),
         ("Operations", ["HealthCheckPath", "LogRetentionDays", "EnableExecuteCommand",
                         "PublicLoadBalancer", "DeploymentNonce"]),
+        ("Alarms", [alarms.ERROR_RATE, alarms.MINIMUM_REQUESTS, alarms.LATENCY,
+                    alarms.PERCENTILE, alarms.EVALUATION, alarms.ROLLBACK]),
     ]
     environment_names = topology.environment_names
     if environment_names:
@@ -909,6 +913,10 @@ def interface(topology: Topology) -> dict:
         "command", "ReadonlyRootFilesystem": "Read-only root filesystem",
         "CertificateArn": "HTTPS certificate", names.TLS_CA_PARAMETER: "Service Connect TLS CA",
         names.TLS_ROLE_PARAMETER: "Service Connect TLS role",
+        alarms.ERROR_RATE: "5xx rate alarm (%)", alarms.MINIMUM_REQUESTS:
+        "Minimum requests a minute", alarms.LATENCY: "Latency alarm (ms)",
+        alarms.PERCENTILE: "Latency percentile", alarms.EVALUATION: "Breaching minutes",
+        alarms.ROLLBACK: "Roll back on alarm",
     }
     if topology.secret_names:
         labels["SecretsKmsKeyArn"] = "Secrets KMS key"
@@ -932,7 +940,7 @@ def build(topology: Topology) -> Template:
     template.set_version("2010-09-09")
     template.set_metadata(interface(topology))
     template.add_parameter(parameters(topology))
-    for name, condition in conditions(topology).items():
+    for name, condition in {**conditions(topology), **alarms.service_conditions()}.items():
         template.add_condition(name, condition)
     for name, rule in {**fargate_size_rules(), **load_balancer_subnets_rule(),
                        **tls_and_https_rules()}.items():
@@ -940,6 +948,7 @@ def build(topology: Topology) -> Template:
     for resource in (
         log_group(), execution_role(topology), task_role(), task_definition(topology), ecs_service(),
         *load_balancer_resources(), *autoscaling(),
+        *alarms.service_alarms(cluster_import(names.CLUSTER_NAME)),
     ):
         template.add_resource(resource)
     template.add_output(outputs())

@@ -22,7 +22,7 @@ from generator.topology.fields import (  # noqa: F401 - the package's interface
 )
 from generator.topology.model import (  # noqa: F401 - the package's interface
     DEFAULT_HEALTH_CHECK_COMMAND, DEFAULT_SECURITY_GROUP_INBOUND_RULES, DEFAULT_TOPOLOGY,
-    Environment, Network, Quotas, Scaling, Service, ServiceConnectTls, Topology, build_slug,
+    Alarms, Environment, Network, Quotas, Scaling, Service, ServiceConnectTls, Topology, build_slug,
     ecr_repository_arn,
     environment_app, ingress_stack_name, logical_id_part, network_export_name,
     network_stack_name, secret_name,
@@ -39,7 +39,7 @@ LOG_RETENTION_DAYS = (
 )
 
 _TOP_KEYS = {"app", "namespace", "log_retention_days", "services", "quotas",
-             "service_connect_tls", "egress", "environments"}
+             "service_connect_tls", "egress", "environments", "alarms"}
 
 
 def load(path: str | Path = DEFAULT_TOPOLOGY) -> Topology:
@@ -96,6 +96,7 @@ class _Validator(EnvironmentFields):
                 f"{retention!r} is not a CloudWatch Logs retention "
                 f"({', '.join(map(str, LOG_RETENTION_DAYS))})",
             )
+        self.alarm_defaults = self.alarms(top.get("alarms"), "alarms", Alarms())
         raw_services = top["services"]
         if not isinstance(raw_services, dict) or not raw_services:
             raise self.fail("services", "expected a non-empty mapping of service name to settings")
@@ -115,4 +116,4 @@ class _Validator(EnvironmentFields):
             for environment in environments:
                 self.check_tls_behind_load_balancers(environment.services)
         return Topology(app, namespace, retention, services, self.source, quotas, tls, egress,
-                        environments)
+                        environments, alarms=self.alarm_defaults)

@@ -38,9 +38,10 @@ _NETWORK_KEYS = {"vpc_id", "private_subnets", "public_subnets"}
 # What a team varies between staging and production. The rest of a service (image or
 # build, port, calls, discovery name, health checks) is what staging verified.
 OVERRIDABLE = frozenset({"desired_count", "scaling", "cpu", "memory", "public",
-                         "certificate_arn", "environment", "secrets", "secrets_kms_key_arn"})
+                         "certificate_arn", "environment", "secrets", "secrets_kms_key_arn",
+                         "alarms"})
 # Mappings an override merges into the service's own, key by key.
-_MERGED = frozenset({"scaling", "environment", "secrets"})
+_MERGED = frozenset({"scaling", "environment", "secrets", "alarms"})
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 # https://docs.aws.amazon.com/general/latest/gr/rande.html (Region codes)
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-[0-9]$")

@@ -60,6 +60,7 @@ class Service:
     secrets: tuple[tuple[str, str], ...] = ()
     secrets_kms_key_arn: str = ""
     read_only_root_filesystem: bool = True
+    alarms: Alarms = field(default_factory=lambda: Alarms())
 
     @property
     def runs_default_app(self) -> bool:
@@ -90,6 +91,19 @@ class Quotas:
     """Account quotas the topology declares where they differ from AWS's defaults."""
 
     security_group_inbound_rules: int = DEFAULT_SECURITY_GROUP_INBOUND_RULES
+
+
+@dataclass(frozen=True)
+class Alarms:
+    """When a service's alarms fire (generator.topology.alarms documents each field)."""
+
+    error_rate_percent: float = 5.0
+    minimum_requests: int = 20
+    latency_ms: int = 1000
+    latency_percentile: str = "p99"
+    evaluation_minutes: int = 3
+    rollback: bool = True
+    bake_minutes: int = 5
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,8 @@ class Topology:
     # topology.yaml's `app`: what the bootstrap stack, the pipeline and the image
     # repository are named after, shared by every environment ("" = `app`).
     project: str = ""
+    # topology.yaml's `alarms`: the defaults each service's own alarms start from.
+    alarms: Alarms = field(default_factory=lambda: Alarms())
     # An environment's topology keeps every environment's services: the one template set
     # has a parameter slot for each variable any of them sets.
     every_service: tuple[Service, ...] = field(default=(), compare=False, repr=False)

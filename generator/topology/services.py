@@ -16,6 +16,8 @@ from generator.topology.model import (
     Scaling, Service, ServiceConnectTls, ingress_stack_name, logical_id_part,
     network_stack_name,
 )
+from generator.topology.alarms import AlarmFields
+from generator.topology.model import Alarms
 from generator.topology.workloads import WorkloadFields
 
 _HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
@@ -24,13 +26,16 @@ _SERVICE_KEYS = {
     "port", "cpu", "memory", "desired_count", "calls", "public", "health_check_path",
     "scaling", "environment", "discovery_name", "build", "image", "health_check_command",
     "certificate_arn", "secrets", "secrets_kms_key_arn", "read_only_root_filesystem",
+    "alarms",
 }
 _SCALING_KEYS = {"min", "max", "cpu_target"}
 
 
 
 
-class ServiceFields(WorkloadFields):
+class ServiceFields(WorkloadFields, AlarmFields):
+    # topology.yaml's `alarms` (read before the services): each service's start.
+    alarm_defaults: Alarms = Alarms()
     def service(self, app: str, name: Any, settings: Any, where: str = "") -> Service:
         """`where`: the field the settings came from (an environment's override names its own)."""
         where = where or f"services.{name}"
@@ -124,6 +129,7 @@ class ServiceFields(WorkloadFields):
             read_only_root_filesystem=self.boolean(
                 raw.get("read_only_root_filesystem", True),
                 f"{where}.read_only_root_filesystem"),
+            alarms=self.alarms(raw.get("alarms"), f"{where}.alarms", self.alarm_defaults),
         )
 
     def scaling(self, value: Any, where: str, desired: int) -> Scaling:

@@ -92,8 +92,10 @@ def test_each_caller_may_reach_its_callee_on_the_container_port_only(ingress_tem
     assert props["GroupId"] == network_import("${ServiceName}")
     assert props["SourceSecurityGroupId"] == network_import("${%s}" % identifier)
     assert ingress_template["Transform"] == "AWS::LanguageExtensions"
+    # Besides the rules, only the callers' alarms (tests/alarms): no other ingress path.
     assert set(ingress_template["Resources"]) == {"Fn::ForEach::CallerIngress",
-                                                  "Fn::ForEach::CalleeEgress"}
+                                                  "Fn::ForEach::CalleeEgress",
+                                                  "Fn::ForEach::CallerErrorRateAlarm"}
     # Each service lists exactly its callers; one nobody calls lists the stand-in.
     callers = {s.name: params.ingress_parameters(rich_topology, s)[names.CALLERS_PARAMETER]
                for s in rich_topology.services}

@@ -107,15 +107,18 @@ def test_ingress_template_resources_with_each_stacks_callers_expanded(templates,
     loops = _loops(service)
     # The count below is right only if the loops are over the Callers and Callees
     # parameters and make one resource per item each.
-    assert sorted(loops) == ["Fn::ForEach::CalleeEgress", "Fn::ForEach::CallerIngress"]
-    for loop, parameter, kind in (("CallerIngress", "Callers", "Ingress"),
-                                  ("CalleeEgress", "Callees", "Egress")):
+    assert sorted(loops) == ["Fn::ForEach::CalleeEgress", "Fn::ForEach::CallerErrorRateAlarm",
+                             "Fn::ForEach::CallerIngress"]
+    for loop, parameter, kind in (("CallerIngress", "Callers", "EC2::SecurityGroupIngress"),
+                                  ("CalleeEgress", "Callees", "EC2::SecurityGroupEgress"),
+                                  ("CallerErrorRateAlarm", "Callers", "CloudWatch::Alarm")):
         identifier, collection, body = loops[f"Fn::ForEach::{loop}"]
         assert collection == {"Ref": parameter}
         assert len(body) == 1
-        assert next(iter(body.values()))["Type"] == f"AWS::EC2::SecurityGroup{kind}"
+        assert next(iter(body.values()))["Type"] == f"AWS::{kind}"
     fixed = len(service["Resources"]) - len(loops)
-    sizes = {name: fixed + len(_callers_list(values)) + len(values["Callees"].split(","))
+    # Each caller: its ingress rule and its view's alarm; each callee: an egress rule.
+    sizes = {name: fixed + 2 * len(_callers_list(values)) + len(values["Callees"].split(","))
              for name, values in ingress.items()}
     assert max(len(_callers_list(values)) for values in ingress.values()) == 55  # the hub
     assert max(sizes.values()) <= CFN_RESOURCES_PER_TEMPLATE

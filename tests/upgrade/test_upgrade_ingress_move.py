@@ -69,7 +69,7 @@ def test_an_ingress_stack_created_first_is_predicted_to_fail():
     account = upgrade.deploy_from_scratch(upgrade.read_templates_dir(BEFORE))
     new = upgrade.read_templates_dir(NOW)
     values = {"AppName": "demo", "ServiceName": "server", "ContainerPort": "8080",
-              "Callers": "client", "Callees": "8080:client"}
+              "Callers": "client", "Callees": "8080:client", "DiscoveryName": "server"}
     operation = account.apply(upgrade.StackRequest(
         "deploy", "demo-server-ingress", "naive", new.template("ingress.yaml"), values,
         {"app": "demo", "kind": "ingress", "service": "server"}), by_s3=True)
