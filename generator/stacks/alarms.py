@@ -1,13 +1,21 @@
 """The CloudWatch alarms generated from the call graph (issue 17): a service's own, in its
 service stack, and the callers' view of each edge into it, in its ingress stack.
 
-Service Connect publishes each edge's traffic in AWS/ECS, per minute: the callee's side
-with the dimensions ClusterName, ServiceName and DiscoveryName, the caller's side with
-ClusterName, ServiceName (the caller) and TargetDiscoveryName (the callee); among the
-metrics RequestCount, HTTPCode_Target_5XX_Count and TargetResponseTime (milliseconds)
+Service Connect publishes each edge's traffic in AWS/ECS, per minute
 (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/available-metrics.html,
-"Service Connect metrics"). HTTP metrics need the port mapping's appProtocol, which the
-service template sets (rule ServiceConnectTimeoutNeedsAppProtocol).
+"Service Connect metrics"). The metrics about the target's answers, among them
+HTTPCode_Target_5XX_Count and TargetResponseTime (milliseconds), are published on the
+caller's side only: by TargetDiscoveryName alone (every caller of the service), and by
+ClusterName, ServiceName (the caller) and TargetDiscoveryName (one edge); the callee's
+side (DiscoveryName) has the connection and request counts, not the answers. So a
+service's own alarms read the TargetDiscoveryName-only series, and an edge's the
+per-caller series. HTTP metrics need the port mapping's appProtocol, which the service
+template sets (rule ServiceConnectTimeoutNeedsAppProtocol).
+
+The TargetDiscoveryName-only series names no cluster: environments that share an account
+and Region (and so a discovery name) share it, and their services' own alarms see both
+environments' traffic; their edge alarms stay per cluster. Environments in their own
+accounts, the usual layout, are unaffected.
 
 - `<app>-<service>-5xx-rate`: 100 x 5xx / requests, by metric math, only in a minute with
   at least AlarmMinimumRequests requests (IF(...), metric-math-syntax.html), so a quiet
@@ -108,14 +116,14 @@ def error_rate_alarm(logical_id: str, name, dimensions: dict, description,
     )
 
 
-def service_dimensions(cluster_name) -> dict:
-    return {"ClusterName": cluster_name, "ServiceName": Ref("ServiceName"),
-            "DiscoveryName": Ref("DiscoveryName")}
+def service_dimensions() -> dict:
+    """Every caller's view of the service, summed by Service Connect."""
+    return {"TargetDiscoveryName": Ref("DiscoveryName")}
 
 
-def service_alarms(cluster_name) -> list[cloudwatch.Alarm]:
-    """The service's own alarms; `cluster_name` is the cluster's name (an import)."""
-    dimensions = service_dimensions(cluster_name)
+def service_alarms() -> list[cloudwatch.Alarm]:
+    """The service's own alarms."""
+    dimensions = service_dimensions()
     latency = cloudwatch.Alarm(
         LATENCY_ALARM,
         AlarmName=Sub(names.service_alarm_name("${%s}" % names.APP_PARAMETER,

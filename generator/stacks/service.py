@@ -948,7 +948,7 @@ def build(topology: Topology) -> Template:
     for resource in (
         log_group(), execution_role(topology), task_role(), task_definition(topology), ecs_service(),
         *load_balancer_resources(), *autoscaling(),
-        *alarms.service_alarms(cluster_import(names.CLUSTER_NAME)),
+        *alarms.service_alarms(),
     ):
         template.add_resource(resource)
     template.add_output(outputs())

@@ -69,12 +69,13 @@ def test_each_service_and_each_edge_gets_its_alarms(tmp_path):
     assert found["shop-orders-latency"]["_stack"] == "shop-orders"
 
 
-def test_the_metrics_are_service_connects_by_discovery_name(tmp_path):
-    """The callee's side by DiscoveryName, the caller's by TargetDiscoveryName
-    (available-metrics.html)."""
+def test_the_metrics_are_the_callers_view_by_target_discovery_name(tmp_path):
+    """The target's answers (5xx, response time) are published on the caller's side only:
+    by TargetDiscoveryName alone for every caller, and per caller with ClusterName and
+    ServiceName (available-metrics.html)."""
     found = deployed_alarms(tmp_path, TOPOLOGY)
-    own = dimensions(found["shop-orders-5xx-rate"])
-    assert own["ServiceName"] == "orders" and own["DiscoveryName"] == "order-api"
+    assert dimensions(found["shop-orders-5xx-rate"]) == {"TargetDiscoveryName": "order-api"}
+    assert dimensions(found["shop-orders-latency"]) == {"TargetDiscoveryName": "order-api"}
     edge = dimensions(found["shop-web-to-orders-5xx-rate"])
     assert edge == {"ClusterName": "shop-cluster", "ServiceName": "web",
                     "TargetDiscoveryName": "order-api"}
