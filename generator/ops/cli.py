@@ -474,6 +474,16 @@ def cmd_logs(args: argparse.Namespace) -> int:
                   poll_seconds=args.poll_seconds)
     except KeyboardInterrupt:
         pass  # --follow ends with Ctrl-C; that is success
+    except Exception as err:
+        from generator.ops.aws import error_code
+
+        # FilterLogEvents of a group that is gone: deleted outside CloudFormation, which
+        # does not notice (API_FilterLogEvents.html: ResourceNotFoundException).
+        if error_code(err) != "ResourceNotFoundException":
+            raise
+        return _fail(f"log group {group} does not exist in {aws.region}, though stack "
+                     f"{stack_name} names it (LogGroupName output): it was deleted outside "
+                     "CloudFormation", EXIT_FAILED)
     return EXIT_OK
 
 
