@@ -99,7 +99,8 @@ def edges(topology: Topology) -> list[tuple[str, str]]:
     return [(service.name, callee) for service in topology.services for callee in service.calls]
 
 
-def gather(cloudwatch, topology: Topology, cluster_name: str, since_seconds: int = DEFAULT_SINCE_SECONDS,
+def gather(cloudwatch, topology: Topology, cluster_name: str,
+           since_seconds: int = DEFAULT_SINCE_SECONDS,
            clock: Callable[[], datetime] | None = None) -> Health:
     wanted = [name for s in topology.services for name in service_alarms(topology, s.name)]
     wanted += [name for caller, callee in edges(topology)

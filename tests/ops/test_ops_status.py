@@ -20,8 +20,7 @@ import generator.ops.aws as aws_module
 from generator import topology as topology_module
 from generator.ops import health
 from tests.ops.conftest import REGION
-from tests.ops.test_ops_environments import (  # noqa: F401 (fixtures)
-    env_deploy, production_clients, two_accounts)
+from tests.ops.test_ops_environments import env_deploy, two_accounts  # noqa: F401 (fixture)
 
 
 def put_alarm(cloudwatch, name: str, state: str | None) -> None:
@@ -274,3 +273,15 @@ def test_a_bad_since_is_one_line_and_exit_2(project, run, since, words):
     code, out, err = run(project.cli("status", "--since", since))
     assert (code, out) == (2, "")
     assert err.startswith("error: ") and words in err and err.count("\n") == 1
+
+
+def test_the_summary_names_the_first_alarms_and_counts_the_rest():
+    firing = tuple(health.ServiceHealth(f"s{i}", ((f"app-s{i}-latency", "ALARM"),),
+                                        health.Rates()) for i in range(7))
+    quiet = (health.ServiceHealth("q", (("app-q-latency", None),), health.Rates()),)
+    text = health.summary(health.Health(firing + quiet, (), 300))
+    assert text.splitlines() == [
+        "alarms: 7 in ALARM, 0 INSUFFICIENT_DATA, 0 OK, 1 not deployed (of 8)",
+        "in ALARM: app-s0-latency, app-s1-latency, app-s2-latency, app-s3-latency, "
+        "app-s4-latency and 2 more"]
+    assert health.summary(health.Health(quiet, (), 300)).count("\n") == 0

@@ -22,7 +22,8 @@ from upgrade_fixtures import SEED, render_topology
 
 
 def alarm_yaml(threshold: int) -> str:
-    """A service's own 5xx-rate alarm (AWS::CloudWatch::Alarm, https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-cloudwatch-alarm.html)."""
+    """A service's own 5xx-rate alarm (AWS::CloudWatch::Alarm,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-cloudwatch-alarm.html)."""
     return f"""\
   ErrorRateAlarm:
     Type: AWS::CloudWatch::Alarm
@@ -101,7 +102,8 @@ def test_alarms_created_changed_and_deleted_by_stack(seed, tmp_path):
 
 
 def test_an_alarm_whose_name_changes_is_replaced(seed, tmp_path):
-    """AlarmName is create-only (AWS::CloudWatch::Alarm: "Update requires: Replacement")."""
+    """AlarmName is create-only: "Update requires: Replacement"
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-cloudwatch-alarm.html)."""
     five = with_alarm(seed, tmp_path / "five", 5)
     renamed = with_alarm(seed, tmp_path / "renamed", 5)
     service = renamed / "service.yaml"
