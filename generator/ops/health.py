@@ -108,7 +108,8 @@ def gather(cloudwatch, topology: Topology, cluster_name: str,
     states = alarm_states(cloudwatch, wanted)
     values = metric_values(cloudwatch, metric_queries(topology, cluster_name, since_seconds),
                            since_seconds, clock)
-    minutes = since_seconds / 60
+    # The window really read: --since rounded up to whole minutes.
+    minutes = period_seconds(since_seconds) / 60
 
     def rates(key: str, latency: bool) -> Rates:
         requests = values.get(f"{key}r")

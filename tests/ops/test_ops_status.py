@@ -114,6 +114,10 @@ def test_rates_come_from_the_service_connect_metrics(project, run, boto):
     assert code == 0 and "REQ/MIN (30m)" in out
     # 9,600 requests in 30 minutes, 9,030 of them 5xx.
     assert services(out)["server"][3:5] == ["320.0", "94.06"]
+    # A window of 4m30s is read as 5 whole minutes, and the rate is per minute of those.
+    code, out, _ = run(project.cli("status", "--since", "270s"))
+    assert code == 0 and "REQ/MIN (5m)" in out
+    assert services(out)["server"][3] == "120.0"
 
 
 def _many(count: int) -> str:
