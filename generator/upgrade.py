@@ -179,6 +179,8 @@ class TemplatesDir:
     path: Path
     templates: Mapping[str, TemplateFile]
     params: Mapping[str, dict]  # service -> {"Parameters": {...}, "Tags": {...}}
+    # dashboards/<name>.json, name -> text (generator.upgrademonitoring.read_dashboards)
+    dashboards: Mapping[str, str] = field(default_factory=dict)
 
     def template(self, name: str) -> TemplateFile | None:
         return self.templates.get(name)
@@ -213,7 +215,9 @@ def read_templates_dir(path: str | Path, environment: str = "") -> TemplatesDir:
             "Parameters": {k: str(v) for k, v in document["Parameters"].items()},
             "Tags": {k: str(v) for k, v in (document.get("Tags") or {}).items()},
         }
-    return TemplatesDir(directory, templates, params)
+    from generator.upgrademonitoring import read_dashboards
+
+    return TemplatesDir(directory, templates, params, read_dashboards(directory))
 
 
 # --- evaluating intrinsic functions -----------------------------------------------------
@@ -967,6 +971,8 @@ class UpgradeReport:
     # The account's stacks before the upgrade and after it (the approval report's diffs).
     before: dict[str, DeployedStack] = field(default_factory=dict)
     after: dict[str, DeployedStack] = field(default_factory=dict)
+    # Alarms and dashboards created, changed, deleted (generator.upgrademonitoring).
+    monitoring: list = field(default_factory=list)
 
     @property
     def failures(self) -> list[Finding]:
@@ -1416,6 +1422,11 @@ def plan_upgrade(old_dir: str | Path | TemplatesDir, new_dir: str | Path | Templ
                                  old, old_files):
         report.operations.append(account.apply(request, by_s3=new.mode == "NEW"))
     report.after = dict(account.stacks)
+    from generator import upgrademonitoring
+
+    report.monitoring = [*upgrademonitoring.alarm_changes(report),
+                         *upgrademonitoring.dashboard_changes(old_files.dashboards,
+                                                              new_files.dashboards)]
     if new.mode == "OLD":
         kept = sorted(set(account.stacks) - {op.stack for op in report.operations})
         if kept:
@@ -1437,6 +1448,7 @@ def format_report(report: UpgradeReport) -> str:
                             ("changed", op.exports_changed)):
             for name in names:
                 lines.append(f"export {verb}: {name} ({op.stack})")
+    lines += [change.line() for change in report.monitoring]
     for note in report.notes:
         lines.append(f"note: {note}")
     for op in report.operations:

@@ -66,6 +66,11 @@ class Approval:
     added_calls: tuple[tuple[str, str], ...]
     context: tuple[tuple[str, str], ...] = ()  # e.g. ("from", "v1.2"): shown as given
 
+    @property
+    def monitoring(self) -> tuple:
+        """Alarms and dashboards created, changed, deleted (generator.upgrademonitoring)."""
+        return tuple(self.report.monitoring)
+
 
 def approval(report: UpgradeReport, old_files: TemplatesDir, new_files: TemplatesDir,
              context: Mapping[str, str] | None = None) -> Approval:

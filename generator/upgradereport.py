@@ -74,6 +74,10 @@ def sections(approval: Approval) -> list[Section]:
         "IAM and boundary changes", ("stack", "resource", "type", "change", "summary"),
         tuple((c.stack, c.logical, c.type, c.change, c.summary) for c in approval.iam)))
     result.append(Section(
+        "Alarms and dashboards", ("kind", "stack or file", "name", "change", "summary"),
+        tuple((c.kind, c.where, c.name, c.change, c.summary) for c in approval.monitoring),
+        intro="The alarms a deployment rolls back on, and the dashboards on-call reads."))
+    result.append(Section(
         "Predicted failures", ("stack", "rule", "why", "documentation"),
         tuple((f.stack, f.rule, f.message, Link(f.why, f.why)) for f in report.failures)))
     notes = tuple(("", "note", note, "") for note in report.notes) + tuple(

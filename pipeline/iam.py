@@ -230,7 +230,8 @@ def verify_role(topology: Topology) -> iam.Role:
                  Sub("Verifies the app's stacks and services for ${AWS::StackName}"), [
         _log_group_statement(VERIFY_LOG_GROUP),
         *_artifact_statements(write=False),
-        *operation_statements(topology, operations.VERIFY_OPERATIONS),
+        *operation_statements(topology, operations.VERIFY_OPERATIONS,
+                              unnamed=operations.VERIFY_UNNAMED_OPERATIONS),
     ], cross_account=[_assume_readers(topology)], writes_artifacts=False)
 
 
@@ -332,6 +333,10 @@ def _operation_scopes(topology: Topology) -> dict[str, list]:
         "s3": [Sub("arn:${AWS::Partition}:s3:::${Bucket}/*", Bucket=bucket)],
         # servicediscovery:DiscoverInstances has no resource-level permissions.
         "servicediscovery": ["*"],
+        # `status` reads the app's alarms by name (generator.names: every alarm is
+        # <app>-..., an environment's <app>-<env>-...); the alarm resource type's ARN,
+        # Service Authorization Reference, Amazon CloudWatch.
+        "cloudwatch": [_arn("cloudwatch", f"alarm:{topology.app}-*")],
     }
 
 

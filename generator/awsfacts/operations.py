@@ -56,7 +56,16 @@ VERIFY_OPERATIONS: frozenset[str] = frozenset({
     "cloudformation.DescribeStackResource",
     "ecs.DescribeServices",
     "servicediscovery.DiscoverInstances",
+    # `status` (generator/ops/health.py): the app's alarms by name, and the recent
+    # Service Connect rates of its services and edges.
+    "cloudwatch.DescribeAlarms",
+    "cloudwatch.GetMetricData",
 })
+
+# Of those, the ones granted on "*": a metric is not an IAM resource, so GetMetricData's
+# reads of the AWS/ECS metrics have no ARN to name (Service Authorization Reference,
+# Amazon CloudWatch, https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
+VERIFY_UNNAMED_OPERATIONS: frozenset[str] = frozenset({"cloudwatch.GetMetricData"})
 
 # boto3 client name -> IAM service prefix, where they differ (botocore's signing name).
 IAM_PREFIXES = {

@@ -98,7 +98,12 @@ def register(commands, with_topology) -> None:
     verify.set_defaults(handler=_guarded(cmd_verify))
 
     status = _with_env(_with_aws(with_topology(commands.add_parser(
-        "status", help="one row per service: stack, tasks, rollout, endpoint, last event"))))
+        "status", help="one row per service: stack, tasks, rollout, endpoint, last event; "
+                       "then each service's and edge's alarm states and recent rates "
+                       "(requests a minute, 5xx %%, p99 latency), those in ALARM first"))))
+    status.add_argument("--since", default="5m", metavar="DURATION",
+                        help="the window of the rates: 5m, 30m, 2h, 1d, whole minutes "
+                             "(default: 5m)")
     status.set_defaults(handler=_guarded(cmd_status))
 
     logs = _with_env(_with_aws(with_topology(commands.add_parser(
@@ -401,14 +406,44 @@ def _run_test_commands(topology, aws) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from generator.ops import inspect
+    from generator import names
+    from generator.ops import health, inspect
+    from generator.ops.stackflow import stack_outputs
 
+    try:
+        since = _status_since(args.since)
+    except ValueError as err:
+        return _fail(str(err), EXIT_BAD_INPUT)
     topology, aws, cluster, states = _observe(args)
     cluster_status = cluster["StackStatus"] if cluster else "does not exist"
     print(f"{topology.app} in {aws.region}: cluster stack {topology.cluster_stack_name} "
           f"{cluster_status}, namespace {topology.namespace}")
     print(inspect.status_table(states), end="")
+    # The cluster is named after its stack (cluster.yaml); its output says so once deployed.
+    cluster_name = stack_outputs(cluster).get(names.CLUSTER_NAME, topology.cluster_stack_name)
+    found = health.gather(aws.client("cloudwatch"), topology, cluster_name, since)
+    print()
+    print(health.services_table(found), end="")
+    if found.edges:
+        print()
+        print(health.edges_table(found), end="")
+    print()
+    # Last, so that it is what a terminal shows after 300 rows.
+    print(health.summary(found))
     return EXIT_OK
+
+
+def _status_since(text: str) -> int:
+    from generator.ops import health, logs
+
+    try:
+        seconds = logs.parse_since(text)
+    except logs.LogsInputError as err:
+        raise ValueError(str(err)) from None
+    if seconds > health.MAX_SINCE_SECONDS:
+        raise ValueError(f"--since {text!r}: longer than the 15 days CloudWatch keeps "
+                         "one-minute data points")
+    return seconds
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -439,6 +474,16 @@ def cmd_logs(args: argparse.Namespace) -> int:
                   poll_seconds=args.poll_seconds)
     except KeyboardInterrupt:
         pass  # --follow ends with Ctrl-C; that is success
+    except Exception as err:
+        from generator.ops.aws import error_code
+
+        # FilterLogEvents of a group that is gone: deleted outside CloudFormation, which
+        # does not notice (API_FilterLogEvents.html: ResourceNotFoundException).
+        if error_code(err) != "ResourceNotFoundException":
+            raise
+        return _fail(f"log group {group} does not exist in {aws.region}, though stack "
+                     f"{stack_name} names it (LogGroupName output): it was deleted outside "
+                     "CloudFormation", EXIT_FAILED)
     return EXIT_OK
 
 

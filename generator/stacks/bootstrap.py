@@ -603,12 +603,27 @@ def boundary_statements(topology: Topology) -> list[Statement]:
                 *actions("cloudformation", *unnamed),
                 *actions("ecs", "DescribeServices"),
                 *actions("servicediscovery", "DiscoverInstances"),
+                # `status` reads the recent Service Connect rates: a metric is not an IAM
+                # resource (operations.VERIFY_UNNAMED_OPERATIONS).
+                *[Action(*a.split(":", 1)) for a in sorted(
+                    operations.iam_actions(operations.VERIFY_UNNAMED_OPERATIONS))],
                 # deploy's preflight reads the Service Connect TLS CA
                 # (operations.DEPLOY_TLS_OPERATIONS).
                 *[Action(*a.split(":", 1)) for a in sorted(
                     operations.iam_actions(operations.DEPLOY_TLS_OPERATIONS))],
             ],
             Resource=["*"],
+        ),
+        Statement(
+            # `status` reads the app's alarms (every environment's too: <app>-<env>-...),
+            # by name; the alarm ARN of the Service Authorization Reference, Amazon CloudWatch.
+            Sid="StatusReadsTheAppsAlarms",
+            Effect=Allow,
+            Action=[Action(*a.split(":", 1)) for a in sorted(
+                operations.iam_actions(operations.VERIFY_OPERATIONS
+                                       - operations.VERIFY_UNNAMED_OPERATIONS))
+                    if a.startswith("cloudwatch:")],
+            Resource=[_arn("cloudwatch", f"alarm:{app}-*")],
         ),
         Statement(
             # No role inside the boundary changes this stack (the deploy role, the

@@ -240,9 +240,13 @@ def reader_statements(topology: Topology) -> list[Statement]:
         # servicediscovery:DiscoverInstances has no resource-level permissions (Service
         # Authorization Reference, AWS Cloud Map).
         "servicediscovery": ["*"],
+        # `status` reads each environment's alarms by name (<app>-<env>-...; the alarm
+        # resource type of the Service Authorization Reference, Amazon CloudWatch).
+        "cloudwatch": [_arn("cloudwatch", f"alarm:{d.app}-*") for d in deployments],
     }
     grouped: dict[str, set[str]] = {}
-    for action in operations.iam_actions(operations.VERIFY_OPERATIONS):
+    for action in operations.iam_actions(operations.VERIFY_OPERATIONS
+                                         - operations.VERIFY_UNNAMED_OPERATIONS):
         grouped.setdefault(action.split(":", 1)[0], set()).add(action)
     unknown = sorted(set(grouped) - set(scopes))
     if unknown:
@@ -250,7 +254,10 @@ def reader_statements(topology: Topology) -> list[Statement]:
                          "add one to generator.stacks.deployer.reader_statements")
     return [Statement(Sid="Read" + "".join(p.capitalize() for p in prefix.split("-")),
                       Effect=Allow, Action=_actions(actions), Resource=scopes[prefix])
-            for prefix, actions in sorted(grouped.items())]
+            for prefix, actions in sorted(grouped.items())] + [
+        # GetMetricData: a metric is not an IAM resource (operations.VERIFY_UNNAMED_OPERATIONS).
+        Statement(Sid="ReadMetrics", Effect=Allow, Resource=["*"], Action=_actions(
+            operations.iam_actions(operations.VERIFY_UNNAMED_OPERATIONS)))]
 
 
 

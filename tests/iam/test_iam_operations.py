@@ -17,7 +17,7 @@ DEPLOY_MODULES = ("generator/ops/deploy.py", "generator/ops/stackflow.py",
                   "generator/ops/stackevents.py", "generator/ops/scheduler.py",
                   "generator/ops/preflight.py")
 VERIFY_MODULES = ("generator/ops/inspect.py", "generator/ops/stackflow.py",
-                  "generator/ops/stackevents.py")
+                  "generator/ops/stackevents.py", "generator/ops/health.py")
 
 
 def _client_methods(client_name: str) -> dict[str, str]:
@@ -29,7 +29,8 @@ def _client_methods(client_name: str) -> dict[str, str]:
 @pytest.mark.parametrize("declared", [operations.DEPLOY_OPERATIONS,
                                       operations.DEPLOY_TLS_OPERATIONS,
                                       operations.VERIFY_OPERATIONS,
-                                      operations.DEPLOY_UNNAMED_OPERATIONS])
+                                      operations.DEPLOY_UNNAMED_OPERATIONS,
+                                      operations.VERIFY_UNNAMED_OPERATIONS])
 def test_declared_operations_exist_in_botocore(declared):
     for operation in declared:
         client, _, name = operation.partition(".")
@@ -38,6 +39,7 @@ def test_declared_operations_exist_in_botocore(declared):
 
 def test_unnamed_operations_are_declared_ones():
     assert operations.DEPLOY_UNNAMED_OPERATIONS <= operations.DEPLOY_OPERATIONS
+    assert operations.VERIFY_UNNAMED_OPERATIONS <= operations.VERIFY_OPERATIONS
 
 
 def test_operation_names_map_to_iam_actions():
@@ -77,7 +79,9 @@ def test_the_deploy_code_calls_only_declared_operations(repo_root):
 
 def test_the_verify_code_calls_only_declared_operations(repo_root):
     called = _called_operations(repo_root, VERIFY_MODULES,
-                                ("cloudformation", "ecs", "servicediscovery"))
+                                ("cloudformation", "ecs", "servicediscovery", "cloudwatch"))
+    # status's reads (generator.ops.health) are found, so the scan covers them.
+    assert {"cloudwatch.DescribeAlarms", "cloudwatch.GetMetricData"} <= called
     # stackflow.py also holds the deploy's change-set calls; verify uses current_stack only.
     called -= {"cloudformation." + n for n in ("CreateChangeSet", "DeleteChangeSet",
                                                "DeleteStack", "DescribeChangeSet",

@@ -112,3 +112,25 @@ def test_the_request_names_the_stream_prefix_and_start_time():
         assert logs.tail(client, GROUP, logs.PROXY_STREAMS, 600, out, clock=lambda: 1000.0) == 1
     stubber.assert_no_pending_responses()
     assert out.getvalue().endswith(" abc          hello\n")
+
+
+def test_a_missing_log_group_is_one_line_and_exit_1(project, run, boto):
+    """The stack names a log group that is gone (deleted outside CloudFormation):
+    FilterLogEvents answers ResourceNotFoundException
+    (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_FilterLogEvents.html)."""
+    template = {"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                "Outputs": {"LogGroupName": {"Value": GROUP}}}
+    boto("cloudformation").create_stack(StackName="shop-store",
+                                        TemplateBody=json.dumps(template))
+    code, out, err = run(project.cli("logs", "store"))
+    assert (code, out) == (1, "")
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert GROUP in err and "shop-store" in err and "does not exist" in err
+
+
+def test_no_credentials_is_one_line_and_exit_2(project, run, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    code, out, err = run(project.cli("logs", "store"))
+    assert (code, out) == (2, "")
+    assert err.startswith("error: no AWS credentials found") and err.count("\n") == 1
