@@ -1,11 +1,12 @@
 """What `status` adds to the stacks and tasks: the state of each service's and edge's alarm
 (generator.names, issue 17) and the recent Service Connect rates behind them.
 
-Service Connect publishes in AWS/ECS, every minute, a service's incoming traffic by
-ClusterName, ServiceName, DiscoveryName and each caller's view of a callee by ClusterName,
-ServiceName (the caller), TargetDiscoveryName (the callee's discovery name): RequestCount,
-HTTPCode_Target_5XX_Count and TargetResponseTime in milliseconds
-(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/available-metrics.html).
+Service Connect publishes in AWS/ECS, every minute, what a service answered as its
+callers saw it: summed over every caller by TargetDiscoveryName alone, and per caller by
+ClusterName, ServiceName (the caller) and TargetDiscoveryName (the callee's discovery
+name): RequestCount, HTTPCode_Target_5XX_Count and TargetResponseTime in milliseconds
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/available-metrics.html; the
+same series the alarms read, generator.stacks.alarms).
 
 Reads, whatever the number of services: alarms by name, DescribeAlarms with at most 100
 AlarmNames a call (MaxRecords is at most 100 too, so one page per call); metrics with one
@@ -160,8 +161,7 @@ def metric_queries(topology: Topology, cluster_name: str, since_seconds: int) ->
     period = period_seconds(since_seconds)
     queries = []
     for i, service in enumerate(topology.services):
-        dimensions = {"ClusterName": cluster_name, "ServiceName": service.name,
-                      "DiscoveryName": service.discovery_name}
+        dimensions = {"TargetDiscoveryName": service.discovery_name}
         queries += [_query(f"s{i}r", REQUESTS, dimensions, "Sum", period),
                     _query(f"s{i}e", ERRORS, dimensions, "Sum", period),
                     _query(f"s{i}l", LATENCY, dimensions, LATENCY_STAT, period)]

@@ -6,8 +6,8 @@ moto neither pages DescribeAlarms nor computes percentile statistics (its GetMet
 fails on a p99 of data it holds), so a Stubber test checks the paging and the p99; the moto
 tests put no TargetResponseTime data.
 Metrics and dimensions: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/available-metrics.html
-(Service Connect: a service's incoming traffic by ClusterName, ServiceName, DiscoveryName;
-a caller's view of a callee by ClusterName, ServiceName, TargetDiscoveryName).
+(Service Connect: what a service answered, summed over its callers, by TargetDiscoveryName
+alone; a caller's view of a callee by ClusterName, ServiceName, TargetDiscoveryName).
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_alarm_states_each_service_and_edge(project, run, boto):
 def test_rates_come_from_the_service_connect_metrics(project, run, boto):
     assert run(project.first_deploy_argv())[0] == 0
     cloudwatch = boto("cloudwatch")
-    server = {"ClusterName": "shop-cluster", "ServiceName": "server", "DiscoveryName": "server"}
+    server = {"TargetDiscoveryName": "server"}
     put_counts(cloudwatch, server, requests=300, errors=15, minutes_ago=1)
     put_counts(cloudwatch, server, requests=300, errors=15, minutes_ago=3)
     # Outside the 5 minute window: not counted.
@@ -209,9 +209,8 @@ def test_paging_and_the_p99_as_aws_answers_them():
     by_id = {q["Id"]: q["MetricStat"] for q in queries}
     assert by_id["s0l"]["Stat"] == "p99" and by_id["s0l"]["Metric"]["MetricName"] == \
         "TargetResponseTime"
-    assert by_id["s0r"]["Metric"]["Dimensions"] == [
-        {"Name": "ClusterName", "Value": "shop-cluster"},
-        {"Name": "ServiceName", "Value": "api"}, {"Name": "DiscoveryName", "Value": "api"}]
+    assert by_id["s0r"]["Metric"]["Dimensions"] == [{"Name": "TargetDiscoveryName",
+                                                     "Value": "api"}]
     assert by_id["e0e"]["Metric"]["Dimensions"] == [
         {"Name": "ClusterName", "Value": "shop-cluster"},
         {"Name": "ServiceName", "Value": "api"},

@@ -1,8 +1,8 @@
 """check-upgrade lists the alarms and dashboards an upgrade creates, changes and deletes
 (issue 17, item 6): in the text report and in the approval report.
 
-The templates are the generator's for SEED with an AWS::CloudWatch::Alarm the test adds to
-service.yaml (so every service stack has one, named as generator.names names it), and
+The templates are the generator's for SEED (which hold the generated alarms, the same on
+both sides) with one more AWS::CloudWatch::Alarm the test adds to service.yaml, and
 hand-written dashboards/<name>.json files, which the dashboard helper generates and the
 deployer puts with PutDashboard
 (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutDashboard.html).
@@ -22,13 +22,13 @@ from upgrade_fixtures import SEED, render_topology
 
 
 def alarm_yaml(threshold: int) -> str:
-    """A service's own 5xx-rate alarm (AWS::CloudWatch::Alarm,
+    """One more alarm on each service (AWS::CloudWatch::Alarm,
     https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-cloudwatch-alarm.html)."""
     return f"""\
-  ErrorRateAlarm:
+  ExtraAlarm:
     Type: AWS::CloudWatch::Alarm
     Properties:
-      AlarmName: !Sub '${{AppName}}-${{ServiceName}}-5xx-rate'
+      AlarmName: !Sub '${{AppName}}-${{ServiceName}}-extra'
       Namespace: AWS/ECS
       MetricName: HTTPCode_Target_5XX_Count
       Statistic: Sum
@@ -81,21 +81,21 @@ def test_alarms_created_changed_and_deleted_by_stack(seed, tmp_path):
 
     report, _ = plan(without, five)
     assert sorted(lines(report, "alarm")) == [
-        "alarm created: demo-client-5xx-rate (demo-client): HTTPCode_Target_5XX_Count "
+        "alarm created: demo-client-extra (demo-client): HTTPCode_Target_5XX_Count "
         "GreaterThanThreshold 5, 3 period(s)",
-        "alarm created: demo-server-5xx-rate (demo-server): HTTPCode_Target_5XX_Count "
+        "alarm created: demo-server-extra (demo-server): HTTPCode_Target_5XX_Count "
         "GreaterThanThreshold 5, 3 period(s)"]
     assert upgrade.format_report(report).splitlines()[-1].startswith("check-upgrade: OK")
 
     report, _ = plan(five, ten)
     assert sorted(lines(report, "alarm")) == [
-        "alarm updated: demo-client-5xx-rate (demo-client): Threshold 5 -> 10",
-        "alarm updated: demo-server-5xx-rate (demo-server): Threshold 5 -> 10"]
+        "alarm updated: demo-client-extra (demo-client): Threshold 5 -> 10",
+        "alarm updated: demo-server-extra (demo-server): Threshold 5 -> 10"]
 
     report, _ = plan(ten, without)
     assert sorted(lines(report, "alarm")) == [
-        "alarm deleted: demo-client-5xx-rate (demo-client): no longer in the template",
-        "alarm deleted: demo-server-5xx-rate (demo-server): no longer in the template"]
+        "alarm deleted: demo-client-extra (demo-client): no longer in the template",
+        "alarm deleted: demo-server-extra (demo-server): no longer in the template"]
 
     report, _ = plan(five, five)
     assert lines(report, "alarm") == []
@@ -107,13 +107,13 @@ def test_an_alarm_whose_name_changes_is_replaced(seed, tmp_path):
     five = with_alarm(seed, tmp_path / "five", 5)
     renamed = with_alarm(seed, tmp_path / "renamed", 5)
     service = renamed / "service.yaml"
-    service.write_text(service.read_text().replace("-5xx-rate'", "-errors'"))
+    service.write_text(service.read_text().replace("-extra'", "-errors'"))
 
     report, _ = plan(five, renamed)
 
     (line, *_) = sorted(lines(report, "alarm"))
     assert line.startswith("alarm replaced: demo-client-errors (demo-client): because "
-                           "AlarmName changes; AlarmName demo-client-5xx-rate -> "
+                           "AlarmName changes; AlarmName demo-client-extra -> "
                            "demo-client-errors"), line
 
 
@@ -187,7 +187,7 @@ def test_the_approval_report_shows_them(seed, tmp_path):
                      upgradereport.format_html(approval)):
         text = text_of(document)
         assert "Alarms and dashboards" in text
-        assert "alarm demo-server demo-server-5xx-rate created HTTPCode_Target_5XX_Count" \
+        assert "alarm demo-server demo-server-extra created HTTPCode_Target_5XX_Count" \
             in text, text
         assert "dashboard dashboards/demo.json demo created 3 widget(s)" in text
 
