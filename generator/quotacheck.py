@@ -79,16 +79,17 @@ def _resources(document: dict, items: dict[str, int]) -> int:
     return count
 
 
-def _largest_resources(topology: Topology, document: dict) -> int:
-    """The most resources any one stack of this template holds: the loops of the ingress
-    template run over each service's callers and callees (or the stand-in for none)."""
+def _largest_resources(topology: Topology, document: dict) -> tuple[int, str]:
+    """The most resources any one stack of this template holds, and the service whose
+    stack it is: the loops of the ingress template run over each service's callers (a
+    rule and an alarm each) and callees (or the stand-in for none)."""
     from generator.stacks import alarms, ingress
 
-    return max((_resources(document, {
+    return max(((_resources(document, {
         ingress.CALLER_INGRESS: max(1, len(topology.callers(service))),
         alarms.CALLER_ALARM: max(1, len(topology.callers(service))),
-        ingress.CALLEE_EGRESS: max(1, len(service.calls))}) for service in topology.services),
-        default=_resources(document, {}))
+        ingress.CALLEE_EGRESS: max(1, len(service.calls))}), service.name)
+        for service in topology.services), default=(_resources(document, {}), ""))
 
 
 def check_templates(topology: Topology, files: Mapping[str, bytes],
@@ -102,8 +103,9 @@ def check_templates(topology: Topology, files: Mapping[str, bytes],
                              f"{quotas.TEMPLATE_URL_BYTES.limit:,}-byte template limit "
                              f"({quotas.CFN_QUOTAS}); split the topology")
         document = documents[relative]
+        resources, largest = _largest_resources(topology, document)
         counts = (
-            (quotas.RESOURCES_PER_TEMPLATE, _largest_resources(topology, document)),
+            (quotas.RESOURCES_PER_TEMPLATE, resources),
             (quotas.OUTPUTS_PER_TEMPLATE, len(document.get("Outputs") or {})),
             (quotas.PARAMETERS_PER_TEMPLATE, len(document.get("Parameters") or {})),
         )
@@ -113,6 +115,9 @@ def check_templates(topology: Topology, files: Mapping[str, bytes],
                         "across services (each distinct name is one parameter of the one "
                         "template)"
                         if quota is quotas.PARAMETERS_PER_TEMPLATE and relative == SERVICE_TEMPLATE
+                        else f"services.{largest}'s ingress stack holds a rule and an alarm "
+                             "per caller and a rule per callee: give it fewer callers"
+                        if quota is quotas.RESOURCES_PER_TEMPLATE and relative == INGRESS_TEMPLATE
                         else "split the topology")
                 raise QuotaError(f"{relative}: {count} {quota.name.split(' per ')[0]}, over "
                                  f"CloudFormation's {quota.limit} ({quota.source}); {hint}")

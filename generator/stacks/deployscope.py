@@ -90,7 +90,7 @@ UNSCOPED_WRITES: dict[str, str] = {
     # these actions names the alarm either (only tags, which the alarms do not carry).
     "cloudwatch:PutMetricAlarm":
         "Application Auto Scaling validates it with a nameless request (comment above); "
-        "the templates declare no AWS::CloudWatch::Alarm, the alarms are target tracking's",
+        "target tracking's alarms are named by AWS, the templates' own <app>-... (issue 17)",
     "cloudwatch:DeleteAlarms": "see cloudwatch:PutMetricAlarm",
     "ec2:CreateSecurityGroup":
         "creates an empty group in a VPC; it changes no one's traffic until something "
@@ -211,10 +211,18 @@ def scopes(topology: Topology) -> dict[str, list[WriteScope]]:
                 ("*",),
                 (ForAllValuesStringNotEquals("aws:TagKeys", [APP_TAG]),)),
         ],
-        # No WriteScope: every write is in UNSCOPED_WRITES (bounded through ECS), and the
-        # alarms likewise (validation calls without an alarm name).
+        # No WriteScope: every write is in UNSCOPED_WRITES (bounded through ECS).
         "application-autoscaling": [],
-        "cloudwatch": [],
+        # PutMetricAlarm and DeleteAlarms stay on "*" (UNSCOPED_WRITES); the tags of the
+        # templates' own alarms (AWS::CloudWatch::Alarm's handlers tag and untag) go to
+        # alarms named after one of the apps (generator.names.service_alarm_name).
+        "cloudwatch": [
+            WriteScope(
+                "CloudwatchAppAlarmTags",
+                frozenset({"cloudwatch:TagResource", "cloudwatch:UntagResource"}),
+                tuple(_arn("cloudwatch", f"alarm:{app}-*") for app in apps(topology)),
+                ()),
+        ],
     }
 
 

@@ -197,9 +197,13 @@ def test_a_name_whose_network_and_ingress_stacks_pass_128_characters_is_refused(
     assert_accepted(generate_into(at_the_limit))
 
 
-def test_a_hub_with_more_callers_than_half_the_resource_quota_is_counted_exactly(generate_into):
-    """The ingress stack holds one rule per caller and one per callee: a hub with 300
-    callers (raised rules quota) and no callees has 301 resources, inside 500, so it is
-    accepted; counting each loop at the largest caller count would have refused it."""
-    document = _hub(300, quotas={"security_group_inbound_rules": 400})
-    assert_accepted(generate_into(document))
+def test_a_hub_with_more_callers_than_a_quarter_of_the_resource_quota_is_counted_exactly(
+        generate_into):
+    """The ingress stack holds, per caller, one rule and the alarm of the caller's view
+    (issue 17), and one rule per callee: a hub with 249 callers (raised rules quota) and
+    no callees has 2 x 249 + 1 = 499 resources, inside 500, so it is accepted (counting
+    each loop at the largest count of any loop would have refused it); 250 callers make
+    501, refused in one line before anything is written."""
+    assert_accepted(generate_into(_hub(249, quotas={"security_group_inbound_rules": 400})))
+    assert_refused(generate_into(_hub(250, quotas={"security_group_inbound_rules": 400})),
+                   "ingress.yaml", "501 resources", "500", "services.hub", "fewer callers")

@@ -98,7 +98,11 @@ def test_each_environment_has_the_pipelines_parameters_capabilities_and_tags(gen
                                'service="orders"')
     assert sam_pairs(ingress["parameter_overrides"]) == {
         "AppName": "shop", "ServiceName": "orders", "Callers": "web", "Callees": "1:none",
-        "ContainerPort": params(generated, "orders")["ContainerPort"]}
+        "ContainerPort": params(generated, "orders")["ContainerPort"],
+        # The edges' alarms, judged by orders' own settings (generator.stacks.alarms).
+        "DiscoveryName": params(generated, "orders")["DiscoveryName"],
+        **{name: params(generated, "orders")[name] for name in (
+            "AlarmErrorRatePercent", "AlarmMinimumRequests", "AlarmEvaluationMinutes")}}
 
 
 def test_the_committed_samconfig_is_the_generated_one(repo_root):
