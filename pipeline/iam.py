@@ -332,6 +332,10 @@ def _operation_scopes(topology: Topology) -> dict[str, list]:
         "s3": [Sub("arn:${AWS::Partition}:s3:::${Bucket}/*", Bucket=bucket)],
         # servicediscovery:DiscoverInstances has no resource-level permissions.
         "servicediscovery": ["*"],
+        # The bake's DescribeAlarms, by name: each environment's alarms
+        # (generator.names: <app>-<service>-..., <app>-<caller>-to-<callee>-...).
+        "cloudwatch": [_arn("cloudwatch", f"alarm:{deployment.app}-*")
+                       for deployment in topology.deployments],
     }
 
 

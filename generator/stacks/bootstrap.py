@@ -611,6 +611,15 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Resource=["*"],
         ),
         Statement(
+            # deploy's bake reads the app's alarms by name (generator.ops.bake;
+            # operations.DEPLOY_OPERATIONS): every environment's app is <app>-<env>.
+            Sid="PipelineWatchesTheAppsAlarms",
+            Effect=Allow,
+            Action=[Action(*a.split(":", 1)) for a in sorted(operations.iam_actions(
+                operations.DEPLOY_OPERATIONS)) if a.startswith("cloudwatch:")],
+            Resource=[_arn("cloudwatch", f"alarm:{app}-*")],
+        ),
+        Statement(
             # No role inside the boundary changes this stack (the deploy role, the
             # boundary itself); reading its outputs stays allowed.
             Sid="NeverChangeTheBootstrapStack",
