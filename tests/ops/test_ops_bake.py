@@ -350,3 +350,37 @@ def test_bakes_take_no_stack_slot(tmp_path, boto):
     started = {name: time for time, name in model.executed}
     first, second = sorted(("shop-a", "shop-b"), key=started.get)
     assert started[second] < model.ends[first] + 300
+
+
+def test_a_breach_lets_the_stacks_in_flight_finish_and_starts_nothing_more(tmp_path, boto):
+    """a's alarm breaches while b's slow stack is still running: b's stack completes (as
+    after any failure), c (a's caller) never starts, and b's own bake is not waited for."""
+    project = make_project(tmp_path, boto, DIAMOND.replace("c: {port: 8080, calls: [a, b]}",
+                                                           "c: {port: 8080, calls: [a]}"))
+    _create_alarms(boto("cloudwatch"), project.topology)
+    model = deploy_model.Model(service_seconds=120, stack_seconds={"shop-b": 600})
+    cfn, ecs, cloudwatch = boto("cloudformation"), boto("ecs"), boto("cloudwatch")
+    for client in (cfn, ecs, cloudwatch):
+        model.attach(client)
+    alarms = _Alarms(boto, model)
+    alarms.attach(cloudwatch)
+    alarms.at("shop-a-latency", "ALARM", "shop-a", 30)
+    deployment = Deployment(
+        cfn, project.topology,
+        DeployOptions(project.templates, image=IMAGE, poll_seconds=POLL,
+                      permissions_boundary=BOUNDARY,
+                      cluster_values={"VpcId": project.vpc_id,
+                                      "PrivateSubnetIds": project.subnets}),
+        Reporter(open(os.devnull, "w")), ecs=ecs, cloudwatch=cloudwatch,
+        sleep=model.clock.sleep, clock=model.clock)
+
+    assert not deployment.run()
+
+    failed = [o for o in deployment.outcomes if not o.ok]
+    assert [(o.stack_name, o.failure) for o in failed] == [
+        ("shop-a", "alarm shop-a-latency is ALARM during the bake (a:8080 itself, every "
+                   "caller's requests)")]
+    assert _status(boto, "shop-b") == "CREATE_COMPLETE"
+    assert "shop-c" not in {name for _, name in model.executed}
+    # Ended once b's stack settled, not after a bake of b.
+    assert model.clock.now < model.ends["shop-b"] + 2 * POLL
