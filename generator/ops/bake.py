@@ -151,6 +151,24 @@ def bake_flow(topology: Topology, service_name: str, seconds: float,
             return None
 
 
-def already_in_alarm(alarms: Mapping[str, dict]) -> dict[str, str]:
-    """{name: state} of alarms read before a deploy (what `bake_flow` takes as `before`)."""
-    return {name: alarm.get("StateValue", "") for name, alarm in alarms.items()}
+def states_before(topology: Topology, service_names: Sequence[str],
+                  read: Callable[[Sequence[str]], dict], reporter: Reporter
+                  ) -> dict[str, dict[str, str]]:
+    """{service: {alarm name: state}} of the alarms `bake_flow` will watch, read at once
+    (`read`: read_alarms) just before those services' stacks start; each alarm already
+    in ALARM gets a line."""
+    if not service_names:
+        return {}
+    watched = {name: [alarm.name for alarm in watched_alarms(topology, name)]
+               for name in service_names}
+    alarms = read(sorted({n for alarm_names in watched.values() for n in alarm_names}))
+    result = {}
+    for service_name, alarm_names in watched.items():
+        result[service_name] = {n: alarms[n].get("StateValue", "") for n in alarm_names
+                                if n in alarms}
+        for alarm_name, state in sorted(result[service_name].items()):
+            if state == BREACH:
+                reporter.line(topology.stack_name(topology.service(service_name)),
+                              f"alarm {alarm_name} is already ALARM before the deploy: it "
+                              "must leave ALARM within the bake")
+    return result

@@ -23,7 +23,9 @@ The pipeline's Deploy stage runs this same command, so there is one deployer. Or
      (`generator.rollout`) once all its members are deployed;
    - a bake (`generator.ops.bake`), after a service stack this run changed: its alarms
      and those of the edges into it watched for `--bake-minutes`; its callers' service
-     stacks wait for the bake, not the stack, and a breach stops the run;
+     stacks wait for the bake, not the stack, and a breach stops the run; an alarm
+     already in ALARM before the service's stack started (ECS then watches none) must
+     leave ALARM within the bake, else the run stops too;
 4. prune, phase 2: the network stacks of removed services, now that no ingress rule
    imports their groups (CloudFormation refuses to delete an export in use:
    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html);
@@ -516,24 +518,14 @@ class Deployment:
         """Before service stacks that exist start: their watched alarms' states, in one
         read for the batch (an alarm already in ALARM then gets the bake to recover:
         generator.ops.bake). A new stack's service has no alarms yet."""
-        wanted = {}
+        wanted = []
         for job in jobs:
             kind, _, name = job.key.partition(":")
             if (kind == "service" and change_set_type(self._stack(self.topology.stack_name(
                     self.topology.service(name)))) == "UPDATE"):
-                wanted[name] = [alarm.name for alarm in bake.watched_alarms(self.topology,
-                                                                           name)]
-        if not wanted:
-            return
-        alarms = self._read_alarms(sorted({n for names_ in wanted.values() for n in names_}))
-        for name, alarm_names in wanted.items():
-            before = bake.already_in_alarm({n: alarms[n] for n in alarm_names if n in alarms})
-            self._alarms_before[name] = before
-            for alarm_name, state in sorted(before.items()):
-                if state == bake.BREACH:
-                    self.reporter.line(self.topology.stack_name(self.topology.service(name)),
-                                       f"alarm {alarm_name} is already ALARM before the "
-                                       "deploy: it must leave ALARM within the bake")
+                wanted.append(name)
+        self._alarms_before.update(bake.states_before(self.topology, wanted,
+                                                      self._read_alarms, self.reporter))
 
     # --- what exists -------------------------------------------------------------------
 
