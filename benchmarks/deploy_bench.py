@@ -15,7 +15,9 @@ duration comes from). The first deploy is also run at other --max-parallel value
 (DEPLOY_BENCH_PARALLEL, default "8 16 32 64"): the default is chosen from that sweep
 (DEPLOY_BENCH_SWEEP_ONLY=1 runs the sweep alone).
 The lower bound is the call graph's: the cluster, network and ingress phases, then one
-service stack per wave of callees-before-callers (`generator.plan`).
+service stack per wave of callees-before-callers (`generator.plan`), each followed by its
+bake (`--bake-minutes`, default 5: DEPLOY_BENCH_BAKE_MINUTES; the model answers every
+alarm OK, so each changed service bakes the whole time).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from benchmarks import deploy_model
 from benchmarks.topologies import layered_topology, to_yaml
+from generator.ops.bake import DEFAULT_BAKE_SECONDS
 
 POLL_SECONDS = 15.0  # what the pipeline's Deploy step passes
 NEW_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:{}"
@@ -57,7 +60,7 @@ def _deploy(project, model, url: str, **options) -> bool:
         DeployOptions(project.templates, poll_seconds=POLL_SECONDS,
                       permissions_boundary=conftest.BOUNDARY, **options),
         Reporter(open(os.devnull, "w")), ecs=client("ecs"), s3=client("s3"),
-        sleep=model.clock.sleep, clock=model.clock)
+        cloudwatch=client("cloudwatch"), sleep=model.clock.sleep, clock=model.clock)
     return deployment.run()
 
 
@@ -80,12 +83,14 @@ def _leaf(topology) -> str:
     return next(s.name for s in topology.services if s.name not in called)
 
 
-def lower_bound(topology, service_seconds: float, first: bool = True) -> float:
+def lower_bound(topology, service_seconds: float, first: bool = True,
+                bake_seconds: float = 0.0) -> float:
     """The call graph's critical path. A first deploy: the cluster, network and ingress
-    phases, then the longest chain of services each started once its callees are done, a
-    cycle taking two service stack operations (the rollout rule's redeploy). An update of
-    every service stack (`first=False`): that chain alone, without redeploys (no endpoint
-    changed)."""
+    phases, then the longest chain of services each started once its callees are done and
+    baked, a cycle taking two service stack operations (the rollout rule's redeploy)
+    before its bake. An update of every service stack (`first=False`): that chain alone,
+    without redeploys (no endpoint changed). Every service of the chain is changed, so
+    each adds `bake_seconds`, the last one too (the run ends after its bake)."""
     from generator import plan as plan_module, rollout
 
     change_set = deploy_model.CHANGE_SET_SECONDS
@@ -103,12 +108,14 @@ def lower_bound(topology, service_seconds: float, first: bool = True) -> float:
             start = max((finish[callee] for member in cycle
                          for callee in topology.service(member).calls
                          if callee not in cycle), default=0.0)
-            finish[name] = start + step * (2 if first and redeployed & set(cycle) else 1)
+            finish[name] = (start + step * (2 if first and redeployed & set(cycle) else 1)
+                            + bake_seconds)
     return phases + max(finish.values(), default=0.0)
 
 
 def measure(url: str, root: Path, label: str, text: str, max_parallel: int,
-            service_seconds: float, runs: bool = True) -> list[dict]:
+            service_seconds: float, runs: bool = True,
+            bake_seconds: float = DEFAULT_BAKE_SECONDS) -> list[dict]:
     """The four runs (or the first deploy only, `runs=False`), one row each."""
     from tests.ops import conftest
 
@@ -116,7 +123,8 @@ def measure(url: str, root: Path, label: str, text: str, max_parallel: int,
     project = _project(url, root, f"{label}-{max_parallel}-{int(service_seconds)}", text)
     model = deploy_model.Model(service_seconds=service_seconds)
     cluster = {"VpcId": project.vpc_id, "PrivateSubnetIds": project.subnets}
-    common = {"max_parallel": max_parallel, "cluster_values": cluster}
+    common = {"max_parallel": max_parallel, "cluster_values": cluster,
+              "bake_seconds": bake_seconds}
     scenarios = [("first deploy", {"image": conftest.IMAGE})]
     if runs:
         leaf = _leaf(project.topology)
@@ -132,7 +140,8 @@ def measure(url: str, root: Path, label: str, text: str, max_parallel: int,
         started = model.clock.now
         ok = _deploy(project, model, url, **common, **options)
         cfn_calls = sum(count for operation, count in model.calls.items()
-                        if operation not in ("DescribeServices", "PutObject", "HeadObject"))
+                        if operation not in ("DescribeServices", "PutObject", "HeadObject",
+                                             "DescribeAlarms"))
         rows.append({
             "topology": label, "services": len(project.topology.services), "run": name,
             "max_parallel": max_parallel, "ok": ok,
@@ -142,7 +151,8 @@ def measure(url: str, root: Path, label: str, text: str, max_parallel: int,
             "throttled": model.throttled,
             "minutes": (model.clock.now - started) / 60,
             "bound": lower_bound(project.topology, service_seconds,
-                                 first=name == "first deploy") / 60
+                                 first=name == "first deploy",
+                                 bake_seconds=bake_seconds) / 60
             if name in ("first deploy", "every image") else None,
         })
     return rows
@@ -182,6 +192,10 @@ def main() -> int:
           "(assumed); --poll-seconds 15")
     service_seconds = float(os.environ.get("DEPLOY_BENCH_SERVICE_SECONDS",
                                            deploy_model.STACK_SECONDS[("service", "update")]))
+    bake_seconds = 60 * float(os.environ.get("DEPLOY_BENCH_BAKE_MINUTES",
+                                             DEFAULT_BAKE_SECONDS / 60))
+    print(f"bake: {bake_seconds / 60:g} min after each changed service stack, every alarm "
+          "OK (DEPLOY_BENCH_BAKE_MINUTES)")
     status = 0
     with tempfile.TemporaryDirectory(prefix="deploy-bench-") as tmp:
         root = Path(tmp)
@@ -192,14 +206,14 @@ def main() -> int:
             for label, text in ([] if os.environ.get("DEPLOY_BENCH_SWEEP_ONLY")
                                 else topologies):
                 for row in measure(url, root, label, text, DEFAULT_MAX_PARALLEL,
-                                   service_seconds):
+                                   service_seconds, bake_seconds=bake_seconds):
                     print(_row(row), flush=True)
                     status |= 0 if row["ok"] else 1
             label, text = topologies[-1]
             print(f"\nfirst deploy of {label} by --max-parallel:\n" + HEADER)
             for parallel in sweep:
                 for row in measure(url, root, label, text, parallel, service_seconds,
-                                   runs=False):
+                                   runs=False, bake_seconds=bake_seconds):
                     print(_row(row), flush=True)
         finally:
             conftest._stop(process)

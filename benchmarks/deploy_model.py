@@ -8,7 +8,10 @@ would be at the virtual time of the call:
 - a change set is CREATE_PENDING for CHANGE_SET_SECONDS after CreateChangeSet;
 - a stack is *_IN_PROGRESS for its kind's duration (STACK_SECONDS) after ExecuteChangeSet
   or DeleteStack: DescribeStacks says so, and ListStacks lists it;
-- every call takes CALL_SECONDS of the caller's time.
+- every call takes CALL_SECONDS of the caller's time;
+- DescribeAlarms (the deployer's bake, generator/ops/bake.py) finds every alarm it names,
+  in OK (the stand-in templates create none): a bake lasts its whole bake time, as a
+  release that holds would on AWS.
 
 The deployer gets the model's `sleep` and `clock` (Deployment's own parameters), so its
 polling and its Pacer run on virtual time: a 300-service first deploy is modelled in a few
@@ -80,6 +83,8 @@ class Model:
         events.register(f"before-call.{service}", self._before)
         if service == "cloudformation":
             events.register("after-call.cloudformation", self._after)
+        if service == "cloudwatch":
+            events.register("after-call.cloudwatch.DescribeAlarms", self._alarms_ok)
 
     @staticmethod
     def _keep_params(params, context, **_) -> None:
@@ -138,6 +143,14 @@ class Model:
                     parsed.setdefault("StackSummaries", []).append(
                         {"StackId": stack_id, "StackName": stack_id.split("/")[1],
                          "StackStatus": status})
+
+    @staticmethod
+    def _alarms_ok(parsed, context, **_) -> None:
+        params = context.get("model_params", {})
+        found = {alarm["AlarmName"] for alarm in parsed.get("MetricAlarms", [])}
+        parsed.setdefault("MetricAlarms", []).extend(
+            {"AlarmName": name, "StateValue": "OK"}
+            for name in params.get("AlarmNames", []) if name not in found)
 
     def _executed(self, change_set_arn: str) -> None:
         stack_id, operation = self.change_sets[change_set_arn]

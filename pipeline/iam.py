@@ -333,10 +333,11 @@ def _operation_scopes(topology: Topology) -> dict[str, list]:
         "s3": [Sub("arn:${AWS::Partition}:s3:::${Bucket}/*", Bucket=bucket)],
         # servicediscovery:DiscoverInstances has no resource-level permissions.
         "servicediscovery": ["*"],
-        # `status` reads the app's alarms by name (generator.names: every alarm is
-        # <app>-..., an environment's <app>-<env>-...); the alarm resource type's ARN,
-        # Service Authorization Reference, Amazon CloudWatch.
-        "cloudwatch": [_arn("cloudwatch", f"alarm:{topology.app}-*")],
+        # The bake's and `status`'s DescribeAlarms, by name: each environment's alarms
+        # (generator.names: <app>-<service>-..., <app>-<caller>-to-<callee>-...); the
+        # alarm ARN of the Service Authorization Reference, Amazon CloudWatch.
+        "cloudwatch": [_arn("cloudwatch", f"alarm:{deployment.app}-*")
+                       for deployment in topology.deployments],
     }
 
 

@@ -32,6 +32,12 @@ DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     "ecs.DescribeServices",
     "s3.PutObject",
     "s3.HeadObject",
+    # The bake (generator/ops/bake.py): the app's alarms, by name (AlarmNames), metric
+    # alarms only. The Service Authorization Reference gives cloudwatch:DescribeAlarms the
+    # alarm resource type (arn:${Partition}:cloudwatch:${Region}:${Account}:alarm:
+    # ${AlarmName}), so it is scoped to the app's alarm names, not "*"; only composite
+    # alarms need it on "*" (API_DescribeAlarms.html).
+    "cloudwatch.DescribeAlarms",
 })
 
 # `deploy`'s preflight when topology.yaml has service_connect_tls (generator/ops/preflight.py):

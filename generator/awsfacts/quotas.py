@@ -65,6 +65,11 @@ ECS_DESCRIBE_SERVICES_API = "https://docs.aws.amazon.com/AmazonECS/latest/APIRef
 # "You may specify up to 10 services to describe in a single operation."
 SERVICES_PER_DESCRIBE_SERVICES = Quota("services per DescribeServices call", 10,
                                        ECS_DESCRIBE_SERVICES_API)
+CLOUDWATCH_DESCRIBE_ALARMS_API = ("https://docs.aws.amazon.com/AmazonCloudWatch/latest/"
+                                  "APIReference/API_DescribeAlarms.html")
+# AlarmNames: "Array Members: Maximum number of 100 items"; MaxRecords: 1 to 100.
+ALARMS_PER_DESCRIBE_ALARMS = Quota("alarm names (and records) per DescribeAlarms call", 100,
+                                   CLOUDWATCH_DESCRIBE_ALARMS_API)
 
 # An assumption, not a quota: AWS publishes no request rate for the CloudFormation API;
 # past it, calls fail with Throttling "Rate exceeded"

@@ -69,6 +69,12 @@ def register(commands, with_topology) -> None:
                         metavar="R",
                         help="pace CloudFormation calls to at most R a second; 0 does not "
                              "pace (default: 5, an assumed rate: AWS publishes none)")
+    deploy.add_argument("--bake-minutes", type=_non_negative_float, default=None,
+                        metavar="N",
+                        help="after a service stack this run changed, watch its alarms and "
+                             "those of the edges into it this long before its callers go "
+                             "on; an alarm in ALARM stops the run; 0 does not bake "
+                             "(default: 5)")
     deploy.add_argument("--timeout", type=_positive_int, default=60, metavar="MINUTES",
                         help="stop waiting for a stack after this long and fail the run; "
                              "CloudFormation carries on (default: 60)")
@@ -325,13 +331,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         template_bucket=args.template_bucket,
         permissions_boundary=args.permissions_boundary,
         prune=args.prune,
+        **({"bake_seconds": args.bake_minutes * 60} if args.bake_minutes is not None
+           else {}),
     )
     width = max(len(topology.cluster_stack_name),
                 *(len(topology.network_stack_name(s)) for s in topology.services))
     reporter = Reporter(sys.stdout, name_width=width)
     deployment = Deployment(aws.client("cloudformation"), topology, options, reporter,
                             ecs=aws.client("ecs"), s3=aws.client("s3"),
-                            acmpca=aws.client("acm-pca"))
+                            acmpca=aws.client("acm-pca"), cloudwatch=aws.client("cloudwatch"))
     reporter.say(f"deploying {topology.app} to {aws.region}")
     succeeded = deployment.run()
     reporter.say()
@@ -339,8 +347,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if not succeeded:
         failed = [o for o in deployment.outcomes if not o.ok]
         first = failed[0]
-        return _fail(f"deploy failed: {first.stack_name}: {first.failure.rstrip('.')}; later stacks were "
-                     "not deployed", EXIT_FAILED)
+        # A bake's failure says whose callers were held back (generator.ops.bake).
+        consequence = getattr(first, "consequence", "") or "later stacks were not deployed"
+        return _fail(f"deploy failed: {first.stack_name}: {first.failure.rstrip('.')}; "
+                     f"{consequence}", EXIT_FAILED)
     if args.dry_run:
         reporter.say("dry run complete: nothing was executed; service change sets were made "
                      "against the stacks as they are now")

@@ -21,6 +21,11 @@ The pipeline's Deploy stage runs this same command, so there is one deployer. Or
      caller is admitted before its tasks start), and the service stacks of the services it
      calls outside its own cycle (`generator.plan`: callees first); a cycle's redeploys
      (`generator.rollout`) once all its members are deployed;
+   - a bake (`generator.ops.bake`), after a service stack this run changed: its alarms
+     and those of the edges into it watched for `--bake-minutes`; its callers' service
+     stacks wait for the bake, not the stack, and a breach stops the run; an alarm
+     already in ALARM before the service's stack started (ECS then watches none) must
+     leave ALARM within the bake, else the run stops too;
 4. prune, phase 2: the network stacks of removed services, now that no ingress rule
    imports their groups (CloudFormation refuses to delete an export in use:
    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html);
@@ -62,7 +67,7 @@ from typing import Mapping, Sequence
 
 from generator import names, params, plan as plan_module, rollout
 from generator.awsfacts import quotas
-from generator.ops import files, preflight
+from generator.ops import bake, files, preflight
 from generator.ops.report import Reporter, table
 from generator.ops.scheduler import Job, Pacer, Scheduler
 from generator.ops.stackflow import (
@@ -118,6 +123,9 @@ class DeployOptions:
     template_bucket: str | None = None  # default: the bootstrap stack's bucket, if any
     permissions_boundary: str | None = None  # default: the bootstrap stack's boundary
     prune: bool = True  # delete the stacks of services no longer in the topology
+    # How long a changed service's alarms are watched before its callers go on
+    # (generator.ops.bake); 0: no bake.
+    bake_seconds: float = bake.DEFAULT_BAKE_SECONDS
 
 
 def cluster_parameters(template: files.Template, stack: dict | None,
@@ -209,7 +217,8 @@ class Deployment:
     in the order above."""
 
     def __init__(self, cfn, topology: Topology, options: DeployOptions, reporter: Reporter,
-                 ecs=None, s3=None, acmpca=None, sleep=time.sleep, clock=time.monotonic):
+                 ecs=None, s3=None, acmpca=None, sleep=time.sleep, clock=time.monotonic,
+                 cloudwatch=None):
         self.cfn = cfn
         self.sleep = sleep
         self.clock = clock
@@ -219,6 +228,11 @@ class Deployment:
         self.ecs = ecs
         self.s3 = s3
         self.acmpca = acmpca  # read only when topology.yaml has service_connect_tls
+        # The bakes' alarms (None: no bake), read with the same pacing.
+        self.cloudwatch = cloudwatch
+        if cloudwatch is not None:
+            self.pacer.attach(cloudwatch)
+        self._alarms_before: dict[str, dict[str, str]] = {}
         self.topology = topology
         self.options = options
         self.reporter = reporter
@@ -253,7 +267,8 @@ class Deployment:
                                    max_parallel=self.options.max_parallel,
                                    poll_seconds=self.options.poll_seconds,
                                    sleep=self.sleep, clock=self.clock,
-                                   prefetch=self._prefetch_desired_counts)
+                                   prefetch=self._prefetch,
+                                   read_alarms=self._read_alarms)
         environment = self.topology.environment
         self.params_files = preflight.read_params(
             directory, self.selected, problems, environment.name if environment else None)
@@ -449,12 +464,18 @@ class Deployment:
                     keys_of[name] = [f"service:{name}"] + (
                         [f"ingress:{name}"] if name in moving else [])
         jobs = []
+        # What a caller waits for: the callee's stack jobs, or its bake after them.
+        done_keys = {name: keys + ([f"redeploy:{name}"] if name in redeploys else [])
+                     for name, keys in keys_of.items()}
+        if self.bakes:
+            jobs += [Job(f"bake:{name}", self._bake_start(name), tuple(keys), slot=False)
+                     for name, keys in done_keys.items()]
+            done_keys = {name: [f"bake:{name}"] for name in done_keys}
         for name in (n for wave in self.plan.waves for n in wave if n in selected):
             cycle = cycle_of.get(name, (name,))
             after = [key for callee in self.topology.service(name).calls
                      if callee not in cycle and callee in selected
-                     for key in keys_of[callee] + (
-                         [f"redeploy:{callee}"] if callee in redeploys else [])]
+                     for key in done_keys[callee]]
             jobs.append(Job(f"service:{name}", self._start(
                 functools.partial(self._service_request, deploy_values=deploy_values), name),
                 tuple(dict.fromkeys(needs[name] + after))))
@@ -465,6 +486,46 @@ class Deployment:
                 jobs.append(Job(f"redeploy:{name}", self._redeploy_start(redeploy),
                                 tuple(after)))
         return jobs
+
+    # --- bakes --------------------------------------------------------------------------
+
+    @property
+    def bakes(self) -> bool:
+        return (self.cloudwatch is not None and self.options.bake_seconds > 0
+                and not self.options.dry_run)
+
+    def _bake_start(self, name: str):
+        """A bake only after a service stack this run created or updated (it settled
+        after a change set ran): a no-op changed nothing to watch."""
+        def start():
+            stack_name = self.topology.stack_name(self.topology.service(name))
+            if not self.scheduler.settled.get(stack_name):
+                return None
+            return bake.bake_flow(self.topology, name, self.options.bake_seconds,
+                                  self.clock, self.reporter,
+                                  self._alarms_before.pop(name, {}))
+        return start
+
+    def _read_alarms(self, alarm_names: Sequence[str]) -> dict[str, dict]:
+        return bake.read_alarms(self.cloudwatch, alarm_names)
+
+    def _prefetch(self, jobs: Sequence[Job]) -> None:
+        self._prefetch_desired_counts(jobs)
+        if self.bakes:
+            self._prefetch_alarm_states(jobs)
+
+    def _prefetch_alarm_states(self, jobs: Sequence[Job]) -> None:
+        """Before service stacks that exist start: their watched alarms' states, in one
+        read for the batch (an alarm already in ALARM then gets the bake to recover:
+        generator.ops.bake). A new stack's service has no alarms yet."""
+        wanted = []
+        for job in jobs:
+            kind, _, name = job.key.partition(":")
+            if (kind == "service" and change_set_type(self._stack(self.topology.stack_name(
+                    self.topology.service(name)))) == "UPDATE"):
+                wanted.append(name)
+        self._alarms_before.update(bake.states_before(self.topology, wanted,
+                                                      self._read_alarms, self.reporter))
 
     # --- what exists -------------------------------------------------------------------
 

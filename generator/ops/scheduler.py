@@ -20,8 +20,14 @@ When more jobs are ready than slots are free, the one with the longest chain of 
 waiting behind it starts first (critical-path list scheduling), so the call graph's
 deepest path is never queued behind leaves.
 
-After the first failure no job starts; those in flight are waited for, so the run ends
-with every stack it touched settled and named.
+A job may also wait on CloudWatch alarms (`AwaitAlarms`: a bake, `generator.ops.bake`):
+every such wait in flight is answered by one read of all their alarms a poll
+(`read_alarms`, DescribeAlarms by name), not one call per alarm or per bake. A flow that
+returns None ends without an outcome (a bake that held).
+
+After the first failure no job starts; the stacks in flight are waited for, so the run
+ends with every stack it touched settled and named. Alarm waits in flight end at once:
+they change nothing, and what they guard will not start.
 """
 from __future__ import annotations
 
@@ -48,12 +54,23 @@ HEARTBEAT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
+class AwaitAlarms:
+    """A flow's wait for the next alarm poll; it is sent {alarm name: the alarm as
+    DescribeAlarms returns it} for the named alarms that exist."""
+    names: tuple[str, ...]
+    label: str = ""  # what the heartbeat calls it
+
+
+@dataclass(frozen=True)
 class Job:
     """`start` runs at the job's turn: it returns the stack's flow, or its outcome when no
     wait is needed (nothing to do, or decided at once), or None for "nothing to do"."""
     key: str
     start: Callable[[], "Flow | StackOutcome | None"]
     after: tuple[str, ...] = ()
+    # False for a job that changes no stack (a bake): it takes none of the
+    # `max_parallel` slots, which are CloudFormation's.
+    slot: bool = True
 
 
 class Pacer:
@@ -82,6 +99,9 @@ class Pacer:
         client.meta.events.register(f"before-call.{service}", self.wait)
 
 
+_RUNNING = object()  # _advance: the flow waits again
+
+
 @dataclass
 class _Running:
     job: Job
@@ -104,6 +124,9 @@ class Scheduler:
     prefetch: Callable[[Sequence[Job]], None] = lambda jobs: None
     # Stacks described when they settled: name -> the stack (None once deleted).
     settled: dict = field(default_factory=dict)
+    # Alarm names -> {name: alarm} for those that exist: one read for every AwaitAlarms
+    # in flight, each poll (deploy: generator.ops.bake.read_alarms).
+    read_alarms: Callable[[Sequence[str]], dict] | None = None
 
     def run(self, jobs: Iterable[Job]) -> list[StackOutcome]:
         pending = {job.key: job for job in jobs}
@@ -117,25 +140,30 @@ class Scheduler:
         failed = False
         last_heartbeat = self.clock()
         self._next_stack_poll = self.clock() + self.poll_seconds
+        self._next_alarm_poll = self.clock()
         while True:
             if not failed:
                 failed = self._start_ready(pending, done, running, outcomes)
+            if failed:
+                self._end_alarm_waits(running)
             if not running:
                 break
             self._sleep_until_due(running)
             for item, answer in self._poll(running):
                 outcome = self._advance(item, answer)
-                if outcome is not None:
+                if outcome is not _RUNNING:
                     running.remove(item)
-                    outcomes.append(outcome)
-                    if outcome.ok:
+                    if outcome is not None:
+                        outcomes.append(outcome)
+                    if outcome is None or outcome.ok:
                         done.add(item.job.key)
                     else:
                         failed = True
             if running and self.clock() - last_heartbeat >= HEARTBEAT_SECONDS:
                 last_heartbeat = self.clock()
-                names = sorted(item.wait.name for item in running
-                               if isinstance(item.wait, AwaitStack))
+                names = sorted(item.wait.name if isinstance(item.wait, AwaitStack)
+                               else item.wait.label for item in running
+                               if isinstance(item.wait, (AwaitStack, AwaitAlarms)))
                 if names:
                     self.reporter.say(f"   still running ({len(names)}): "
                                       + ", ".join(names[:8]) + (" ..." if len(names) > 8 else ""))
@@ -150,11 +178,12 @@ class Scheduler:
         """Start every job whose dependencies are done, while slots are free; a job that
         finishes at once may free others in the same pass. True once a job failed."""
         while True:
-            free = self.max_parallel - len(running)
+            free = self.max_parallel - sum(1 for item in running if item.job.slot)
             # Only as many as may start now: what `prefetch` reads is used at once, not
             # by a job that starts an hour later.
-            ready = [job for job in pending.values()
-                     if all(dep in done for dep in job.after)][:max(free, 0)]
+            ready = [job for job in pending.values() if all(dep in done for dep in job.after)]
+            ready = ([job for job in ready if job.slot][:max(free, 0)]
+                     + [job for job in ready if not job.slot])
             if not ready:
                 return False
             self.prefetch(ready)
@@ -172,9 +201,9 @@ class Scheduler:
                     continue
                 item = _Running(job, started, None)
                 outcome = self._advance(item, None)
-                if outcome is None:
+                if outcome is _RUNNING:
                     running.append(item)
-                else:
+                elif outcome is not None:
                     outcomes.append(outcome)
                     if not outcome.ok:
                         return True
@@ -183,15 +212,22 @@ class Scheduler:
             if not progressed:
                 return False
 
-    def _advance(self, item: _Running, answer) -> StackOutcome | None:
-        """Send the flow its answer; its next wait is kept, its outcome returned."""
+    def _advance(self, item: _Running, answer) -> object:
+        """Send the flow its answer; its next wait is kept and _RUNNING returned, or its
+        outcome (None: it ended with nothing to report)."""
         try:
             item.wait = item.flow.send(answer)
         except StopIteration as finished:
             return finished.value
         item.due = self.clock() + (self.change_set_poll_seconds
                                    if isinstance(item.wait, AwaitChangeSet) else 0.0)
-        return None
+        return _RUNNING
+
+    @staticmethod
+    def _end_alarm_waits(running: list[_Running]) -> None:
+        for item in [item for item in running if isinstance(item.wait, AwaitAlarms)]:
+            item.flow.close()
+            running.remove(item)
 
     @property
     def change_set_poll_seconds(self) -> float:
@@ -204,6 +240,8 @@ class Scheduler:
         due = [item.due for item in running if isinstance(item.wait, AwaitChangeSet)]
         if any(isinstance(item.wait, AwaitStack) for item in running):
             due.append(self._next_stack_poll)
+        if any(isinstance(item.wait, AwaitAlarms) for item in running):
+            due.append(self._next_alarm_poll)
         self.sleep(max(0.0, min(due) - self.clock()))
 
     # --- waiting ---------------------------------------------------------------------------
@@ -232,6 +270,13 @@ class Scheduler:
                 if status.endswith("_IN_PROGRESS") and not timed_out:
                     continue  # the listing was a moment behind
                 answers.append((item, status))
+        watching = [item for item in running if isinstance(item.wait, AwaitAlarms)]
+        if watching and now >= self._next_alarm_poll:
+            self._next_alarm_poll = now + self.poll_seconds
+            wanted = sorted({name for item in watching for name in item.wait.names})
+            alarms = self.read_alarms(wanted) if self.read_alarms else {}
+            answers += [(item, {name: alarms[name] for name in item.wait.names
+                                if name in alarms}) for item in watching]
         return answers
 
     def _in_progress(self) -> set[str]:

@@ -615,14 +615,12 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Resource=["*"],
         ),
         Statement(
-            # `status` reads the app's alarms (every environment's too: <app>-<env>-...),
-            # by name; the alarm ARN of the Service Authorization Reference, Amazon CloudWatch.
-            Sid="StatusReadsTheAppsAlarms",
+            # deploy's bake (generator.ops.bake) and `status` (generator.ops.health) read
+            # the app's alarms by name; every environment's app is <app>-<env>; the alarm
+            # ARN of the Service Authorization Reference, Amazon CloudWatch.
+            Sid="PipelineReadsTheAppsAlarms",
             Effect=Allow,
-            Action=[Action(*a.split(":", 1)) for a in sorted(
-                operations.iam_actions(operations.VERIFY_OPERATIONS
-                                       - operations.VERIFY_UNNAMED_OPERATIONS))
-                    if a.startswith("cloudwatch:")],
+            Action=[Action("cloudwatch", "DescribeAlarms")],
             Resource=[_arn("cloudwatch", f"alarm:{app}-*")],
         ),
         Statement(

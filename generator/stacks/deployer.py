@@ -120,6 +120,8 @@ def operation_scopes(topology: Topology, template_bucket: str) -> dict[str, list
         "cloudformation": [_arn("cloudformation", f"stack/{d.app}-*/*") for d in deployments],
         "ecs": [_arn("ecs", f"service/{d.cluster_stack_name}/*") for d in deployments],
         "s3": [Sub("${%s.Arn}/*" % template_bucket)],
+        # The bake's DescribeAlarms, by name (generator.ops.bake).
+        "cloudwatch": [_arn("cloudwatch", f"alarm:{d.app}-*") for d in deployments],
     }
 
 

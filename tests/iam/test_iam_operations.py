@@ -15,7 +15,7 @@ from recording import BotoCallRecorder
 
 DEPLOY_MODULES = ("generator/ops/deploy.py", "generator/ops/stackflow.py",
                   "generator/ops/stackevents.py", "generator/ops/scheduler.py",
-                  "generator/ops/preflight.py")
+                  "generator/ops/preflight.py", "generator/ops/bake.py")
 VERIFY_MODULES = ("generator/ops/inspect.py", "generator/ops/stackflow.py",
                   "generator/ops/stackevents.py", "generator/ops/health.py")
 
@@ -69,10 +69,11 @@ def _called_operations(repo_root: Path, modules, clients) -> set[str]:
 
 def test_the_deploy_code_calls_only_declared_operations(repo_root):
     called = _called_operations(repo_root, DEPLOY_MODULES,
-                                ("cloudformation", "ecs", "s3", "acm-pca"))
+                                ("cloudformation", "ecs", "s3", "acm-pca", "cloudwatch"))
     assert called, "no boto3 call found: the scan is broken"
     # Paginated calls too (the scheduler's ListStacks, the preflight's DescribeStacks).
     assert {"cloudformation.ListStacks", "cloudformation.DescribeStacks"} <= called
+    assert "cloudwatch.DescribeAlarms" in called  # the bake's
     declared = operations.DEPLOY_OPERATIONS | operations.DEPLOY_TLS_OPERATIONS
     assert called <= declared, called - declared
 
