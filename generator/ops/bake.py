@@ -48,6 +48,7 @@ from generator.ops.scheduler import AwaitAlarms
 from generator.ops.stackflow import StackOutcome
 from generator.topology import Topology
 
+# topology.yaml's default (generator.topology.model.Alarms.bake_minutes), in seconds.
 DEFAULT_BAKE_SECONDS = 300.0
 BREACH = "ALARM"
 

@@ -74,7 +74,7 @@ def register(commands, with_topology) -> None:
                         help="after a service stack this run changed, watch its alarms and "
                              "those of the edges into it this long before its callers go "
                              "on; an alarm in ALARM stops the run; 0 does not bake "
-                             "(default: 5)")
+                             "(default: each service's topology.yaml alarms.bake_minutes, 5)")
     deploy.add_argument("--timeout", type=_positive_int, default=60, metavar="MINUTES",
                         help="stop waiting for a stack after this long and fail the run; "
                              "CloudFormation carries on (default: 60)")

@@ -124,8 +124,9 @@ class DeployOptions:
     permissions_boundary: str | None = None  # default: the bootstrap stack's boundary
     prune: bool = True  # delete the stacks of services no longer in the topology
     # How long a changed service's alarms are watched before its callers go on
-    # (generator.ops.bake); 0: no bake.
-    bake_seconds: float = bake.DEFAULT_BAKE_SECONDS
+    # (generator.ops.bake); None: each service's topology.yaml alarms.bake_minutes;
+    # 0: no bake.
+    bake_seconds: float | None = None
 
 
 def cluster_parameters(template: files.Template, stack: dict | None,
@@ -491,17 +492,22 @@ class Deployment:
 
     @property
     def bakes(self) -> bool:
-        return (self.cloudwatch is not None and self.options.bake_seconds > 0
+        return (self.cloudwatch is not None and self.options.bake_seconds != 0
                 and not self.options.dry_run)
+
+    def bake_seconds(self, name: str) -> float:
+        if self.options.bake_seconds is not None:
+            return self.options.bake_seconds
+        return self.topology.service(name).alarms.bake_minutes * 60
 
     def _bake_start(self, name: str):
         """A bake only after a service stack this run created or updated (it settled
         after a change set ran): a no-op changed nothing to watch."""
         def start():
             stack_name = self.topology.stack_name(self.topology.service(name))
-            if not self.scheduler.settled.get(stack_name):
+            if not self.scheduler.settled.get(stack_name) or not self.bake_seconds(name):
                 return None
-            return bake.bake_flow(self.topology, name, self.options.bake_seconds,
+            return bake.bake_flow(self.topology, name, self.bake_seconds(name),
                                   self.clock, self.reporter,
                                   self._alarms_before.pop(name, {}))
         return start

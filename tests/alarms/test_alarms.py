@@ -169,3 +169,24 @@ def test_the_cost_counts_what_the_templates_make(tmp_path):
     loaded = topology.parse(TOPOLOGY, "topology.yaml")
     assert sum(alarms.alarm_metrics(loaded).values()) == billed == 13
     assert alarms.monthly_cost_usd(loaded) == 1.30
+
+
+def test_the_bake_is_each_services_own_unless_the_flag_says(tmp_path):
+    """topology.yaml's alarms.bake_minutes per service; --bake-minutes overrides them all."""
+    from pathlib import Path
+
+    from generator.ops.bake import DEFAULT_BAKE_SECONDS
+    from generator.ops.deploy import Deployment, DeployOptions
+    from generator.topology.model import Alarms
+
+    assert Alarms().bake_minutes * 60 == DEFAULT_BAKE_SECONDS
+    loaded = topology.parse(TOPOLOGY.replace("alarms: {latency_ms: 800}",
+                                             "alarms: {latency_ms: 800, bake_minutes: 2}")
+                            .replace("rollback: false}", "rollback: false, bake_minutes: 0}"),
+                            "topology.yaml")
+    deployment = Deployment.__new__(Deployment)  # only the options and the topology
+    deployment.topology = loaded
+    deployment.options = DeployOptions(templates_dir=Path("templates"))
+    assert [deployment.bake_seconds(s) for s in ("web", "orders")] == [120, 0]
+    deployment.options = DeployOptions(templates_dir=Path("templates"), bake_seconds=30)
+    assert [deployment.bake_seconds(s) for s in ("web", "orders")] == [30, 30]

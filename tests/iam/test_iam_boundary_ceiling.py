@@ -39,7 +39,7 @@ PATHS = [
      f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/0a1b2c3d",
      f"arn:aws:codeconnections:{REGION}:210987654321:connection/0a1b2c3d"),
     # deploy's bake (issue 17): the app's alarms by name, not another app's.
-    ("PipelineWatchesTheAppsAlarms", "cloudwatch:DescribeAlarms",
+    ("PipelineReadsTheAppsAlarms", "cloudwatch:DescribeAlarms",
      f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{APP}-orders-5xx-rate",
      f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{OTHER}-orders-5xx-rate"),
     ("PipelineUsesThisAccountsConnections", "codestar-connections:UseConnection",
