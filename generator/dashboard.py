@@ -94,6 +94,16 @@ def names(topology: Topology, count: int) -> list[str]:
     return [topology.app] + [f"{topology.app}-{index}" for index in range(2, count + 1)]
 
 
+def iam_resources(topology: Topology) -> list[str]:
+    """What a policy grants PutDashboard on: every deployment's dashboards, `<app>` and its
+    splits `<app>-2` ... `<app>-99`. IAM's `?` is one character, so `<app>-?` and `<app>-??`
+    reach no other app's `<app>-<name>` of three characters or more. A dashboard's ARN has
+    no Region: arn:${Partition}:cloudwatch::${Account}:dashboard/${DashboardName} (Service
+    Authorization Reference, Amazon CloudWatch, resource type dashboard)."""
+    apps = list(dict.fromkeys(deployment.app for deployment in topology.deployments))
+    return [f"dashboard/{app}{suffix}" for app in apps for suffix in ("", "-?", "-??")]
+
+
 def metric_count(widget: dict) -> int:
     return len(widget.get("properties", {}).get("metrics", []))
 

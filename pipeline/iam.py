@@ -332,7 +332,17 @@ def _operation_scopes(topology: Topology) -> dict[str, list]:
         "s3": [Sub("arn:${AWS::Partition}:s3:::${Bucket}/*", Bucket=bucket)],
         # servicediscovery:DiscoverInstances has no resource-level permissions.
         "servicediscovery": ["*"],
+        # PutDashboard: the deployments' dashboards (generator.dashboard.iam_resources).
+        "cloudwatch": dashboard_arns(topology),
     }
+
+
+def dashboard_arns(topology: Topology) -> list[Sub]:
+    """CloudWatch dashboards are global: their ARNs have no Region."""
+    from generator import dashboard
+
+    return [Sub("arn:${AWS::Partition}:cloudwatch::${AWS::AccountId}:%s" % resource)
+            for resource in dashboard.iam_resources(topology)]
 
 
 def operation_statements(topology: Topology, declared, unnamed=frozenset()) -> list[Statement]:

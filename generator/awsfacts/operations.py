@@ -17,7 +17,7 @@ from typing import Iterable
 # app's stacks, their events while waiting, deleting an empty REVIEW_IN_PROGRESS stack or
 # a pruned one, the cluster stack's parameters and outputs (DescribeStacks), the live
 # desiredCount of each ECS service, and templates above 51,200 bytes uploaded to the
-# bootstrap stack's TemplateBucket.
+# bootstrap stack's TemplateBucket; then the deployment's CloudWatch dashboards.
 DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     "cloudformation.DescribeStacks",
     "cloudformation.CreateChangeSet",
@@ -32,6 +32,8 @@ DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     "ecs.DescribeServices",
     "s3.PutObject",
     "s3.HeadObject",
+    # After a successful run, the deployment's dashboards (generator.ops.dashboards).
+    "cloudwatch.PutDashboard",
 })
 
 # `deploy`'s preflight when topology.yaml has service_connect_tls (generator/ops/preflight.py):

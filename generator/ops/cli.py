@@ -326,7 +326,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     reporter = Reporter(sys.stdout, name_width=width)
     deployment = Deployment(aws.client("cloudformation"), topology, options, reporter,
                             ecs=aws.client("ecs"), s3=aws.client("s3"),
-                            acmpca=aws.client("acm-pca"))
+                            acmpca=aws.client("acm-pca"), cloudwatch=aws.client("cloudwatch"))
     reporter.say(f"deploying {topology.app} to {aws.region}")
     succeeded = deployment.run()
     reporter.say()

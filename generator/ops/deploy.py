@@ -209,7 +209,8 @@ class Deployment:
     in the order above."""
 
     def __init__(self, cfn, topology: Topology, options: DeployOptions, reporter: Reporter,
-                 ecs=None, s3=None, acmpca=None, sleep=time.sleep, clock=time.monotonic):
+                 ecs=None, s3=None, acmpca=None, sleep=time.sleep, clock=time.monotonic,
+                 cloudwatch=None):
         self.cfn = cfn
         self.sleep = sleep
         self.clock = clock
@@ -219,6 +220,7 @@ class Deployment:
         self.ecs = ecs
         self.s3 = s3
         self.acmpca = acmpca  # read only when topology.yaml has service_connect_tls
+        self.cloudwatch = cloudwatch  # the dashboards, put after a successful run
         self.topology = topology
         self.options = options
         self.reporter = reporter
@@ -388,7 +390,18 @@ class Deployment:
             self.reporter.say("== network stacks of removed services")
             if not self._delete_all(removed[params.KIND_NETWORK]):
                 return False
-        return self._retire_tls_role()
+        return self._retire_tls_role() and self._put_dashboards()
+
+    def _put_dashboards(self) -> bool:
+        """Once every stack is deployed: the deployment's dashboards (generator.ops.dashboards)."""
+        if self.cloudwatch is None:
+            return True
+        from generator.ops import dashboards
+
+        failures = dashboards.put(self.cloudwatch, self.topology, self.options.templates_dir,
+                                  self.reporter, dry_run=self.options.dry_run)
+        self.outcomes.extend(failures)
+        return not failures
 
     def _stack_jobs(self, deploy_values: Mapping[str, str]) -> list[Job]:
         """Every network, ingress and service stack of the run as one graph of jobs:

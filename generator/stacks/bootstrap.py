@@ -611,6 +611,14 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Resource=["*"],
         ),
         Statement(
+            # deploy's last step puts the deployments' dashboards (generator.dashboard).
+            Sid="PipelinePutsTheAppsDashboards",
+            Effect=Allow,
+            Action=[Action(*a.split(":", 1)) for a in sorted(operations.iam_actions(
+                operations.DEPLOY_OPERATIONS)) if a.startswith("cloudwatch:")],
+            Resource=deployer.dashboard_arns(topology),
+        ),
+        Statement(
             # No role inside the boundary changes this stack (the deploy role, the
             # boundary itself); reading its outputs stays allowed.
             Sid="NeverChangeTheBootstrapStack",
