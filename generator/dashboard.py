@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 from generator import plan
 from generator.awsfacts import quotas
-from generator.topology import Service, Topology, TopologyError
+from generator.quotacheck import QuotaError
+from generator.topology import Service, Topology
 
 DIRECTORY = "dashboards"
 SERVICE_CONNECT_NAMESPACE = "AWS/ECS"
@@ -59,16 +60,22 @@ TRAFFIC_GRAPHS = (
 ALL_CALLERS = "all callers"
 
 
-class DashboardQuotaError(TopologyError):
+class DashboardQuotaError(QuotaError):
     """A service row that fits no dashboard; str() is the one-line message (exit 2)."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    widgets_per_dashboard: int = quotas.WIDGETS_PER_DASHBOARD.limit
-    metrics_per_widget: int = quotas.METRICS_PER_DASHBOARD_WIDGET.limit
-    metrics_per_dashboard: int = quotas.METRICS_PER_DASHBOARD.limit
-    body_bytes: int = quotas.DASHBOARD_BODY_BYTES.limit
+    widgets_per_dashboard: int
+    metrics_per_widget: int
+    metrics_per_dashboard: int
+    body_bytes: int
+
+
+def limits() -> Limits:
+    """CloudWatch's, read when called (generator.awsfacts.quotas)."""
+    return Limits(quotas.WIDGETS_PER_DASHBOARD.limit, quotas.METRICS_PER_DASHBOARD_WIDGET.limit,
+                  quotas.METRICS_PER_DASHBOARD.limit, quotas.DASHBOARD_BODY_BYTES.limit)
 
 
 def body_bytes(body: dict) -> bytes:
@@ -147,7 +154,7 @@ def _service_text(topology: Topology, service: Service) -> dict:
     return _text("\n".join(lines), TEXT_WIDTH, ROW_HEIGHT)
 
 
-def service_row(topology: Topology, service: Service, limits: Limits,
+def service_row(topology: Topology, service: Service, bounds: Limits,
                 region: str | None) -> list[dict]:
     """The row's widgets, unplaced: text, requests, 5xx, latency (each split when the
     callers are more than a graph holds), tasks."""
@@ -156,7 +163,7 @@ def service_row(topology: Topology, service: Service, limits: Limits,
     for title, metric, stat in TRAFFIC_GRAPHS:
         lines = [_own_side(topology, service, metric)] + [
             _caller_side(topology, service, caller, metric) for caller in callers]
-        per_widget = limits.metrics_per_widget
+        per_widget = bounds.metrics_per_widget
         parts = [lines[start:start + per_widget] for start in range(0, len(lines), per_widget)]
         for index, part in enumerate(parts):
             suffix = f" ({index + 1}/{len(parts)})" if len(parts) > 1 else ""
@@ -197,12 +204,12 @@ def _place(widgets: list[dict], y: int) -> int:
 # --- packing -----------------------------------------------------------------------------
 
 
-def build(topology: Topology, limits: Limits | None = None) -> list[tuple[str, dict]]:
+def build(topology: Topology, bounds: Limits | None = None) -> list[tuple[str, dict]]:
     """One deployment's dashboards, (DashboardName, body) each, in order."""
-    limits = limits or Limits()
+    bounds = bounds or limits()
     region = topology.environment.region if topology.environment else None
     order = plan.build(topology).order
-    rows = [(name, service_row(topology, topology.service(name), limits, region))
+    rows = [(name, service_row(topology, topology.service(name), bounds, region))
             for name in order]
     pages: list[list[list[dict]]] = [[]]
     widgets, metrics, size = 1, 0, _empty_size(topology)
@@ -210,10 +217,10 @@ def build(topology: Topology, limits: Limits | None = None) -> list[tuple[str, d
         row_widgets = len(row)
         row_metrics = sum(metric_count(w) for w in row)
         row_size = sum(len(_compact(w).encode()) + 4 for w in row)
-        _check_row(topology, name, row_widgets, row_metrics, row_size, limits)
-        if pages[-1] and (widgets + row_widgets > limits.widgets_per_dashboard
-                          or metrics + row_metrics > limits.metrics_per_dashboard
-                          or size + row_size > limits.body_bytes):
+        _check_row(topology, name, row_widgets, row_metrics, row_size, bounds)
+        if pages[-1] and (widgets + row_widgets > bounds.widgets_per_dashboard
+                          or metrics + row_metrics > bounds.metrics_per_dashboard
+                          or size + row_size > bounds.body_bytes):
             pages.append([])
             widgets, metrics, size = 1, 0, _empty_size(topology)
         pages[-1].append(row)
@@ -238,12 +245,12 @@ def _empty_size(topology: Topology) -> int:
 
 
 def _check_row(topology: Topology, service: str, widgets: int, metrics: int, size: int,
-               limits: Limits) -> None:
+               bounds: Limits) -> None:
     where = f"environments.{topology.environment.name}." if topology.environment else ""
     for count, limit, quota in (
-            (widgets + 1, limits.widgets_per_dashboard, quotas.WIDGETS_PER_DASHBOARD),
-            (metrics, limits.metrics_per_dashboard, quotas.METRICS_PER_DASHBOARD),
-            (size + _empty_size(topology), limits.body_bytes, quotas.DASHBOARD_BODY_BYTES)):
+            (widgets + 1, bounds.widgets_per_dashboard, quotas.WIDGETS_PER_DASHBOARD),
+            (metrics, bounds.metrics_per_dashboard, quotas.METRICS_PER_DASHBOARD),
+            (size + _empty_size(topology), bounds.body_bytes, quotas.DASHBOARD_BODY_BYTES)):
         if count > limit:
             raise DashboardQuotaError(
                 f"{topology.source}: {where}services.{service}: its dashboard row and the "
@@ -251,19 +258,19 @@ def _check_row(topology: Topology, service: str, widgets: int, metrics: int, siz
                 "the service fewer callers")
 
 
-def render(topology: Topology, limits: Limits | None = None) -> dict[str, bytes]:
+def render(topology: Topology, bounds: Limits | None = None) -> dict[str, bytes]:
     """templates/-relative path -> bytes, for every deployment's dashboards."""
     files = {}
     for deployment in topology.deployments:
-        for name, body in build(deployment, limits):
+        for name, body in build(deployment, bounds):
             files[path(name)] = body_bytes(body)
     return files
 
 
-def check(files: dict[str, bytes], limits: Limits | None = None) -> None:
+def check(files: dict[str, bytes], bounds: Limits | None = None) -> None:
     """Every rendered dashboard inside every limit, counted on the bytes to be written (a
     check independent of the packing above); DashboardQuotaError names the file."""
-    limits = limits or Limits()
+    bounds = bounds or limits()
     for relative, content in sorted(files.items()):
         if not relative.startswith(f"{DIRECTORY}/"):
             continue
@@ -271,10 +278,10 @@ def check(files: dict[str, bytes], limits: Limits | None = None) -> None:
         widgets = body["widgets"]
         counts = [metric_count(w) for w in widgets]
         for count, limit, quota in (
-                (len(content), limits.body_bytes, quotas.DASHBOARD_BODY_BYTES),
-                (len(widgets), limits.widgets_per_dashboard, quotas.WIDGETS_PER_DASHBOARD),
-                (sum(counts), limits.metrics_per_dashboard, quotas.METRICS_PER_DASHBOARD),
-                (max(counts, default=0), limits.metrics_per_widget,
+                (len(content), bounds.body_bytes, quotas.DASHBOARD_BODY_BYTES),
+                (len(widgets), bounds.widgets_per_dashboard, quotas.WIDGETS_PER_DASHBOARD),
+                (sum(counts), bounds.metrics_per_dashboard, quotas.METRICS_PER_DASHBOARD),
+                (max(counts, default=0), bounds.metrics_per_widget,
                  quotas.METRICS_PER_DASHBOARD_WIDGET)):
             if count > limit:
                 raise DashboardQuotaError(f"{relative}: {count:,} {quota.name}, over "
