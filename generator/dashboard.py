@@ -144,8 +144,7 @@ def _caller_side(topology: Topology, service: Service, caller: Service, metric: 
             {"label": f"from {caller.name}"}]
 
 
-def _service_text(topology: Topology, service: Service) -> dict:
-    callers = topology.callers(service)
+def _service_text(topology: Topology, service: Service, callers: list[Service]) -> dict:
     lines = [f"### {service.name}", f"`{topology.endpoint(service)}`", "",
              f"stack `{topology.stack_name(service)}`",
              f"{len(callers)} caller(s), {len(service.calls)} callee(s)"]
@@ -154,12 +153,11 @@ def _service_text(topology: Topology, service: Service) -> dict:
     return _text("\n".join(lines), TEXT_WIDTH, ROW_HEIGHT)
 
 
-def service_row(topology: Topology, service: Service, bounds: Limits,
+def service_row(topology: Topology, service: Service, callers: list[Service], bounds: Limits,
                 region: str | None) -> list[dict]:
     """The row's widgets, unplaced: text, requests, 5xx, latency (each split when the
-    callers are more than a graph holds), tasks."""
-    callers = sorted(topology.callers(service), key=lambda s: s.name)
-    row = [_service_text(topology, service)]
+    callers, sorted by name, are more than a graph holds), tasks."""
+    row = [_service_text(topology, service, callers)]
     for title, metric, stat in TRAFFIC_GRAPHS:
         lines = [_own_side(topology, service, metric)] + [
             _caller_side(topology, service, caller, metric) for caller in callers]
@@ -209,7 +207,12 @@ def build(topology: Topology, bounds: Limits | None = None) -> list[tuple[str, d
     bounds = bounds or limits()
     region = topology.environment.region if topology.environment else None
     order = plan.build(topology).order
-    rows = [(name, service_row(topology, topology.service(name), bounds, region))
+    services = {service.name: service for service in topology.services}
+    callers: dict[str, list[Service]] = {name: [] for name in services}
+    for service in sorted(topology.services, key=lambda s: s.name):
+        for callee in service.calls:
+            callers[callee].append(service)
+    rows = [(name, service_row(topology, services[name], callers[name], bounds, region))
             for name in order]
     pages: list[list[list[dict]]] = [[]]
     widgets, metrics, size = 1, 0, _empty_size(topology)

@@ -26,6 +26,8 @@ The pipeline's Deploy stage runs this same command, so there is one deployer. Or
    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html);
 5. the cluster stack once more, only when Service Connect TLS was turned off: its
    infrastructure role goes after the last service stack stopped using it.
+6. the deployment's CloudWatch dashboards (`generator.ops.dashboards`), once every stack
+   succeeded.
 
 Parameters follow the console-update rule (`generator.params`): topology-owned values from
 the params file; operator-owned ones with UsePreviousValue; DesiredCount read from the
