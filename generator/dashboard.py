@@ -58,6 +58,9 @@ TRAFFIC_GRAPHS = (
     ("p99 latency (ms)", "TargetResponseTime", "p99"),
 )
 ALL_CALLERS = "all callers"
+# `<app>` to `<app>-99`: the names the deploy step's role may put and delete
+# (iam_resources), and far more than 300 services need (4).
+MAX_DASHBOARDS = 99
 
 
 class DashboardQuotaError(QuotaError):
@@ -102,8 +105,8 @@ def names(topology: Topology, count: int) -> list[str]:
 
 
 def iam_resources(topology: Topology) -> list[str]:
-    """What a policy grants PutDashboard on: every deployment's dashboards, `<app>` and its
-    splits `<app>-2` ... `<app>-99`. IAM's `?` is one character, so `<app>-?` and `<app>-??`
+    """What a policy grants the deployer's dashboard calls on: every deployment's dashboards,
+    `<app>` and its splits `<app>-2` ... `<app>-99` (MAX_DASHBOARDS). IAM's `?` is one character, so `<app>-?` and `<app>-??`
     reach no other app's `<app>-<name>` of three characters or more. A dashboard's ARN has
     no Region: arn:${Partition}:cloudwatch::${Account}:dashboard/${DashboardName} (Service
     Authorization Reference, Amazon CloudWatch, resource type dashboard)."""
@@ -228,6 +231,11 @@ def build(topology: Topology, bounds: Limits | None = None) -> list[tuple[str, d
             widgets, metrics, size = 1, 0, _empty_size(topology)
         pages[-1].append(row)
         widgets, metrics, size = widgets + row_widgets, metrics + row_metrics, size + row_size
+    if len(pages) > MAX_DASHBOARDS:
+        raise DashboardQuotaError(
+            f"{topology.source}: {topology.app}: {len(topology.services)} services need "
+            f"{len(pages)} dashboards, over the {MAX_DASHBOARDS} the deploy role may write "
+            f"({topology.app} to {topology.app}-{MAX_DASHBOARDS}); split the topology")
     all_names = names(topology, len(pages))
     result = []
     for index, page in enumerate(pages):

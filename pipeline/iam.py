@@ -332,7 +332,8 @@ def _operation_scopes(topology: Topology) -> dict[str, list]:
         "s3": [Sub("arn:${AWS::Partition}:s3:::${Bucket}/*", Bucket=bucket)],
         # servicediscovery:DiscoverInstances has no resource-level permissions.
         "servicediscovery": ["*"],
-        # PutDashboard: the deployments' dashboards (generator.dashboard.iam_resources).
+        # Put, Get, DeleteDashboards: the deployments' dashboards by name
+        # (generator.dashboard.iam_resources).
         "cloudwatch": dashboard_arns(topology),
     }
 

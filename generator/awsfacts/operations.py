@@ -32,8 +32,11 @@ DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     "ecs.DescribeServices",
     "s3.PutObject",
     "s3.HeadObject",
-    # After a successful run, the deployment's dashboards (generator.ops.dashboards).
+    # After a successful run, the deployment's dashboards (generator.ops.dashboards): put,
+    # and those of an earlier, larger split found by name and deleted.
     "cloudwatch.PutDashboard",
+    "cloudwatch.GetDashboard",
+    "cloudwatch.DeleteDashboards",
 })
 
 # `deploy`'s preflight when topology.yaml has service_connect_tls (generator/ops/preflight.py):

@@ -611,7 +611,8 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Resource=["*"],
         ),
         Statement(
-            # deploy's last step puts the deployments' dashboards (generator.dashboard).
+            # deploy's last step puts the deployments' dashboards, and deletes those of an
+            # earlier, larger split (generator.ops.dashboards).
             Sid="PipelinePutsTheAppsDashboards",
             Effect=Allow,
             Action=[Action(*a.split(":", 1)) for a in sorted(operations.iam_actions(
