@@ -22,7 +22,9 @@ Metric names and dimensions: https://docs.aws.amazon.com/AmazonECS/latest/develo
 (Service Connect metrics, namespace AWS/ECS: DiscoveryName is the service's own side,
 TargetDiscoveryName with ServiceName the calling service's side) and
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Container-Insights-metrics-ECS.html
-(RunningTaskCount). Body syntax: https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html
+(RunningTaskCount). Body syntax, where a metric widget names its Region (an environment's;
+without environments the deployer adds its own, generator.ops.dashboards):
+https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html
 
 Limits (generator.awsfacts.quotas): widgets per dashboard, metrics per graph widget,
 metrics per dashboard, and the body's bytes. Rows are packed in deploy order into as many
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 from generator import plan
 from generator.awsfacts import quotas
 from generator.quotacheck import QuotaError
-from generator.topology import Service, Topology
+from generator.topology import Service, Topology, TopologyError
 
 DIRECTORY = "dashboards"
 SERVICE_CONNECT_NAMESPACE = "AWS/ECS"
@@ -106,8 +108,9 @@ def names(topology: Topology, count: int) -> list[str]:
 
 def iam_resources(topology: Topology) -> list[str]:
     """What a policy grants the deployer's dashboard calls on: every deployment's dashboards,
-    `<app>` and its splits `<app>-2` ... `<app>-99` (MAX_DASHBOARDS). IAM's `?` is one character, so `<app>-?` and `<app>-??`
-    reach no other app's `<app>-<name>` of three characters or more. A dashboard's ARN has
+    `<app>` and its splits `<app>-2` ... `<app>-99` (MAX_DASHBOARDS). IAM's `?` is one
+    character, so `<app>-?` and `<app>-??` reach no other app's `<app>-<name>` of three
+    characters or more. A dashboard's ARN has
     no Region: arn:${Partition}:cloudwatch::${Account}:dashboard/${DashboardName} (Service
     Authorization Reference, Amazon CloudWatch, resource type dashboard)."""
     apps = list(dict.fromkeys(deployment.app for deployment in topology.deployments))
@@ -271,11 +274,27 @@ def _check_row(topology: Topology, service: str, widgets: int, metrics: int, siz
 
 def render(topology: Topology, bounds: Limits | None = None) -> dict[str, bytes]:
     """templates/-relative path -> bytes, for every deployment's dashboards."""
+    _check_names(topology)
     files = {}
     for deployment in topology.deployments:
         for name, body in build(deployment, bounds):
             files[path(name)] = body_bytes(body)
     return files
+
+
+def _check_names(topology: Topology) -> None:
+    """An environment whose app is another's split name (`shop-staging-2` beside
+    `shop-staging`) would have its dashboard overwritten, or deleted as a leftover split,
+    by the other's deploy."""
+    apps = [deployment.app for deployment in topology.deployments]
+    for app in apps:
+        for other in apps:
+            rest = other.removeprefix(f"{app}-")
+            if other != app and rest != other and rest.isdigit():
+                raise TopologyError(
+                    f"{topology.source}: environments: the dashboards of {app} are named "
+                    f"{app}, {app}-2, {app}-3...: {other} would be one of them; rename "
+                    "that environment")
 
 
 def check(files: dict[str, bytes], bounds: Limits | None = None) -> None:

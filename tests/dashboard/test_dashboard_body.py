@@ -175,3 +175,12 @@ def test_each_environment_gets_its_own_dashboard(two_environments):
         endpoint = two_environments.in_environment(env).endpoint(
             two_environments.in_environment(env).service("web"))
         assert any(endpoint in w["properties"].get("markdown", "") for w in body["widgets"])
+
+
+def test_an_environment_named_like_another_ones_split_is_refused(two_environments_text):
+    """`staging-2` would be staging's second dashboard, and be deleted as a leftover split."""
+    text = two_environments_text.replace("  production:\n", "  staging-2:\n")
+    with pytest.raises(topology_module.TopologyError) as raised:
+        dashboard.render(topology_module.parse(text, "topology.yaml"))
+    assert "shop-staging-2 would be one of them" in str(raised.value)
+    assert "\n" not in str(raised.value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.ops.conftest import REGION
-from tests.ops.test_ops_environments import env_deploy, production_clients, two_accounts  # noqa: F401
+from tests.ops.test_ops_environments import env_deploy, two_accounts  # noqa: F401
 
 
 def dashboard_names(client) -> list[str]:
