@@ -297,6 +297,27 @@ def _check_names(topology: Topology) -> None:
                     "that environment")
 
 
+def changes(old_dir, new_dir, app: str | None = None) -> list[tuple[str, str]]:
+    """What deploying new_dir's dashboards over old_dir's does, for check-upgrade: (name,
+    "created" | "changed" | "deleted"), by name; `app`: only that deployment's (`<app>`,
+    `<app>-<n>`). Two templates directories, as `generate` writes them."""
+    from pathlib import Path
+
+    def read(directory) -> dict[str, bytes]:
+        found = {}
+        for file in sorted((Path(directory) / DIRECTORY).glob("*.json")):
+            rest = file.stem.removeprefix(f"{app}-") if app else ""
+            if app is None or file.stem == app or (rest != file.stem and rest.isdigit()):
+                found[file.stem] = file.read_bytes()
+        return found
+
+    old, new = read(old_dir), read(new_dir)
+    result = [(name, "created") for name in new if name not in old]
+    result += [(name, "changed") for name in new if name in old and old[name] != new[name]]
+    result += [(name, "deleted") for name in old if name not in new]
+    return sorted(result)
+
+
 def check(files: dict[str, bytes], bounds: Limits | None = None) -> None:
     """Every rendered dashboard inside every limit, counted on the bytes to be written (a
     check independent of the packing above); DashboardQuotaError names the file."""

@@ -11,6 +11,7 @@ from tests.dashboard.test_dashboard_limits import HUB
 
 
 def generate(tmp_path, text: str, *extra: str) -> int:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "topology.yaml").write_text(text, encoding="utf-8")
     return cli.main(["generate", "--topology", str(tmp_path / "topology.yaml"),
                      "--out", str(tmp_path / "templates"), *extra])
@@ -53,3 +54,22 @@ def test_a_hand_edited_dashboard_is_stale(tmp_path):
     path.write_text(path.read_text().replace('"p99"', '"Average"'), encoding="utf-8")
     files = render.render(topology_module.load(tmp_path / "topology.yaml"))
     assert render.stale_files(tmp_path / "templates", files) == ["dashboards/shop.json"]
+
+
+def test_changes_names_the_dashboards_created_changed_and_deleted(tmp_path, monkeypatch,
+                                                                  two_environments_text):
+    """For check-upgrade: one deployment's dashboards, old templates against new."""
+    from generator import dashboard
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    small = dataclasses.replace(quotas.METRICS_PER_DASHBOARD, limit=25)
+    monkeypatch.setattr(quotas, "METRICS_PER_DASHBOARD", small)
+    assert generate(old, HUB) == 0  # shop, shop-2
+    monkeypatch.undo()
+    assert generate(new, HUB.replace("e: {port: 8080, calls: [hub]}", "e: {port: 8080}")) == 0
+    assert dashboard.changes(old / "templates", new / "templates", "shop") == [
+        ("shop", "changed"), ("shop-2", "deleted")]
+    assert dashboard.changes(new / "templates", new / "templates", "shop") == []
+    assert generate(tmp_path / "envs", two_environments_text) == 0
+    assert dashboard.changes(new / "templates", tmp_path / "envs" / "templates",
+                             "shop-staging") == [("shop-staging", "created")]
