@@ -28,7 +28,9 @@ https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dash
 
 Limits (generator.awsfacts.quotas): widgets per dashboard, metrics per graph widget,
 metrics per dashboard, and the body's bytes. Rows are packed in deploy order into as many
-dashboards as the limits need, named `<app>`, `<app>-2`, `<app>-3`, ...; a service with
+dashboards as the limits need, named `<app>`, `<app>_2`, `<app>_3`, ... (`_`, which no app or
+environment name can hold, so that `dashboard/<app>_*` in a policy reaches this
+deployment's splits and no other app's: IAM's wildcards cannot say "digits"); a service with
 more callers than one graph may hold gets each graph split into several widgets, each with
 at most that many lines (the first one also carries the every-caller line), so no caller's
 line is ever dropped. A single service row past a dashboard's limits is a QuotaError.
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from generator import plan
 from generator.awsfacts import quotas
 from generator.quotacheck import QuotaError
-from generator.topology import Service, Topology, TopologyError
+from generator.topology import Service, Topology
 
 DIRECTORY = "dashboards"
 SERVICE_CONNECT_NAMESPACE = "AWS/ECS"
@@ -60,8 +62,9 @@ TRAFFIC_GRAPHS = (
     ("p99 latency (ms)", "TargetResponseTime", "p99"),
 )
 ALL_CALLERS = "all callers"
-# `<app>` to `<app>-99`: the names the deploy step's role may put and delete
-# (iam_resources), and far more than 300 services need (4).
+SPLIT = "_"
+# `<app>` to `<app>_99`: a bound on the leftover splits `deploy` looks for, far more than
+# 300 services need (4).
 MAX_DASHBOARDS = 99
 
 
@@ -102,19 +105,20 @@ def path(name: str) -> str:
 
 
 def names(topology: Topology, count: int) -> list[str]:
-    """`<app>`, then `<app>-2`, `<app>-3`, ... (DashboardName: letters, digits, - and _)."""
-    return [topology.app] + [f"{topology.app}-{index}" for index in range(2, count + 1)]
+    """`<app>`, then `<app>_2`, `<app>_3`, ... (DashboardName: letters, digits, - and _;
+    an app is a DNS label, without `_`)."""
+    return [topology.app] + [f"{topology.app}{SPLIT}{index}" for index in range(2, count + 1)]
 
 
 def iam_resources(topology: Topology) -> list[str]:
     """What a policy grants the deployer's dashboard calls on: every deployment's dashboards,
-    `<app>` and its splits `<app>-2` ... `<app>-99` (MAX_DASHBOARDS). IAM's `?` is one
-    character, so `<app>-?` and `<app>-??` reach no other app's `<app>-<name>` of three
-    characters or more. A dashboard's ARN has
-    no Region: arn:${Partition}:cloudwatch::${Account}:dashboard/${DashboardName} (Service
+    `<app>` and its splits `<app>_<n>`. No app or environment name holds `_` (DNS labels),
+    so `<app>_*` is no other app's dashboard, even one whose name extends this app's
+    (`<app>-eu`). A dashboard's ARN has no Region:
+    arn:${Partition}:cloudwatch::${Account}:dashboard/${DashboardName} (Service
     Authorization Reference, Amazon CloudWatch, resource type dashboard)."""
     apps = list(dict.fromkeys(deployment.app for deployment in topology.deployments))
-    return [f"dashboard/{app}{suffix}" for app in apps for suffix in ("", "-?", "-??")]
+    return [f"dashboard/{app}{suffix}" for app in apps for suffix in ("", f"{SPLIT}*")]
 
 
 def metric_count(widget: dict) -> int:
@@ -237,8 +241,8 @@ def build(topology: Topology, bounds: Limits | None = None) -> list[tuple[str, d
     if len(pages) > MAX_DASHBOARDS:
         raise DashboardQuotaError(
             f"{topology.source}: {topology.app}: {len(topology.services)} services need "
-            f"{len(pages)} dashboards, over the {MAX_DASHBOARDS} the deploy role may write "
-            f"({topology.app} to {topology.app}-{MAX_DASHBOARDS}); split the topology")
+            f"{len(pages)} dashboards, over the {MAX_DASHBOARDS} `deploy` manages "
+            f"({topology.app} to {topology.app}{SPLIT}{MAX_DASHBOARDS}); split the topology")
     all_names = names(topology, len(pages))
     result = []
     for index, page in enumerate(pages):
@@ -274,7 +278,6 @@ def _check_row(topology: Topology, service: str, widgets: int, metrics: int, siz
 
 def render(topology: Topology, bounds: Limits | None = None) -> dict[str, bytes]:
     """templates/-relative path -> bytes, for every deployment's dashboards."""
-    _check_names(topology)
     files = {}
     for deployment in topology.deployments:
         for name, body in build(deployment, bounds):
@@ -282,31 +285,16 @@ def render(topology: Topology, bounds: Limits | None = None) -> dict[str, bytes]
     return files
 
 
-def _check_names(topology: Topology) -> None:
-    """An environment whose app is another's split name (`shop-staging-2` beside
-    `shop-staging`) would have its dashboard overwritten, or deleted as a leftover split,
-    by the other's deploy."""
-    apps = [deployment.app for deployment in topology.deployments]
-    for app in apps:
-        for other in apps:
-            rest = other.removeprefix(f"{app}-")
-            if other != app and rest != other and rest.isdigit():
-                raise TopologyError(
-                    f"{topology.source}: environments: the dashboards of {app} are named "
-                    f"{app}, {app}-2, {app}-3...: {other} would be one of them; rename "
-                    "that environment")
-
-
 def changes(old_dir, new_dir, app: str | None = None) -> list[tuple[str, str]]:
     """What deploying new_dir's dashboards over old_dir's does, for check-upgrade: (name,
     "created" | "changed" | "deleted"), by name; `app`: only that deployment's (`<app>`,
-    `<app>-<n>`). Two templates directories, as `generate` writes them."""
+    `<app>_<n>`). Two templates directories, as `generate` writes them."""
     from pathlib import Path
 
     def read(directory) -> dict[str, bytes]:
         found = {}
         for file in sorted((Path(directory) / DIRECTORY).glob("*.json")):
-            rest = file.stem.removeprefix(f"{app}-") if app else ""
+            rest = file.stem.removeprefix(f"{app}{SPLIT}") if app else ""
             if app is None or file.stem == app or (rest != file.stem and rest.isdigit()):
                 found[file.stem] = file.read_bytes()
         return found

@@ -9,7 +9,7 @@ filled in here.
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutDashboard.html
 
 A deployment that now needs fewer dashboards than before (a split undone) leaves
-`<app>-<n>` dashboards nothing writes any more: they are found by name, `<app>-<k+1>` on
+`<app>_<n>` dashboards nothing writes any more: they are found by name, `<app>_<k+1>` on
 until GetDashboard answers ResourceNotFound (API_GetDashboard.html), and deleted, so no
 page of the old split shows services that moved. No listing: every call names a dashboard,
 so IAM can scope it to the app's names (generator.dashboard.iam_resources).
@@ -67,7 +67,7 @@ def put(cloudwatch, topology: Topology, templates_dir: Path, reporter: Reporter,
 
 def _retire(cloudwatch, topology: Topology, kept: int, reporter: Reporter,
             dry_run: bool) -> list[StackOutcome]:
-    """Delete `<app>-<kept+1>`, `<app>-<kept+2>`, ... while they exist."""
+    """Delete `<app>_<kept+1>`, `<app>_<kept+2>`, ... while they exist."""
     stale = []
     for index in range(kept + 1, dashboard.MAX_DASHBOARDS + 1):
         name = dashboard.names(topology, index)[-1]

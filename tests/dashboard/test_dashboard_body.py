@@ -177,10 +177,12 @@ def test_each_environment_gets_its_own_dashboard(two_environments):
         assert any(endpoint in w["properties"].get("markdown", "") for w in body["widgets"])
 
 
-def test_an_environment_named_like_another_ones_split_is_refused(two_environments_text):
-    """`staging-2` would be staging's second dashboard, and be deleted as a leftover split."""
+
+def test_an_environment_named_like_a_split_keeps_its_own_dashboard(two_environments_text):
+    """Splits are `<app>_<n>`: `_` is in no app or environment name, so an environment
+    `staging-2` (app shop-staging-2) is never staging's second dashboard."""
     text = two_environments_text.replace("  production:\n", "  staging-2:\n")
-    with pytest.raises(topology_module.TopologyError) as raised:
-        dashboard.render(topology_module.parse(text, "topology.yaml"))
-    assert "shop-staging-2 would be one of them" in str(raised.value)
-    assert "\n" not in str(raised.value)
+    files = dashboard.render(topology_module.parse(text, "topology.yaml"))
+    assert sorted(files) == ["dashboards/shop-staging-2.json", "dashboards/shop-staging.json"]
+    assert dashboard.names(topology_module.parse(text, "topology.yaml").in_environment(
+        "staging"), 3) == ["shop-staging", "shop-staging_2", "shop-staging_3"]

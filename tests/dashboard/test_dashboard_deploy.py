@@ -71,13 +71,13 @@ def test_each_environment_puts_its_own_dashboard_in_its_own_account(two_accounts
 
 def test_the_dashboards_of_an_earlier_larger_split_are_deleted(project, run, boto):
     cloudwatch = boto("cloudwatch")
-    for name in ("shop-2", "shop-3", "shop-5", "shop-team"):  # -5: not next in the sequence
+    for name in ("shop_2", "shop_3", "shop_5", "shop-team"):  # _5: not next in the sequence
         cloudwatch.put_dashboard(DashboardName=name, DashboardBody='{"widgets": []}')
     code, out, err = run(project.first_deploy_argv("--dry-run"))
     assert (code, err) == (0, "")
-    assert "shop-2" in dashboard_names(boto) and "dashboard would be deleted" in out
+    assert "shop_2" in dashboard_names(boto) and "dashboard would be deleted" in out
 
     code, out, err = run(project.first_deploy_argv())
     assert (code, err) == (0, "")
-    assert dashboard_names(boto) == ["shop", "shop-5", "shop-team"]
+    assert dashboard_names(boto) == ["shop", "shop-team", "shop_5"]
     assert "dashboard deleted: shop needs 1 dashboard(s) now" in out

@@ -41,7 +41,7 @@ def test_fewer_dashboards_after_a_split_removes_the_extra_one(tmp_path, monkeypa
     small = dataclasses.replace(quotas.METRICS_PER_DASHBOARD, limit=25)
     monkeypatch.setattr(quotas, "METRICS_PER_DASHBOARD", small)
     assert generate(tmp_path, HUB) == 0
-    assert dashboards(tmp_path) == ["shop-2.json", "shop.json"]
+    assert dashboards(tmp_path) == ["shop.json", "shop_2.json"]
     monkeypatch.undo()
     assert generate(tmp_path, HUB) == 0
     assert dashboards(tmp_path) == ["shop.json"]
@@ -64,11 +64,11 @@ def test_changes_names_the_dashboards_created_changed_and_deleted(tmp_path, monk
     old, new = tmp_path / "old", tmp_path / "new"
     small = dataclasses.replace(quotas.METRICS_PER_DASHBOARD, limit=25)
     monkeypatch.setattr(quotas, "METRICS_PER_DASHBOARD", small)
-    assert generate(old, HUB) == 0  # shop, shop-2
+    assert generate(old, HUB) == 0  # shop, shop_2
     monkeypatch.undo()
     assert generate(new, HUB.replace("e: {port: 8080, calls: [hub]}", "e: {port: 8080}")) == 0
     assert dashboard.changes(old / "templates", new / "templates", "shop") == [
-        ("shop", "changed"), ("shop-2", "deleted")]
+        ("shop", "changed"), ("shop_2", "deleted")]
     assert dashboard.changes(new / "templates", new / "templates", "shop") == []
     assert generate(tmp_path / "envs", two_environments_text) == 0
     assert dashboard.changes(new / "templates", tmp_path / "envs" / "templates",

@@ -40,7 +40,7 @@ def scale_files(scale):
 
 def test_300_services_split_into_dashboards_each_inside_every_limit(scale_files):
     assert list(scale_files) == ["dashboards/scale.json"] + [
-        f"dashboards/scale-{n}.json" for n in range(2, len(scale_files) + 1)]
+        f"dashboards/scale_{n}.json" for n in range(2, len(scale_files) + 1)]
     assert len(scale_files) > 1  # 300 rows of 5 widgets cannot fit 500 widgets
     for relative, content in scale_files.items():
         found = counted(content)

@@ -268,7 +268,7 @@ FOREIGN = [
     ("dashboard-of-app-extending-the-name", 9, "cloudwatch:PutDashboard",
      f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}-prod", {}),
     ("delete-dashboard-of-another-team", 0, "cloudwatch:DeleteDashboards",
-     f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/billing-2", {}),
+     f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/billing_2", {}),
 ]
 
 OWN_CA = ("arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/"
@@ -327,8 +327,8 @@ OWN = {
         ("iam:PassRole", DEPLOY_ROLE_ARN, {"iam:PassedToService": "cloudformation.amazonaws.com"}),
         ("s3:PutObject", f"arn:aws:s3:::{TEMPLATE_BUCKET}/templates/service.yaml", {}),
         ("cloudwatch:PutDashboard", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}", {}),
-        ("cloudwatch:PutDashboard", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}-2", {}),
-        ("cloudwatch:DeleteDashboards", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}-12", {}),
+        ("cloudwatch:PutDashboard", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}_2", {}),
+        ("cloudwatch:DeleteDashboards", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}_12", {}),
     ],
     "VerifyRole": [
         ("s3:GetObject", f"arn:aws:s3:::{ARTIFACT_BUCKET}/build.zip", {}),
