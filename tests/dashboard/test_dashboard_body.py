@@ -186,3 +186,30 @@ def test_an_environment_named_like_a_split_keeps_its_own_dashboard(two_environme
     assert sorted(files) == ["dashboards/shop-staging-2.json", "dashboards/shop-staging.json"]
     assert dashboard.names(topology_module.parse(text, "topology.yaml").in_environment(
         "staging"), 3) == ["shop-staging", "shop-staging_2", "shop-staging_3"]
+
+
+def test_every_widget_has_the_documented_shape(shop, two_environments):
+    """CloudWatch-Dashboard-Body-Structure.html: a widget has type, x (0-23), y, width
+    (1-24) and height (1-1000); a metric widget's `metrics` lines are [Namespace,
+    MetricName, DimensionName, DimensionValue, ..., {rendering properties}], its `period`
+    a multiple of 60, its `view` timeSeries; a text widget has `markdown`."""
+    bodies = [body for topology in (shop, *two_environments.deployments)
+              for _, body in dashboard.build(topology)]
+    for body in bodies:
+        assert set(body) == {"start", "periodOverride", "widgets"}
+        for widget in body["widgets"]:
+            assert set(widget) == {"type", "x", "y", "width", "height", "properties"}
+            assert 0 <= widget["x"] <= 23 and widget["y"] >= 0
+            assert 1 <= widget["width"] <= 24 and 1 <= widget["height"] <= 1000
+            properties = widget["properties"]
+            if widget["type"] == "text":
+                assert set(properties) == {"markdown"} and properties["markdown"]
+                continue
+            assert widget["type"] == "metric"
+            assert properties["view"] == "timeSeries" and properties["period"] % 60 == 0
+            assert properties["stat"] in ("Sum", "Average", "p99") and properties["title"]
+            for line in properties["metrics"]:
+                *names_and_values, options = line
+                assert isinstance(options, dict) and set(options) == {"label"}
+                assert all(isinstance(item, str) and item for item in names_and_values)
+                assert len(names_and_values) % 2 == 0  # namespace, metric, then pairs
