@@ -132,3 +132,21 @@ def test_generate_refuses_a_row_past_the_limits_in_one_line_and_writes_nothing(
     assert err.count("\n") == 1
     assert "services.hub" in err and "19 metrics per dashboard, over 10" in err
     assert not out.exists()
+
+
+def test_the_readmes_split_figures_are_what_generate_makes(scale_files):
+    """README, "Dashboard": the table of dashboards at 300 services."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Dashboard", 1)[1].split("\n### ", 1)[0]
+    for relative, content in scale_files.items():
+        name = relative.split("/")[1].removesuffix(".json")
+        found = counted(content)
+        body = json.loads(content)
+        services = sum(1 for w in body["widgets"]
+                       if w["properties"].get("markdown", "").startswith("### "))
+        row = (f"| `{name}` | {services} | {found['widgets']} | {found['metrics']:,} | "
+               f"{found['bytes']:,} |")
+        assert row in section, row
+    assert f"it takes **{len(scale_files)} dashboards**" in section
