@@ -155,11 +155,13 @@ def _caller_side(topology: Topology, service: Service, caller: Service, metric: 
 
 
 def _service_text(topology: Topology, service: Service, callers: list[Service]) -> dict:
+    env = f" --env {topology.environment.name}" if topology.environment else ""
     lines = [f"### {service.name}", f"`{topology.endpoint(service)}`", "",
-             f"stack `{topology.stack_name(service)}`",
-             f"{len(callers)} caller(s), {len(service.calls)} callee(s)"]
+             f"- stack `{topology.stack_name(service)}`",
+             f"- {len(callers)} caller(s), {len(service.calls)} callee(s)"]
     if service.public:
-        lines.append("public: behind its own load balancer")
+        lines.append("- public: behind its own load balancer")
+    lines.append(f"- logs: `python -m generator logs {service.name}{env}`")
     return _text("\n".join(lines), TEXT_WIDTH, ROW_HEIGHT)
 
 

@@ -26,7 +26,7 @@ COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 def _text_lines(widget: dict) -> list[str]:
     properties = widget.get("properties", {})
     if widget["type"] == "text":
-        lines = [line.lstrip("#").strip().replace("`", "") for line in
+        lines = [line.lstrip("#").strip().removeprefix("- ").replace("`", "") for line in
                  properties.get("markdown", "").splitlines() if line.strip()]
         return lines
     return [properties.get("title", "")]

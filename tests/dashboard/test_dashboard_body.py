@@ -78,6 +78,7 @@ def test_a_row_is_the_service_and_its_endpoint_then_traffic_then_tasks(shop):
     row = dict(rows(body))["client"]
     text = row[0]["properties"]["markdown"]
     assert shop.endpoint(shop.service("client")) in text  # http://front.shop.local:9090
+    assert "`python -m generator logs client`" in text  # what to run next, at 3 a.m.
     titles = [w["properties"]["title"] for w in row[1:]]
     assert titles == ["client: requests", "client: 5xx", "client: p99 latency (ms)",
                       "client: running tasks"]
@@ -175,6 +176,8 @@ def test_each_environment_gets_its_own_dashboard(two_environments):
         endpoint = two_environments.in_environment(env).endpoint(
             two_environments.in_environment(env).service("web"))
         assert any(endpoint in w["properties"].get("markdown", "") for w in body["widgets"])
+        assert any(f"`python -m generator logs web --env {env}`" in w["properties"].get(
+            "markdown", "") for w in body["widgets"])
 
 
 
