@@ -80,7 +80,7 @@ def _generate(args: argparse.Namespace, prewarmed) -> int:
         print(f"{root_dir / relative}  ({state})")
     for relative in changed:
         if relative not in files:
-            print(f"{out_dir / relative}  (removed: no such service)")
+            print(f"{out_dir / relative}  (removed: nothing in the topology makes it)")
     # --lint: one process, so Python and the generator start once for both steps.
     return cmd_lint(args, prewarmed) if args.lint else EXIT_OK
 

@@ -292,5 +292,8 @@ def check(topology: Topology, files: Mapping[str, bytes], documents: Mapping[str
     for deployment in topology.deployments:
         check_ingress_parameters(deployment, documents)
     check_params(files, documents)
+    from generator import dashboard  # each dashboard body inside CloudWatch's limits
+
+    dashboard.check(files)
 
 

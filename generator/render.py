@@ -14,7 +14,7 @@ from typing import Callable
 import cfn_flip
 from troposphere import Template
 
-from generator import fingerprint, params
+from generator import dashboard, fingerprint, params
 from generator.stacks import bootstrap, cluster, ingress, network, service
 from generator.topology import Topology
 
@@ -92,6 +92,8 @@ def render_with_documents(topology: Topology) -> tuple[dict[str, bytes], dict[st
         for svc in deployment.services:
             files[params_path(deployment, svc.name)] = json_bytes(
                 params.configuration(deployment, svc))
+    # Each deployment's CloudWatch dashboards: bodies `deploy` puts (generator.dashboard).
+    files.update(dashboard.render(topology))
     return dict(sorted(files.items())), documents
 
 
@@ -104,7 +106,7 @@ def params_path(topology: Topology, service: str) -> str:
 
 def stale_files(out_dir: Path, files: dict[str, bytes], orphans: bool = True) -> list[str]:
     """Files that differ from `files`, are missing, or (`orphans`) are params files no
-    service owns."""
+    service owns or dashboards no deployment has."""
     differing = []
     for relative, content in files.items():
         path = out_dir / relative
@@ -114,11 +116,13 @@ def stale_files(out_dir: Path, files: dict[str, bytes], orphans: bool = True) ->
 
 
 def orphaned_params(out_dir: Path, files: dict[str, bytes]) -> list[str]:
-    params_dir = out_dir / PARAMS_DIR
-    if not params_dir.is_dir():
-        return []
-    found = [path.relative_to(out_dir).as_posix()
-             for pattern in ("*.json", "*/*.json") for path in params_dir.glob(pattern)]
+    """Generated files on disk that `files` no longer has: params files, dashboards."""
+    found = []
+    for directory, patterns in ((PARAMS_DIR, ("*.json", "*/*.json")),
+                                (dashboard.DIRECTORY, ("*.json",))):
+        if (out_dir / directory).is_dir():
+            found += [path.relative_to(out_dir).as_posix()
+                      for pattern in patterns for path in (out_dir / directory).glob(pattern)]
     return sorted(relative for relative in found if relative not in files)
 
 
@@ -132,7 +136,8 @@ def write(out_dir: Path, files: dict[str, bytes], orphans: bool = True) -> list[
         path = out_dir / relative
         if relative not in files:
             path.unlink()
-            if path.parent != out_dir / PARAMS_DIR and not any(path.parent.iterdir()):
+            if (path.parent not in (out_dir / PARAMS_DIR, out_dir / dashboard.DIRECTORY)
+                    and not any(path.parent.iterdir())):
                 path.parent.rmdir()  # a removed environment's params directory
             continue
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -335,10 +335,21 @@ def _operation_scopes(topology: Topology) -> dict[str, list]:
         "servicediscovery": ["*"],
         # The bake's and `status`'s DescribeAlarms, by name: each environment's alarms
         # (generator.names: <app>-<service>-..., <app>-<caller>-to-<callee>-...); the
-        # alarm ARN of the Service Authorization Reference, Amazon CloudWatch.
-        "cloudwatch": [_arn("cloudwatch", f"alarm:{deployment.app}-*")
-                       for deployment in topology.deployments],
+        # alarm ARN of the Service Authorization Reference, Amazon CloudWatch. Put, Get,
+        # DeleteDashboards: the deployments' dashboards by name
+        # (generator.dashboard.iam_resources).
+        "cloudwatch": ([_arn("cloudwatch", f"alarm:{deployment.app}-*")
+                        for deployment in topology.deployments]
+                       + dashboard_arns(topology)),
     }
+
+
+def dashboard_arns(topology: Topology) -> list[Sub]:
+    """CloudWatch dashboards are global: their ARNs have no Region."""
+    from generator import dashboard
+
+    return [Sub("arn:${AWS::Partition}:cloudwatch::${AWS::AccountId}:%s" % resource)
+            for resource in dashboard.iam_resources(topology)]
 
 
 def operation_statements(topology: Topology, declared, unnamed=frozenset()) -> list[Statement]:

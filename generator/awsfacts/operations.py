@@ -17,7 +17,7 @@ from typing import Iterable
 # app's stacks, their events while waiting, deleting an empty REVIEW_IN_PROGRESS stack or
 # a pruned one, the cluster stack's parameters and outputs (DescribeStacks), the live
 # desiredCount of each ECS service, and templates above 51,200 bytes uploaded to the
-# bootstrap stack's TemplateBucket.
+# bootstrap stack's TemplateBucket; then the deployment's CloudWatch dashboards.
 DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     "cloudformation.DescribeStacks",
     "cloudformation.CreateChangeSet",
@@ -38,6 +38,11 @@ DEPLOY_OPERATIONS: frozenset[str] = frozenset({
     # ${AlarmName}), so it is scoped to the app's alarm names, not "*"; only composite
     # alarms need it on "*" (API_DescribeAlarms.html).
     "cloudwatch.DescribeAlarms",
+    # After a successful run, the deployment's dashboards (generator.ops.dashboards): put,
+    # and those of an earlier, larger split found by name and deleted.
+    "cloudwatch.PutDashboard",
+    "cloudwatch.GetDashboard",
+    "cloudwatch.DeleteDashboards",
 })
 
 # `deploy`'s preflight when topology.yaml has service_connect_tls (generator/ops/preflight.py):

@@ -77,3 +77,19 @@ ALARMS_PER_DESCRIBE_ALARMS = Quota("alarm names (and records) per DescribeAlarms
 # backing off; aws-sam-cli#2671 reports it from parallel deploys). The deployer paces its
 # own CloudFormation calls to this rate and leaves the rest to botocore's retries.
 CLOUDFORMATION_CALLS_PER_SECOND_ASSUMED = 5.0
+
+# CloudWatch dashboards (generator.dashboard): "Up to 500 widgets per dashboard. Up to 500
+# metrics per dashboard widget. Up to 2500 metrics per dashboard, across all widgets"
+# (CloudWatch service quotas, not adjustable); a DashboardBody holds "between 0 and 500
+# widget objects" (Dashboard Body Structure and Syntax).
+CLOUDWATCH_QUOTAS = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_limits.html"
+WIDGETS_PER_DASHBOARD = Quota("widgets per dashboard", 500, CLOUDWATCH_QUOTAS)
+METRICS_PER_DASHBOARD_WIDGET = Quota("metrics per graph widget", 500, CLOUDWATCH_QUOTAS)
+METRICS_PER_DASHBOARD = Quota("metrics per dashboard", 2_500, CLOUDWATCH_QUOTAS)
+# An assumption, not a quota: neither page states a size for DashboardBody, and PutDashboard
+# gives it as "Type: String" only. Each body is kept under 1 MB, far above what 500 widgets
+# take here (a 300-service dashboard is about a fifth of it), so that a body never nears
+# whatever the API enforces.
+DASHBOARD_BODY_BYTES = Quota(
+    "bytes of dashboard body (assumed: AWS states no size)", 1_000_000,
+    "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutDashboard.html")

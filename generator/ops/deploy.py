@@ -31,6 +31,8 @@ The pipeline's Deploy stage runs this same command, so there is one deployer. Or
    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html);
 5. the cluster stack once more, only when Service Connect TLS was turned off: its
    infrastructure role goes after the last service stack stopped using it.
+6. the deployment's CloudWatch dashboards (`generator.ops.dashboards`), once every stack
+   succeeded.
 
 Parameters follow the console-update rule (`generator.params`): topology-owned values from
 the params file; operator-owned ones with UsePreviousValue; DesiredCount read from the
@@ -229,7 +231,8 @@ class Deployment:
         self.ecs = ecs
         self.s3 = s3
         self.acmpca = acmpca  # read only when topology.yaml has service_connect_tls
-        # The bakes' alarms (None: no bake), read with the same pacing.
+        # The bakes' alarms (None: no bake), read with the same pacing, and the
+        # dashboards, put after a successful run.
         self.cloudwatch = cloudwatch
         if cloudwatch is not None:
             self.pacer.attach(cloudwatch)
@@ -404,7 +407,18 @@ class Deployment:
             self.reporter.say("== network stacks of removed services")
             if not self._delete_all(removed[params.KIND_NETWORK]):
                 return False
-        return self._retire_tls_role()
+        return self._retire_tls_role() and self._put_dashboards()
+
+    def _put_dashboards(self) -> bool:
+        """Once every stack is deployed: the deployment's dashboards (generator.ops.dashboards)."""
+        if self.cloudwatch is None:
+            return True
+        from generator.ops import dashboards
+
+        failures = dashboards.put(self.cloudwatch, self.topology, self.options.templates_dir,
+                                  self.reporter, dry_run=self.options.dry_run)
+        self.outcomes.extend(failures)
+        return not failures
 
     def _stack_jobs(self, deploy_values: Mapping[str, str]) -> list[Job]:
         """Every network, ingress and service stack of the run as one graph of jobs:

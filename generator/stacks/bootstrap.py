@@ -624,6 +624,16 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             Resource=[_arn("cloudwatch", f"alarm:{app}-*")],
         ),
         Statement(
+            # deploy's last step puts the deployments' dashboards, and deletes those of an
+            # earlier, larger split (generator.ops.dashboards).
+            Sid="PipelinePutsTheAppsDashboards",
+            Effect=Allow,
+            Action=[Action(*a.split(":", 1)) for a in sorted(operations.iam_actions(
+                operations.DEPLOY_OPERATIONS)) if a.startswith("cloudwatch:")
+                and "Dashboard" in a],
+            Resource=deployer.dashboard_arns(topology),
+        ),
+        Statement(
             # No role inside the boundary changes this stack (the deploy role, the
             # boundary itself); reading its outputs stays allowed.
             Sid="NeverChangeTheBootstrapStack",

@@ -57,7 +57,7 @@ from troposphere import (
 from generator import names
 from generator.awsfacts import operations
 from generator.topology import Topology, TopologyError
-from pipeline.iam import BUILD_ROLE, DEPLOY_STEP_ROLE, VERIFY_ROLE
+from pipeline.iam import BUILD_ROLE, DEPLOY_STEP_ROLE, VERIFY_ROLE, dashboard_arns
 
 TRUSTED_ACCOUNT = "TrustedAccount"
 HAS_TRUSTED_ACCOUNT = "HasTrustedAccount"
@@ -120,8 +120,9 @@ def operation_scopes(topology: Topology, template_bucket: str) -> dict[str, list
         "cloudformation": [_arn("cloudformation", f"stack/{d.app}-*/*") for d in deployments],
         "ecs": [_arn("ecs", f"service/{d.cluster_stack_name}/*") for d in deployments],
         "s3": [Sub("${%s.Arn}/*" % template_bucket)],
-        # The bake's DescribeAlarms, by name (generator.ops.bake).
-        "cloudwatch": [_arn("cloudwatch", f"alarm:{d.app}-*") for d in deployments],
+        # The bake's DescribeAlarms, by name (generator.ops.bake), and the dashboards.
+        "cloudwatch": ([_arn("cloudwatch", f"alarm:{d.app}-*") for d in deployments]
+                       + dashboard_arns(topology)),
     }
 
 

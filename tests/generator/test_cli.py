@@ -104,8 +104,12 @@ def test_lint_is_clean_on_generated_templates_and_formats_parse(out_dir, tmp_pat
     assert "clean" in capsys.readouterr().out
     assert main(["lint", "--out", str(out_dir), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    generated = len([path for path in out_dir.rglob("*") if path.suffix in (".yaml", ".json")])
+    # Every template and params file; not the dashboards, which are no CloudFormation.
+    generated = len([path for path in out_dir.rglob("*") if path.suffix in (".yaml", ".json")
+                     and path.parent.name != "dashboards"])
+    assert (out_dir / "dashboards" / "demo.json").is_file()
     assert report["findings"] == [] and len(report["files"]) == generated
+    assert not [f for f in report["files"] if "dashboards" in f]
     junit = tmp_path / "reports" / "lint.xml"
     assert main(["lint", "--out", str(out_dir), "--format", "junit", "--output", str(junit)]) == 0
     suite = ET.parse(junit).getroot().find("testsuite")

@@ -177,6 +177,11 @@ OWN = [
     ("s3:DeleteObject", f"arn:aws:s3:::{TEMPLATE_BUCKET}/deployed/service.yaml", {}),
     ("s3:ListBucket", f"arn:aws:s3:::{TEMPLATE_BUCKET}", {}),
     ("iam:PassRole", DEPLOY_ROLE_ARN, TO_CLOUDFORMATION),
+    # The environment's dashboards (generator.ops.dashboards): no Region in their ARN.
+    ("cloudwatch:PutDashboard", f"arn:aws:cloudwatch::{PRODUCTION}:dashboard/{APP}-production",
+     {}),
+    ("cloudwatch:DeleteDashboards",
+     f"arn:aws:cloudwatch::{PRODUCTION}:dashboard/{APP}-production_3", {}),
 ]
 
 
@@ -222,6 +227,12 @@ FOREIGN = [
      {}),
     ("update-a-service-directly", "ecs:UpdateService",
      f"arn:aws:ecs:{P}:service/{APP}-production-cluster/web", {}),
+    ("another-teams-dashboard", "cloudwatch:PutDashboard",
+     f"arn:aws:cloudwatch::{PRODUCTION}:dashboard/billing", {}),
+    ("the-project-apps-dashboard", "cloudwatch:DeleteDashboards",
+     f"arn:aws:cloudwatch::{PRODUCTION}:dashboard/{APP}", {}),
+    ("dashboard-of-an-app-extending-the-environment", "cloudwatch:PutDashboard",
+     f"arn:aws:cloudwatch::{PRODUCTION}:dashboard/{APP}-production-eu", {}),
 ]
 
 

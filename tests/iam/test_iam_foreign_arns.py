@@ -261,6 +261,14 @@ FOREIGN = [
      f"arn:aws:logs:{P}:log-group:/ecs/billing-cluster/api:log-stream:app/app/0a1b", {}),
     ("invoke-another-teams-function", 0, "lambda:InvokeFunction",
      f"arn:aws:lambda:{P}:function:billing-charge", {}),
+    # deploy puts the app's dashboards (generator.dashboard.iam_resources); a dashboard's
+    # ARN has no Region.
+    ("dashboard-of-another-team", 0, "cloudwatch:PutDashboard",
+     f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/billing", {}),
+    ("dashboard-of-app-extending-the-name", 9, "cloudwatch:PutDashboard",
+     f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}-prod", {}),
+    ("delete-dashboard-of-another-team", 0, "cloudwatch:DeleteDashboards",
+     f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/billing_2", {}),
 ]
 
 OWN_CA = ("arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/"
@@ -318,6 +326,9 @@ OWN = {
          {"aws:ResourceTag/app": APP}),
         ("iam:PassRole", DEPLOY_ROLE_ARN, {"iam:PassedToService": "cloudformation.amazonaws.com"}),
         ("s3:PutObject", f"arn:aws:s3:::{TEMPLATE_BUCKET}/templates/service.yaml", {}),
+        ("cloudwatch:PutDashboard", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}", {}),
+        ("cloudwatch:PutDashboard", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}_2", {}),
+        ("cloudwatch:DeleteDashboards", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{APP}_12", {}),
     ],
     "VerifyRole": [
         ("s3:GetObject", f"arn:aws:s3:::{ARTIFACT_BUCKET}/build.zip", {}),
