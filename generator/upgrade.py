@@ -1424,9 +1424,17 @@ def plan_upgrade(old_dir: str | Path | TemplatesDir, new_dir: str | Path | Templ
     report.after = dict(account.stacks)
     from generator import upgrademonitoring
 
+    def own(dashboards: Mapping[str, str]) -> dict[str, str]:
+        """This deployment's dashboards (<app>, <app>_<n>): another environment's are not
+        what this upgrade changes."""
+        if not (new_environment or environment).name:
+            return dict(dashboards)
+        return {name: text for name, text in dashboards.items()
+                if name == new.app or name.startswith(f"{new.app}_")}
+
     report.monitoring = [*upgrademonitoring.alarm_changes(report),
-                         *upgrademonitoring.dashboard_changes(old_files.dashboards,
-                                                              new_files.dashboards)]
+                         *upgrademonitoring.dashboard_changes(own(old_files.dashboards),
+                                                              own(new_files.dashboards))]
     if new.mode == "OLD":
         kept = sorted(set(account.stacks) - {op.stack for op in report.operations})
         if kept:

@@ -147,6 +147,39 @@ def _clusters(topology: Topology) -> list[str]:
     return [deployment.cluster_stack_name for deployment in topology.deployments]
 
 
+def _stack_writes(cloudformation, unnamed) -> list[Action]:
+    """The stack writes, the change-set ones as one pattern (`*ChangeSet`: Create, Delete,
+    Execute and the DescribeChangeSet read) to keep the boundary inside its size quota."""
+    names = [n for n in cloudformation if n not in unnamed
+             and not n.startswith(("Describe", "Get", "List"))]
+    change_sets = [n for n in names if n.endswith("ChangeSet")]
+    rest = [n for n in names if not n.endswith("ChangeSet")]
+    return ([Action("cloudformation", "*ChangeSet")] if change_sets else []) + [
+        Action("cloudformation", n) for n in rest]
+
+
+def _patterns(prefix: str, names: list[str], pattern: str) -> list[Action]:
+    """`names` with those `pattern` matches folded into it (fnmatch, as IAM matches)."""
+    from fnmatch import fnmatchcase
+
+    folded = [n for n in names if fnmatchcase(n, pattern)]
+    return ([Action(prefix, pattern)] if folded else []) + [
+        Action(prefix, n) for n in names if n not in folded]
+
+
+def _boundary_names(topology: Topology, exact) -> list[str]:
+    """The boundary's names of one kind: `exact(app)` of the app without environments; with
+    them, `exact("<app>-*")`, one pattern for every environment. The boundary is one managed
+    policy of at most 6,144 characters (IAM quotas, quotas.MANAGED_POLICY_CHARS), so it
+    cannot grow with each environment: it names the project's prefix, and what keeps an
+    environment's roles to its own resources is the account, the tag conditions (which
+    list each environment's app) and the roles' own policies, which are exact. An app named
+    `<app>-<more>` in the same account is the known name residual (README, "Trust model")."""
+    if not topology.environments:
+        return [exact(topology.app)]
+    return [exact(f"{topology.project_app}-*")]
+
+
 def _scopes(topology: Topology) -> dict[str, tuple[frozenset[str], list]]:
     """Per service prefix: the IAM resource types (Service Authorization Reference names)
     and the ARNs the app's resources of those types have. An action of the prefix that
@@ -479,12 +512,13 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             # awslogs of the tasks (service stack: /ecs/<cluster stack>/<service>) and of
             # the pipeline's CodeBuild steps (/aws/codebuild/<app>-pipeline-<step>): the
             # app's own log groups only (checkov CKV_AWS_111).
-            Sid="TasksAndStepsWriteTheAppsLogs",
+            Sid="WriteLogs",
             Effect=Allow,
             Action=actions("logs", "CreateLogStream", "PutLogEvents"),
             Resource=[
                 *[Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
-                      f"/ecs/{cluster}/*") for cluster in _clusters(topology)],
+                      f"/ecs/{cluster}/*")
+                  for cluster in _boundary_names(topology, lambda a: f"{a}-cluster")],
                 Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
                     f"/aws/codebuild/{app}-pipeline-*"),
             ],
@@ -492,19 +526,19 @@ def boundary_statements(topology: Topology) -> list[Statement]:
         Statement(
             # Container secrets: the app's own names only (generator.topology refuses any
             # other; an environment's are <app>-<env>/...), in any region of this account.
-            Sid="TasksReadTheAppsSecrets",
+            Sid="ReadSecrets",
             Effect=Allow,
             Action=[Action("secretsmanager", "GetSecretValue"), Action("ssm", "GetParameters")],
             Resource=[*[Sub("arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:secret:"
-                            f"{own}/*") for own in deployscope.apps(topology)],
+                            f"{own}/*") for own in _boundary_names(topology, str)],
                       *[Sub("arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/"
-                            f"{own}/*") for own in deployscope.apps(topology)]],
+                            f"{own}/*") for own in _boundary_names(topology, str)]],
         ),
         Statement(
             # A customer managed key of those secrets, used only by Secrets Manager and
             # SSM on the task's behalf (kms:ViaService,
             # https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
-            Sid="TasksDecryptOnlyThroughSecretsManagerAndSsm",
+            Sid="DecryptViaSecrets",
             Effect=Allow,
             Action=[Action("kms", "Decrypt")],
             Resource=["*"],
@@ -516,7 +550,7 @@ def boundary_statements(topology: Topology) -> list[Statement]:
         # app resource below <stack name>-..., and every app stack is <app>-...
         Statement(
             # Its one image repository, <app>/service-<stack id piece> (pipeline.stack).
-            Sid="PipelinePushesTheAppsImages",
+            Sid="PushImages",
             Effect=Allow,
             Action=actions("ecr", "InitiateLayerUpload", "UploadLayerPart",
                            "CompleteLayerUpload", "PutImage", "DescribeImages"),
@@ -525,7 +559,7 @@ def boundary_statements(topology: Topology) -> list[Statement]:
         Statement(
             # The artifact and template buckets: <app>-pipeline-... and <app>-bootstrap-...
             # (bucket names are lowercase, as app names are).
-            Sid="PipelineUsesTheAppsBuckets",
+            Sid="Buckets",
             Effect=Allow,
             Action=actions("s3", "GetObject", "GetObjectVersion", "PutObject",
                            "DeleteObject", "ListBucket", "GetBucketLocation",
@@ -538,13 +572,13 @@ def boundary_statements(topology: Topology) -> list[Statement]:
         Statement(
             # The connection is the pipeline stack's parameter, unknown here: this
             # account's connections, under both prefixes (dtconsole rename.html).
-            Sid="PipelineUsesThisAccountsConnections",
+            Sid="Connections",
             Effect=Allow,
             Action=[Action(prefix, "UseConnection") for prefix in CONNECTION_PREFIXES],
             Resource=[_connections(prefix) for prefix in CONNECTION_PREFIXES],
         ),
         Statement(
-            Sid="PipelineRunsTheAppsBuilds",
+            Sid="Builds",
             Effect=Allow,
             Action=actions("codebuild", "StartBuild", "BatchGetBuilds", "CreateReport",
                            "UpdateReport", "BatchPutTestCases"),
@@ -556,11 +590,15 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             # The app's stacks; a change set of a template with a transform also needs
             # CreateChangeSet on the transform
             # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/control-access-with-iam.html).
-            Sid="PipelineChangesTheAppsStacks",
+            Sid="StackWrites",
             Effect=Allow,
-            Action=actions("cloudformation", *[n for n in cloudformation if n not in unnamed]),
+            Action=_stack_writes(cloudformation, unnamed),
+            # An environment's cluster stack carries its app tag from its creation (the
+            # deployer's tags): the tagged statements below reach it.
             Resource=[_arn("cloudformation", f"stack/{stack}/*")
-                      for stack in (*_clusters(topology), topology.pipeline_stack_name)]
+                      for stack in ((*_clusters(topology), topology.pipeline_stack_name)
+                                    if not topology.environments
+                                    else (topology.pipeline_stack_name,))]
             + [Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:"
                    "transform/LanguageExtensions")],
         ),
@@ -569,24 +607,22 @@ def boundary_statements(topology: Topology) -> list[Statement]:
         # app named <app>-<more> (issue 15, path 9). Reads by name: they change nothing,
         # and a deleted stack's events are still read.
         Statement(
-            Sid="PipelineReadsTheAppsStacks",
+            Sid="StackReads",
             Effect=Allow,
             Action=actions("cloudformation", *[n for n in cloudformation
                                                if n not in unnamed and n.startswith("Describe")]),
             Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
         ),
         Statement(
-            Sid="PipelineChangesTheAppsTaggedStacks",
+            Sid="TaggedStackWrites",
             Effect=Allow,
-            Action=actions("cloudformation", *[n for n in cloudformation
-                                               if n not in unnamed
-                                               and not n.startswith("Describe")]),
+            Action=_stack_writes(cloudformation, unnamed),
             Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
             Condition=Condition(StringEquals(tagged)),
         ),
         Statement(
             # A new stack has no tags yet: its change set must bring the app tag.
-            Sid="PipelineCreatesTheAppsTaggedStacks",
+            Sid="TaggedStackCreates",
             Effect=Allow,
             Action=actions("cloudformation", "CreateChangeSet", "CreateStack"),
             Resource=[_arn("cloudformation", f"stack/{app}-*/*")],
@@ -595,7 +631,7 @@ def boundary_statements(topology: Topology) -> list[Statement]:
                                  Null({f"aws:ResourceTag/{deployscope.APP_TAG}": "true"})]),
         ),
         Statement(
-            Sid="PipelineRuns",
+            Sid="UnnamedReads",
             Effect=Allow,
             Action=[
                 # Called without a stack name (the deployer lists stacks to find the app's
@@ -616,30 +652,27 @@ def boundary_statements(topology: Topology) -> list[Statement]:
         ),
         Statement(
             # deploy's bake (generator.ops.bake) and `status` (generator.ops.health) read
-            # the app's alarms by name; every environment's app is <app>-<env>; the alarm
-            # ARN of the Service Authorization Reference, Amazon CloudWatch.
-            Sid="PipelineReadsTheAppsAlarms",
+            # the app's alarms by name; deploy's last step puts the deployments' dashboards
+            # and deletes those of an earlier, larger split (generator.ops.dashboards). One
+            # statement: the boundary's size quota; each action applies to its own
+            # resource type only (Service Authorization Reference, Amazon CloudWatch).
+            Sid="AlarmsDashboards",
             Effect=Allow,
-            Action=[Action("cloudwatch", "DescribeAlarms")],
-            Resource=[_arn("cloudwatch", f"alarm:{app}-*")],
-        ),
-        Statement(
-            # deploy's last step puts the deployments' dashboards, and deletes those of an
-            # earlier, larger split (generator.ops.dashboards).
-            Sid="PipelinePutsTheAppsDashboards",
-            Effect=Allow,
-            Action=[Action(*a.split(":", 1)) for a in sorted(operations.iam_actions(
-                operations.DEPLOY_OPERATIONS)) if a.startswith("cloudwatch:")
+            Action=[Action("cloudwatch", "DescribeAlarms")] + [
+                Action(*a.split(":", 1)) for a in sorted(operations.iam_actions(
+                    operations.DEPLOY_OPERATIONS)) if a.startswith("cloudwatch:")
                 and "Dashboard" in a],
-            Resource=deployer.dashboard_arns(topology),
+            Resource=[_arn("cloudwatch", f"alarm:{app}-*")] + (
+                deployer.dashboard_arns(topology) if not topology.environments
+                else [Sub("arn:${AWS::Partition}:cloudwatch::${AWS::AccountId}:"
+                          f"dashboard/{topology.project_app}-*")]),
         ),
         Statement(
             # No role inside the boundary changes this stack (the deploy role, the
             # boundary itself); reading its outputs stays allowed.
-            Sid="NeverChangeTheBootstrapStack",
+            Sid="NoBootstrapWrites",
             Effect=Deny,
-            Action=actions("cloudformation", *[name for name in cloudformation
-                                               if not name.startswith(("Describe", "Get", "List"))]),
+            Action=_stack_writes(cloudformation, unnamed),
             Resource=[Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:"
                           "${AWS::AccountId}:stack/${AWS::StackName}/*")],
         ),
@@ -649,17 +682,20 @@ def boundary_statements(topology: Topology) -> list[Statement]:
             # (generator.stacks.cluster.TLS_MANAGED_POLICY_ACTIONS). Always here, so that
             # turning TLS on needs no new bootstrap. ECS keeps the certificates in secrets
             # named ecs-sc!...; the CA can change in topology.yaml, so acm-pca is "*".
-            Sid="ServiceConnectTlsSecrets",
+            Sid="TlsSecrets",
             Effect=Allow,
-            Action=[Action(*a.split(":", 1)) for a in TLS_MANAGED_POLICY_ACTIONS
-                    if a.startswith("secretsmanager:")],
+            # As patterns (the boundary's size quota): every managed-policy action but
+            # TagResource has "Secret" in its name; on ECS's own ecs-sc! secrets only.
+            Action=_patterns("secretsmanager", [
+                a.split(":", 1)[1] for a in TLS_MANAGED_POLICY_ACTIONS
+                if a.startswith("secretsmanager:")], "*Secret*"),
             Resource=[Sub("arn:${AWS::Partition}:secretsmanager:*:${AWS::AccountId}:"
                           "secret:ecs-sc!*")],
         ),
         Statement(
             # Only CAs tagged AmazonECSManaged=true, as AWS's managed policy itself
             # (service-connect-tls.html): not any CA of the account (issue 15, path 6).
-            Sid="ServiceConnectTlsCertificates",
+            Sid="TlsCertificates",
             Effect=Allow,
             Action=[Action(*a.split(":", 1)) for a in TLS_MANAGED_POLICY_ACTIONS
                     if a.startswith("acm-pca:")],
@@ -669,7 +705,7 @@ def boundary_statements(topology: Topology) -> list[Statement]:
         Statement(
             # The pipeline and its deploy step hand stack operations to CloudFormation,
             # which runs them as the deploy role; no other role may be passed.
-            Sid="PassOnlyTheDeployRoleToCloudFormation",
+            Sid="PassDeployRole",
             Effect=Allow,
             Action=[Action("iam", "PassRole")],
             Resource=[GetAtt(DEPLOY_ROLE, "Arn")],
@@ -682,17 +718,17 @@ def boundary_statements(topology: Topology) -> list[Statement]:
 
 def _promotion_statements(topology: Topology) -> list[Statement]:
     """With environments, the pipeline's roles (inside this boundary) use the artifact
-    store's customer managed key, through S3 only, and assume exactly the environment
-    deployer and reader roles of the environments' accounts: the only grants of this
-    template that name another account, and only those roles (pipeline.crossaccount,
+    store's customer managed key, through S3 only, and may assume the environment
+    deployer and reader roles: the only grant of this template that reaches another
+    account, and only those roles (the pipeline's own policies name each environment
+    account's exactly: pipeline.crossaccount,
     https://docs.aws.amazon.com/codepipeline/latest/userguide/pipelines-create-cross-account.html)."""
     if not topology.environments:
         return []
     project = topology.project_app
-    accounts = sorted({e.account for e in topology.environments})
     return [
         Statement(
-            Sid="PipelineUsesTheArtifactKeyThroughS3",
+            Sid="ArtifactKey",
             Effect=Allow,
             Action=[Action("kms", name) for name in ("Decrypt", "DescribeKey", "Encrypt",
                                                      "GenerateDataKey")],
@@ -701,13 +737,14 @@ def _promotion_statements(topology: Topology) -> list[Statement]:
                                              Sub("s3.${AWS::Region}.amazonaws.com"))),
         ),
         Statement(
-            Sid="PipelineAssumesTheEnvironmentRoles",
+            # Every account's environment deployer and reader roles (one pattern: an ARN
+            # per account would grow the boundary past its size quota); each of those
+            # roles trusts only this project's pipeline steps (generator.stacks.deployer).
+            Sid="AssumeEnvironmentRoles",
             Effect=Allow,
             Action=[AssumeRole],
-            Resource=[Sub(arn(project, account, partition="${AWS::Partition}"))
-                      for account in accounts
-                      for arn in (names.environment_deployer_role_arn,
-                                  names.environment_reader_role_arn)],
+            Resource=[Sub("arn:${AWS::Partition}:iam::*:role%s%s-environment-*"
+                          % (names.role_path(project), project))],
         ),
     ]
 
@@ -823,14 +860,14 @@ def build(topology: Topology, deployed: Mapping[str, dict]) -> Template:
         template.add_resource(resource)
     template.add_output(outputs(topology))
     deployer.add_to(template, topology, DEPLOY_ROLE, TEMPLATE_BUCKET, PERMISSIONS_BOUNDARY)
-    if topology.environments:
-        _check_inline_size(topology, template)
+    _check_inline_size(topology, template)
     return template
 
 
 def _check_inline_size(topology: Topology, template: Template) -> None:
     """bootstrap.yaml goes inline (TemplateBody): before the stack exists there is no bucket
-    in the account to upload it to, and each environment's names make it longer."""
+    in the account to upload it to, and each environment's names make it longer; and its
+    boundary is one managed policy, which they make longer too."""
     from generator.render import template_bytes  # render imports this module
 
     size = len(template_bytes(template))
@@ -841,3 +878,15 @@ def _check_inline_size(topology: Topology, template: Template) -> None:
             f"{len(topology.environments)} environments, over CloudFormation's {limit:,}-byte "
             "TemplateBody limit, and the bootstrap stack is created before any bucket of "
             "the account exists to upload it to; use fewer environments")
+    boundary = encode_to_dict(template.resources[PERMISSIONS_BOUNDARY].to_dict())
+    characters = permissions.policy_size(boundary["Properties"]["PolicyDocument"],
+                                         size_values(topology))
+    quota = quotas.MANAGED_POLICY_CHARS
+    if characters > quota.limit:
+        where = (f"{len(topology.environments)} environments" if topology.environments
+                 else f"app {topology.app!r}")
+        raise TopologyError(
+            f"{topology.source}: {'environments' if topology.environments else 'app'}: "
+            "the permissions boundary would have "
+            f"{characters:,} characters with {where}, over IAM's {quota.limit:,} for a "
+            f"managed policy ({quota.source}); use fewer environments or shorter names")

@@ -107,7 +107,7 @@ def _no_tls_rule(docs):
 
 def _boundary_without_secrets(docs):
     statements = _res(docs, "bootstrap.yaml", "PermissionsBoundary")["PolicyDocument"]["Statement"]
-    statements[:] = [s for s in statements if s.get("Sid") != "ServiceConnectTlsSecrets"]
+    statements[:] = [s for s in statements if s.get("Sid") != "TlsSecrets"]
 
 
 def _tls12_policy(docs):

@@ -135,8 +135,11 @@ BOUNDARY_OWN = [
     ("ssm:GetParameters", f"arn:aws:ssm:{P}:parameter/{env}/api-key", {})
     for env in (STAGING, PRODUCTION_APP)
 ] + [
+    # An environment's cluster stack carries its app tag from its creation (the deployer's
+    # tags): the boundary reaches it through its tag, not its name.
     ("cloudformation:ExecuteChangeSet",
-     f"arn:aws:cloudformation:{P}:stack/{PRODUCTION_APP}-cluster/0a1b", {}),
+     f"arn:aws:cloudformation:{P}:stack/{PRODUCTION_APP}-cluster/0a1b",
+     {"aws:ResourceTag/app": PRODUCTION_APP}),
     ("cloudformation:UpdateStack", f"arn:aws:cloudformation:{P}:stack/{APP}-pipeline/0a1b", {}),
     ("cloudformation:ExecuteChangeSet",
      f"arn:aws:cloudformation:{P}:stack/{STAGING}-web/0a1b", {"aws:ResourceTag/app": STAGING}),
@@ -145,8 +148,6 @@ BOUNDARY_OWN = [
 BOUNDARY_FOREIGN = [
     ("logs:PutLogEvents", _logs(f"/ecs/{APP}-cluster/web:log-stream:app/app/0a1b"), {}),
     ("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{P}:secret:{APP}/db-AbCdEf", {}),
-    ("secretsmanager:GetSecretValue",
-     f"arn:aws:secretsmanager:{P}:secret:{PRODUCTION_APP}-eu/db-AbCdEf", {}),
     ("cloudformation:ExecuteChangeSet",
      f"arn:aws:cloudformation:{P}:stack/{APP}-cluster/0a1b", {}),
     ("cloudformation:ExecuteChangeSet",
@@ -155,6 +156,24 @@ BOUNDARY_FOREIGN = [
     ("cloudformation:UpdateStack", f"arn:aws:cloudformation:{P}:stack/{APP}-bootstrap/0a1b",
      {"aws:ResourceTag/app": PRODUCTION_APP}),
 ]
+
+
+# The boundary names the project's prefix with environments (its 6,144-character quota:
+# generator.stacks.bootstrap._boundary_names), so an app extending an environment's name in
+# the same account is within it for names; what keeps a task to its own secrets is its
+# execution role's statement, which names each secret ARN exactly (test_iam_secrets.py).
+RESIDUAL = [
+    ("secretsmanager:GetSecretValue",
+     f"arn:aws:secretsmanager:{P}:secret:{PRODUCTION_APP}-eu/db-AbCdEf", {}),
+    ("logs:PutLogEvents", _logs(f"/ecs/{PRODUCTION_APP}-eu-cluster/web:log-stream:a/a/0"), {}),
+]
+
+
+@pytest.mark.parametrize("action, resource, context", RESIDUAL,
+                         ids=[f"{a}-{r.rsplit(':', 1)[-1]}" for a, r, _ in RESIDUAL])
+def test_the_boundarys_name_residual_is_what_the_readme_says(boundary, action, resource,
+                                                             context):
+    assert _decide(boundary, action, resource, context) == "allow"
 
 
 @pytest.mark.parametrize("action, resource, context", BOUNDARY_OWN,

@@ -73,7 +73,7 @@ def test_the_tls_role_has_the_managed_policy_and_a_deny_outside_the_topologys_ca
 
 def test_the_boundary_scopes_the_tls_secrets_to_ecs_service_connects_own(workloads_templates):
     statement = next(s for s in statements_of(boundary_document(workloads_templates))
-                     if s.get("Sid") == "ServiceConnectTlsSecrets")
+                     if s.get("Sid") == "TlsSecrets")
     assert statement["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:*:"
                                                  "${AWS::AccountId}:secret:ecs-sc!*"}]
 

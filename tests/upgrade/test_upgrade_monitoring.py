@@ -41,6 +41,8 @@ def alarm_yaml(threshold: int) -> str:
 
 def with_alarm(source: Path, destination: Path, threshold: int | None) -> Path:
     shutil.copytree(source, destination)
+    # Without the generated dashboards: each test writes the ones it compares.
+    shutil.rmtree(destination / "dashboards", ignore_errors=True)
     if threshold is not None:
         service = destination / "service.yaml"
         text = service.read_text(encoding="utf-8")
@@ -51,7 +53,8 @@ def with_alarm(source: Path, destination: Path, threshold: int | None) -> Path:
 
 
 def dashboards(directory: Path, files: dict[str, int]) -> None:
-    """dashboards/<name>.json with that many widgets each."""
+    """dashboards/<name>.json with that many widgets each, instead of the generated ones."""
+    shutil.rmtree(directory / "dashboards", ignore_errors=True)
     (directory / "dashboards").mkdir()
     for name, widgets in files.items():
         body = {"widgets": [{"type": "metric", "x": 0, "y": 6 * i, "width": 24, "height": 6,
