@@ -889,4 +889,6 @@ def _check_inline_size(topology: Topology, template: Template) -> None:
             f"{topology.source}: {'environments' if topology.environments else 'app'}: "
             "the permissions boundary would have "
             f"{characters:,} characters with {where}, over IAM's {quota.limit:,} for a "
-            f"managed policy ({quota.source}); use fewer environments or shorter names")
+            f"managed policy ({quota.source}); "
+            + ("use fewer environments or shorter names" if topology.environments
+               else "use a shorter app name"))

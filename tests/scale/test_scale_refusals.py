@@ -193,8 +193,23 @@ def test_a_name_whose_network_and_ingress_stacks_pass_128_characters_is_refused(
                 "services": {service: {"port": 8080}}}
     assert len(f"{'a' * 57}-{service}") == 121
     assert_refused(generate_into(too_long), f"services.{service}", "-network", "128")
-    at_the_limit = dict(too_long, app="a" * 56)  # 128 characters exactly
-    assert_accepted(generate_into(at_the_limit))
+    # 128 characters exactly: the stack names fit, but an app of 56 characters is repeated
+    # in the permissions boundary past IAM's 6,144 characters; refused for that, in one line.
+    at_the_limit = dict(too_long, app="a" * 56)
+    assert_refused(generate_into(at_the_limit), "app:", "permissions boundary", "6,144",
+                   "shorter app name")
+    # With the app at the boundary's limit (40 characters), the longest service name fits.
+    assert_accepted(generate_into(dict(too_long, app="a" * 40)))
+
+
+def test_the_longest_app_the_boundary_holds(generate_into):
+    """IAM's 6,144 characters for a managed policy bound the app's name, which the
+    permissions boundary repeats: 40 characters fit, 41 are refused in one line."""
+    def document(app: str) -> dict:
+        return {"app": app, "namespace": "demo.internal", "services": {"web": {"port": 80}}}
+
+    assert_accepted(generate_into(document("a" * 40)))
+    assert_refused(generate_into(document("a" * 41)), "app:", "permissions boundary")
 
 
 def test_a_hub_with_more_callers_than_a_quarter_of_the_resource_quota_is_counted_exactly(
