@@ -374,24 +374,27 @@ def _observe(args: argparse.Namespace):
 def cmd_verify(args: argparse.Namespace) -> int:
     import time
 
-    from generator.ops import inspect
+    from generator.ops import health, inspect
+
+    def check():
+        topology, aws, _, states = _observe(args)
+        alarms = health.alarm_problems(aws.client("cloudwatch"), topology)
+        return topology, aws, states, alarms, inspect.verify_table(states, alarms)
 
     # Right after a deploy, Cloud Map health and task counts can lag a little behind.
     deadline = time.monotonic() + args.wait * 60
-    topology, aws, _, states = _observe(args)
-    report = inspect.verify_table(states)
+    topology, aws, states, alarms, report = check()
     while report and time.monotonic() < deadline:
         time.sleep(args.poll_seconds)
-        topology, aws, _, states = _observe(args)
-        report = inspect.verify_table(states)
+        topology, aws, states, alarms, report = check()
     if report:
-        count = sum(len(inspect.problems(state)) for state in states)
+        count = sum(len(inspect.problems(state)) for state in states) + len(alarms)
         print(f"verify: {count} problem(s) in {topology.app} ({aws.region})")
         print(report, end="")
         return EXIT_FAILED
     print(f"verify: OK: {len(states)} service(s) in {topology.app} ({aws.region}): stacks "
           f"complete, running = desired, rollouts COMPLETED, every endpoint healthy in "
-          f"Cloud Map namespace {topology.namespace}")
+          f"Cloud Map namespace {topology.namespace}, no alarm in ALARM")
     if topology.environment is not None and topology.environment.test_commands:
         return _run_test_commands(topology, aws)
     return EXIT_OK

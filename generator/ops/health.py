@@ -133,6 +133,22 @@ def gather(cloudwatch, topology: Topology, cluster_name: str,
     return Health(services, edge_list, since_seconds)
 
 
+def alarm_problems(cloudwatch, topology: Topology) -> list[tuple[str, str, str, str]]:
+    """verify's rows (service, check, found, expected) for every alarm of the deployment in
+    ALARM: a service that starts, registers and answers its health check can still fail
+    its callers. An alarm not deployed yet, or without data, is not a problem."""
+    rows = []
+    for service in topology.services:
+        for name in service_alarms(topology, service.name):
+            rows.append((service.name, name))
+    for caller, callee in edges(topology):
+        for name in edge_alarms(topology, caller, callee):
+            rows.append((callee, name))
+    states = alarm_states(cloudwatch, [name for _, name in rows])
+    return [(service, "alarm", f"{name}: ALARM", "OK") for service, name in rows
+            if states.get(name) == "ALARM"]
+
+
 # --- reads -----------------------------------------------------------------------------
 
 

@@ -102,8 +102,10 @@ def problems(state: ServiceState) -> list[tuple[str, str, str]]:
     return found
 
 
-def verify_table(states: list[ServiceState]) -> str:
+def verify_table(states: list[ServiceState], extra: list[tuple] = ()) -> str:
+    """`extra`: more (service, check, found, expected) rows (the alarms in ALARM)."""
     rows = [(s.name, check, found, expected) for s in states for check, found, expected in problems(s)]
+    rows += list(extra)
     return table(("SERVICE", "CHECK", "FOUND", "EXPECTED"), rows) if rows else ""
 
 

@@ -37,6 +37,30 @@ def test_verify_passes_when_everything_is_complete_running_and_registered(deploy
 
     assert (code, err) == (0, "")
     assert out.startswith("verify: OK: 4 service(s) in shop (us-east-1)")
+    assert out.rstrip().endswith("no alarm in ALARM")
+
+
+def test_verify_fails_on_an_alarm_in_alarm(deployed, run, boto):
+    """A service that runs and registers can still fail its callers: an alarm in ALARM
+    (a service's own, or an edge's) fails verify; one without data or not deployed does
+    not."""
+    register_endpoints(boto, "shop.local", ["store", "cache", "server", "client"])
+    cloudwatch = boto("cloudwatch")
+    for name, state in (("shop-client-to-server-5xx-rate", "ALARM"),
+                        ("shop-store-latency", "INSUFFICIENT_DATA"),
+                        ("shop-cache-5xx-rate", "OK")):
+        cloudwatch.put_metric_alarm(
+            AlarmName=name, Namespace="AWS/ECS", MetricName="RequestCount", Statistic="Sum",
+            Period=60, EvaluationPeriods=1, Threshold=1,
+            ComparisonOperator="GreaterThanThreshold")
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+
+    code, out, _ = run(deployed.cli("verify"))
+
+    assert code == 1
+    assert out.startswith("verify: 1 problem(s) in shop (us-east-1)")
+    (row,) = [line.split() for line in out.splitlines() if "alarm" in line.split()[1:2]]
+    assert row == ["server", "alarm", "shop-client-to-server-5xx-rate:", "ALARM", "OK"]
 
 
 def test_verify_fails_with_a_table_naming_the_missing_endpoint(deployed, run, boto):
