@@ -89,8 +89,10 @@ def lower_bound(topology, service_seconds: float, first: bool = True,
     phases, then the longest chain of services each started once its callees are done and
     baked, a cycle taking two service stack operations (the rollout rule's redeploy)
     before its bake. An update of every service stack (`first=False`): that chain alone,
-    without redeploys (no endpoint changed). Every service of the chain is changed, so
-    each adds `bake_seconds`, the last one too (the run ends after its bake)."""
+    without redeploys (no endpoint changed). In an update every service of the chain is
+    changed, so each adds `bake_seconds`, the last one too (the run ends after its bake);
+    a first deploy creates its stacks, which the deployer does not bake
+    (DeployOptions.bake_new_stacks)."""
     from generator import plan as plan_module, rollout
 
     change_set = deploy_model.CHANGE_SET_SECONDS
@@ -109,7 +111,7 @@ def lower_bound(topology, service_seconds: float, first: bool = True,
                          for callee in topology.service(member).calls
                          if callee not in cycle), default=0.0)
             finish[name] = (start + step * (2 if first and redeployed & set(cycle) else 1)
-                            + bake_seconds)
+                            + (0.0 if first else bake_seconds))
     return phases + max(finish.values(), default=0.0)
 
 

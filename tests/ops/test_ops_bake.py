@@ -307,7 +307,7 @@ def test_one_describe_alarms_a_poll_answers_every_bake_in_flight(tmp_path, boto)
     deployment = Deployment(
         cfn, project.topology,
         DeployOptions(project.templates, image=IMAGE, poll_seconds=POLL,
-                      permissions_boundary=BOUNDARY,
+                      permissions_boundary=BOUNDARY, bake_new_stacks=True,
                       cluster_values={"VpcId": project.vpc_id,
                                       "PrivateSubnetIds": project.subnets}),
         Reporter(open(os.devnull, "w")), ecs=ecs, cloudwatch=cloudwatch,
@@ -339,7 +339,7 @@ def test_bakes_take_no_stack_slot(tmp_path, boto):
     deployment = Deployment(
         cfn, project.topology,
         DeployOptions(project.templates, image=IMAGE, poll_seconds=POLL, max_parallel=1,
-                      permissions_boundary=BOUNDARY,
+                      permissions_boundary=BOUNDARY, bake_new_stacks=True,
                       cluster_values={"VpcId": project.vpc_id,
                                       "PrivateSubnetIds": project.subnets}),
         Reporter(open(os.devnull, "w")), ecs=ecs, cloudwatch=cloudwatch,
@@ -368,7 +368,7 @@ def test_a_breach_lets_the_stacks_in_flight_finish_and_starts_nothing_more(tmp_p
     deployment = Deployment(
         cfn, project.topology,
         DeployOptions(project.templates, image=IMAGE, poll_seconds=POLL,
-                      permissions_boundary=BOUNDARY,
+                      permissions_boundary=BOUNDARY, bake_new_stacks=True,
                       cluster_values={"VpcId": project.vpc_id,
                                       "PrivateSubnetIds": project.subnets}),
         Reporter(open(os.devnull, "w")), ecs=ecs, cloudwatch=cloudwatch,
@@ -384,3 +384,29 @@ def test_a_breach_lets_the_stacks_in_flight_finish_and_starts_nothing_more(tmp_p
     assert "shop-c" not in {name for _, name in model.executed}
     # Ended once b's stack settled, not after a bake of b.
     assert model.clock.now < model.ends["shop-b"] + 2 * POLL
+
+
+def test_a_first_deploy_bakes_nothing(tmp_path, boto):
+    """Stacks this run creates have no callers sending them traffic yet (callers come
+    after their callees), so the deployer does not bake them (DeployOptions.bake_new_stacks,
+    off): no DescribeAlarms, and c starts as soon as a and b are done."""
+    project = make_project(tmp_path, boto, DIAMOND)
+    _create_alarms(boto("cloudwatch"), project.topology)
+    model = deploy_model.Model(service_seconds=120)
+    cfn, ecs, cloudwatch = boto("cloudformation"), boto("ecs"), boto("cloudwatch")
+    for client in (cfn, ecs, cloudwatch):
+        model.attach(client)
+    deployment = Deployment(
+        cfn, project.topology,
+        DeployOptions(project.templates, image=IMAGE, poll_seconds=POLL,
+                      permissions_boundary=BOUNDARY,
+                      cluster_values={"VpcId": project.vpc_id,
+                                      "PrivateSubnetIds": project.subnets}),
+        Reporter(open(os.devnull, "w")), ecs=ecs, cloudwatch=cloudwatch,
+        sleep=model.clock.sleep, clock=model.clock)
+
+    assert deployment.run()
+
+    assert model.calls.get("DescribeAlarms", 0) == 0
+    started = {name: time for time, name in model.executed}
+    assert started["shop-c"] < max(model.ends["shop-a"], model.ends["shop-b"]) + 300
