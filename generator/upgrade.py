@@ -981,6 +981,40 @@ class UpgradeReport:
     def operation(self, stack: str) -> Operation:
         return next(op for op in self.operations if op.stack == stack)
 
+    def resource_changes(self, wanted: Callable[[Resource], bool],
+                         describe: Callable[[dict, dict], list[str]],
+                         order: Callable[[str, Resource], str] = lambda logical, _: logical
+                         ) -> Iterable[tuple[str, str, Resource, str, str]]:
+        """(stack, logical id, resource, change, detail) for every `wanted` resource of the
+        stacks the upgrade touches, in the order a stack is first touched: deleted (why),
+        created (no detail: the caller summarises the resource), replaced (the property
+        that forces it, then `describe(before, after)` of the properties) or updated."""
+        replacements = {(op.stack, r.logical): r for op in self.operations
+                        for r in op.replacements}
+        stacks = dict.fromkeys(op.stack for op in self.operations if op.action != "no-op")
+        for stack in stacks:
+            old, new = self.before.get(stack), self.after.get(stack)
+            before = {k: r for k, r in (old.resources if old else {}).items() if wanted(r)}
+            after = {k: r for k, r in (new.resources if new else {}).items() if wanted(r)}
+            for logical in sorted(set(before) | set(after),
+                                  key=lambda k: order(k, after.get(k) or before[k])):
+                if logical not in after:
+                    yield (stack, logical, before[logical], "deleted",
+                           "the stack is deleted" if new is None else "no longer in the template")
+                    continue
+                resource = after[logical]
+                if logical not in before:
+                    yield stack, logical, resource, "created", ""
+                    continue
+                parts = describe(before[logical].properties, resource.properties)
+                if resource.generation != before[logical].generation:
+                    replacement = replacements.get((stack, logical))
+                    why = ", ".join(replacement.properties) if replacement else ""
+                    yield stack, logical, resource, "replaced", "; ".join(
+                        [f"because {why or 'a replaced dependency'} changes"] + parts)
+                elif parts:
+                    yield stack, logical, resource, "updated", "; ".join(parts)
+
 
 class Account:
     """The stacks of one account and region, changed one operation at a time."""

@@ -239,38 +239,12 @@ def _property_changes(before: dict, after: dict) -> list[str]:
 def iam_changes(report: UpgradeReport) -> tuple[IamChange, ...]:
     """Every AWS::IAM::* resource the upgrade creates, updates, replaces or deletes, in
     the order its stack is first touched (the bootstrap stack's boundary first)."""
-    replacements = {(op.stack, r.logical): r for op in report.operations
-                    for r in op.replacements}
-    stacks = list(dict.fromkeys(op.stack for op in report.operations if op.action != "no-op"))
     changes = []
-    for name in stacks:
-        old, new = report.before.get(name), report.after.get(name)
-        before = {k: r for k, r in (old.resources if old else {}).items()
-                  if r.type.startswith("AWS::IAM::")}
-        after = {k: r for k, r in (new.resources if new else {}).items()
-                 if r.type.startswith("AWS::IAM::")}
-        for logical in sorted(set(before) | set(after)):
-            if logical not in after:
-                resource = before[logical]
-                changes.append(IamChange(name, logical, resource.type, "deleted",
-                                         "the stack is deleted" if new is None else
-                                         "no longer in the template"))
-                continue
-            resource = after[logical]
-            if logical not in before:
-                actions = _actions(resource.properties)
-                changes.append(IamChange(name, logical, resource.type, "created",
-                                         f"{len(actions)} action(s): "
-                                         f"{_listed(actions, _SHOWN_ACTIONS)}" if actions
-                                         else "no policy statements"))
-                continue
-            parts = _property_changes(before[logical].properties, resource.properties)
-            if resource.generation != before[logical].generation:
-                replacement = replacements.get((name, logical))
-                why = ", ".join(replacement.properties) if replacement else ""
-                changes.append(IamChange(name, logical, resource.type, "replaced", "; ".join(
-                    [f"because {why or 'a replaced dependency'} changes"] + parts)))
-            elif parts:
-                changes.append(IamChange(name, logical, resource.type, "updated",
-                                         "; ".join(parts)))
+    for stack, logical, resource, change, detail in report.resource_changes(
+            lambda r: r.type.startswith("AWS::IAM::"), _property_changes):
+        if change == "created":
+            actions = _actions(resource.properties)
+            detail = (f"{len(actions)} action(s): {_listed(actions, _SHOWN_ACTIONS)}"
+                      if actions else "no policy statements")
+        changes.append(IamChange(stack, logical, resource.type, change, detail))
     return tuple(changes)

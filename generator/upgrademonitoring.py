@@ -50,37 +50,12 @@ def read_dashboards(directory: Path) -> dict[str, str]:
 def alarm_changes(report: UpgradeReport) -> tuple[MonitoringChange, ...]:
     """Every alarm of a stack the upgrade touches, created, updated, replaced or deleted,
     in the order its stack is first touched."""
-    replacements = {(op.stack, r.logical): r for op in report.operations
-                    for r in op.replacements}
-    stacks = list(dict.fromkeys(op.stack for op in report.operations if op.action != "no-op"))
-    changes = []
-    for stack in stacks:
-        old, new = report.before.get(stack), report.after.get(stack)
-        before = _alarms(old)
-        after = _alarms(new)
-        for logical in sorted(set(before) | set(after), key=lambda k: _name(
-                after.get(k) or before[k], k)):
-            if logical not in after:
-                changes.append(MonitoringChange(
-                    "alarm", stack, _name(before[logical], logical), "deleted",
-                    "the stack is deleted" if new is None else "no longer in the template"))
-                continue
-            resource = after[logical]
-            name = _name(resource, logical)
-            if logical not in before:
-                changes.append(MonitoringChange("alarm", stack, name, "created",
-                                                _watches(resource.properties)))
-                continue
-            parts = _property_changes(before[logical].properties, resource.properties)
-            if resource.generation != before[logical].generation:
-                replacement = replacements.get((stack, logical))
-                why = ", ".join(replacement.properties) if replacement else ""
-                changes.append(MonitoringChange("alarm", stack, name, "replaced", "; ".join(
-                    [f"because {why or 'a replaced dependency'} changes"] + parts)))
-            elif parts:
-                changes.append(MonitoringChange("alarm", stack, name, "updated",
-                                                "; ".join(parts)))
-    return tuple(changes)
+    return tuple(
+        MonitoringChange("alarm", stack, _name(resource, logical), change,
+                         _watches(resource.properties) if change == "created" else detail)
+        for stack, logical, resource, change, detail in report.resource_changes(
+            lambda r: r.type == ALARM_TYPE, _property_changes,
+            order=lambda logical, resource: _name(resource, logical)))
 
 
 def dashboard_changes(old: Mapping[str, str], new: Mapping[str, str]
@@ -102,12 +77,6 @@ def dashboard_changes(old: Mapping[str, str], new: Mapping[str, str]
                 changes.append(MonitoringChange("dashboard", where, name, "updated",
                                                 _dashboard_summary(before, after)))
     return tuple(changes)
-
-
-def _alarms(stack) -> dict:
-    if stack is None:
-        return {}
-    return {k: r for k, r in stack.resources.items() if r.type == ALARM_TYPE}
 
 
 def _name(resource, logical: str) -> str:

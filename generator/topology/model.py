@@ -130,10 +130,6 @@ class Environment:
     test_commands: tuple[str, ...] = ()
     quotas: Quotas = field(default_factory=Quotas)
 
-    @property
-    def region_account(self) -> tuple[str, str]:
-        return self.account, self.region
-
 
 @dataclass(frozen=True)
 class Topology:
